@@ -1,0 +1,64 @@
+//! `IotHubSharedAccess`: allow or deny a hub's shared access policies (`disableLocalAuth`),
+//! optionally device and module SAS. Types only; no I/O.
+
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+
+use super::common::{Access, Blocker, HubRef, PendingAction, StatusCondition};
+
+/// Whether a hub accepts shared access signatures.
+#[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
+#[kube(
+    group = "iothubaccess.io",
+    version = "v1alpha1",
+    kind = "IotHubSharedAccess",
+    namespaced,
+    status = "IotHubSharedAccessStatus",
+    shortname = "hubsas",
+    category = "iothubaccess",
+    doc = "Allows or denies an IoT hub's shared access policies (SAS keys). Deny is refused while a DPS links the hub by key, while that cannot be checked, or while nobody holds an IoT Hub data role on the hub.",
+    printcolumn = r#"{"name": "Hub", "type": "string", "jsonPath": ".spec.hub.name"}"#,
+    printcolumn = r#"{"name": "SAS", "type": "string", "jsonPath": ".spec.sharedAccessPolicies"}"#,
+    printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name": "Reason", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct IotHubSharedAccessSpec {
+    /// The hub.
+    pub hub: HubRef,
+    /// `Deny` sets the hub's `disableLocalAuth` (the portal's "Connect using shared access
+    /// policies: Deny"); `Allow` clears it.
+    pub shared_access_policies: Access,
+    /// Device-scoped SAS keys (`disableDeviceSAS`); unset leaves it as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_sas: Option<Access>,
+    /// Module-scoped SAS keys (`disableModuleSAS`); unset leaves it as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module_sas: Option<Access>,
+}
+
+/// What the operator last saw and did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IotHubSharedAccessStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default)]
+    pub conditions: Vec<StatusCondition>,
+    /// The hub's ARM id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub_id: Option<String>,
+    /// What Azure has now: `Allow` or `Deny`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_access_policies: Option<Access>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_sas: Option<Access>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub module_sas: Option<Access>,
+    /// Why a requested Deny is refused (DPS links, failed DPS check, lock-out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blockers: Vec<Blocker>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_actions: Vec<PendingAction>,
+}

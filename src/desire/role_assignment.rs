@@ -1,0 +1,165 @@
+//! Desire for `IotHubRoleAssignment`: which role, for whom, at which scope, under which
+//! content-derived name. Pure, no I/O.
+
+use uuid::Uuid;
+
+use super::{FieldErrors, GUID_RE, MANAGEMENT_GROUP_RE, check_guid, check_hub, check_max_len, desire_custom_role};
+use crate::crd::rules::msg;
+use crate::crd::{AssignmentScope, IotHubCustomRoleSpec, IotHubRoleAssignmentSpec, PrincipalType};
+use crate::domain::ids::{RoleAssignmentId, role_definition_id};
+use crate::domain::{HubId, RoleDefinition, Scope, naming, roles};
+
+/// Finds an `IotHubCustomRole` spec by name in the assignment's namespace.
+pub type CustomRoleLookup<'a> = &'a dyn Fn(&str) -> Option<IotHubCustomRoleSpec>;
+
+/// The role an assignment grants.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolvedRole {
+    /// The role definition GUID.
+    pub guid: Uuid,
+    /// The definition, when the operator knows it without asking Azure (built-in and
+    /// `customRoleRef` roles); `None` for an arbitrary `definitionId`.
+    pub definition: Option<RoleDefinition>,
+}
+
+impl ResolvedRole {
+    /// Display name when known, else the GUID.
+    pub fn display_name(&self) -> String {
+        self.definition.as_ref().map_or_else(|| self.guid.to_string(), |d| d.role_name.clone())
+    }
+}
+
+/// The role assignment a spec asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DesiredAssignment {
+    pub hub: HubId,
+    pub scope: Scope,
+    pub role: ResolvedRole,
+    /// Lower-case object id.
+    pub principal_id: String,
+    pub principal_type: PrincipalType,
+    pub description: Option<String>,
+    /// Content-derived assignment name (see `domain::naming`).
+    pub name: Uuid,
+}
+
+impl DesiredAssignment {
+    /// The full ARM id the assignment gets.
+    pub fn id(&self) -> RoleAssignmentId {
+        RoleAssignmentId { scope: self.scope.clone(), name: self.name }
+    }
+
+    /// The role definition id sent to Azure (subscription-qualified when the scope has one).
+    pub fn role_definition_id(&self) -> String {
+        let sub = self.scope.subscription_id().map(|s| Scope::Subscription(s.to_string()));
+        role_definition_id(sub.as_ref(), self.role.guid)
+    }
+}
+
+/// Why a spec cannot be turned into a desired assignment.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DesireError {
+    /// The spec breaks an admission rule.
+    #[error("invalid spec: {0}")]
+    Invalid(FieldErrors),
+    /// `role.customRoleRef` names an IotHubCustomRole that does not exist (yet).
+    #[error(
+        "spec.role.customRoleRef.name: no IotHubCustomRole named '{0}' in this namespace; create it or fix the name"
+    )]
+    CustomRoleNotFound(String),
+    /// The referenced IotHubCustomRole is itself invalid.
+    #[error("spec.role.customRoleRef.name: the IotHubCustomRole '{name}' is invalid: {errors}")]
+    CustomRoleInvalid { name: String, errors: FieldErrors },
+}
+
+/// The admission rules of `IotHubRoleAssignment`.
+pub fn validate_role_assignment(spec: &IotHubRoleAssignmentSpec) -> Result<(), FieldErrors> {
+    let mut errs = FieldErrors::default();
+    check_hub(&mut errs, "spec.hub", &spec.hub);
+    check_guid(&mut errs, "spec.principal.id", &spec.principal.id, msg::PRINCIPAL_ID);
+    let role = &spec.role;
+    let set = [role.built_in.is_some(), role.custom_role_ref.is_some(), role.definition_id.is_some()];
+    if set.iter().filter(|s| **s).count() != 1 {
+        errs.push("spec.role", msg::ROLE_ONE_OF);
+    }
+    if let Some(id) = &role.definition_id {
+        check_guid(&mut errs, "spec.role.definitionId", id, msg::GUID);
+    }
+    if let Some(r) = &role.custom_role_ref
+        && (r.name.is_empty() || r.name.len() > 253)
+    {
+        errs.push("spec.role.customRoleRef.name", "must be the name of an IotHubCustomRole (1 to 253 characters)");
+    }
+    match (&spec.scope, &spec.management_group_id) {
+        (AssignmentScope::ManagementGroup, None) => errs.push("spec.managementGroupId", msg::MG_ID_REQUIRED),
+        (AssignmentScope::ManagementGroup, Some(_)) | (_, None) => {}
+        (_, Some(_)) => errs.push("spec.managementGroupId", msg::MG_ID_FORBIDDEN),
+    }
+    if let Some(mg) = &spec.management_group_id
+        && !MANAGEMENT_GROUP_RE.is_match(mg)
+    {
+        errs.push("spec.managementGroupId", format!("{} (got '{mg}')", msg::MANAGEMENT_GROUP));
+    }
+    if let Some(d) = &spec.description {
+        check_max_len(&mut errs, "spec.description", d, 1024);
+    }
+    errs.into_result()
+}
+
+/// Validate, resolve the role and derive the assignment.
+pub fn desire_role_assignment(
+    spec: &IotHubRoleAssignmentSpec,
+    custom_roles: CustomRoleLookup<'_>,
+) -> Result<DesiredAssignment, DesireError> {
+    validate_role_assignment(spec).map_err(DesireError::Invalid)?;
+    let hub = spec.hub.to_hub_id();
+    let scope = match spec.scope {
+        AssignmentScope::Hub => hub.scope(),
+        AssignmentScope::ResourceGroup => Scope::ResourceGroup {
+            subscription_id: hub.subscription_id.clone(),
+            resource_group: hub.resource_group.clone(),
+        },
+        AssignmentScope::Subscription => Scope::Subscription(hub.subscription_id.clone()),
+        AssignmentScope::ManagementGroup => {
+            Scope::ManagementGroup(spec.management_group_id.clone().unwrap_or_default())
+        }
+    };
+    let role = resolve_role(spec, custom_roles)?;
+    let principal_id = spec.principal.id.to_ascii_lowercase();
+    let name = naming::role_assignment_name(&scope, role.guid, &principal_id);
+    Ok(DesiredAssignment {
+        hub,
+        scope,
+        role,
+        principal_id,
+        principal_type: spec.principal.principal_type,
+        description: spec.description.clone(),
+        name,
+    })
+}
+
+fn resolve_role(
+    spec: &IotHubRoleAssignmentSpec,
+    custom_roles: CustomRoleLookup<'_>,
+) -> Result<ResolvedRole, DesireError> {
+    if let Some(b) = spec.role.built_in {
+        return Ok(ResolvedRole { guid: b.guid(), definition: Some(b.definition().clone()) });
+    }
+    if let Some(r) = &spec.role.custom_role_ref {
+        let custom = custom_roles(&r.name).ok_or_else(|| DesireError::CustomRoleNotFound(r.name.clone()))?;
+        let desired = desire_custom_role(&custom)
+            .map_err(|errors| DesireError::CustomRoleInvalid { name: r.name.clone(), errors })?;
+        return Ok(ResolvedRole { guid: desired.guid, definition: Some(desired.definition()) });
+    }
+    let id = spec.role.definition_id.as_deref().unwrap_or_default();
+    let guid = match (GUID_RE.is_match(id), Uuid::parse_str(id)) {
+        (true, Ok(g)) => g,
+        _ => {
+            return Err(DesireError::Invalid(FieldErrors(vec![super::FieldError::new(
+                "spec.role.definitionId",
+                msg::GUID,
+            )])));
+        }
+    };
+    Ok(ResolvedRole { guid, definition: roles::builtin_by_guid(guid).cloned() })
+}

@@ -1,0 +1,352 @@
+//! Azure Resource Manager ids the operator handles: the scopes a role can be assigned at (hub,
+//! resource group, subscription, management group, and any other resource seen in Azure), role
+//! definition ids and role assignment ids. Parsing is case-insensitive on ARM's fixed segments;
+//! comparison is case-insensitive throughout, as ARM's is. Pure, no I/O.
+
+use std::fmt;
+
+use uuid::Uuid;
+
+/// A hub by its ARM coordinates.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HubId {
+    pub subscription_id: String,
+    pub resource_group: String,
+    pub name: String,
+}
+
+impl HubId {
+    pub fn new(subscription_id: impl Into<String>, resource_group: impl Into<String>, name: impl Into<String>) -> Self {
+        HubId { subscription_id: subscription_id.into(), resource_group: resource_group.into(), name: name.into() }
+    }
+
+    /// The hub's own scope.
+    pub fn scope(&self) -> Scope {
+        Scope::Hub(self.clone())
+    }
+
+    /// `/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Devices/IotHubs/{name}`.
+    pub fn arm_id(&self) -> String {
+        self.scope().to_string()
+    }
+
+    /// Lower-case key for maps and comparisons.
+    pub fn key(&self) -> String {
+        self.arm_id().to_ascii_lowercase()
+    }
+}
+
+impl fmt::Display for HubId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.arm_id())
+    }
+}
+
+/// Where a role assignment applies. Only the first four can be asked for in a spec; `Resource`
+/// and `Root` appear when observing what Azure already has.
+#[derive(Clone, Debug, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    /// `/` (tenant root).
+    Root,
+    /// `/providers/Microsoft.Management/managementGroups/{id}`.
+    ManagementGroup(String),
+    /// `/subscriptions/{sub}`.
+    Subscription(String),
+    /// `/subscriptions/{sub}/resourceGroups/{rg}`.
+    ResourceGroup { subscription_id: String, resource_group: String },
+    /// An IoT hub.
+    Hub(HubId),
+    /// Any other resource under a resource group (`…/providers/{ns}/{type}/{name}[/…]`), kept as
+    /// the full id.
+    Resource { subscription_id: String, resource_group: String, id: String },
+}
+
+/// Why a string is not an ARM scope.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{input}' is not an Azure scope: {reason}")]
+pub struct ParseIdError {
+    pub input: String,
+    pub reason: &'static str,
+}
+
+impl Scope {
+    /// Parse an ARM scope, with or without the leading slash (ARM and the SDKs use both).
+    pub fn parse(input: &str) -> Result<Scope, ParseIdError> {
+        let err = |reason| ParseIdError { input: input.to_string(), reason };
+        let trimmed = input.trim().trim_end_matches('/');
+        let body = trimmed.strip_prefix('/').unwrap_or(trimmed);
+        if body.is_empty() {
+            return Ok(Scope::Root);
+        }
+        let seg: Vec<&str> = body.split('/').collect();
+        if seg.iter().any(|s| s.is_empty()) {
+            return Err(err("empty path segment"));
+        }
+        let eq = |i: usize, lit: &str| seg.get(i).is_some_and(|s| s.eq_ignore_ascii_case(lit));
+        if eq(0, "providers") && eq(1, "Microsoft.Management") && eq(2, "managementGroups") {
+            return match seg.len() {
+                4 => Ok(Scope::ManagementGroup(seg[3].to_string())),
+                _ => Err(err("a management group scope is /providers/Microsoft.Management/managementGroups/{id}")),
+            };
+        }
+        if !eq(0, "subscriptions") || seg.len() < 2 {
+            return Err(err("expected /subscriptions/{id}/... or a management group"));
+        }
+        let sub = seg[1].to_string();
+        if seg.len() == 2 {
+            return Ok(Scope::Subscription(sub));
+        }
+        if !eq(2, "resourceGroups") || seg.len() < 4 {
+            return Err(err("expected /subscriptions/{id}/resourceGroups/{name}"));
+        }
+        let rg = seg[3].to_string();
+        if seg.len() == 4 {
+            return Ok(Scope::ResourceGroup { subscription_id: sub, resource_group: rg });
+        }
+        if !eq(4, "providers") || seg.len() < 8 {
+            return Err(err("expected .../providers/{namespace}/{type}/{name}"));
+        }
+        if seg.len() == 8 && eq(5, "Microsoft.Devices") && eq(6, "IotHubs") {
+            return Ok(Scope::Hub(HubId::new(sub, rg, seg[7])));
+        }
+        Ok(Scope::Resource { subscription_id: sub, resource_group: rg, id: format!("/{body}") })
+    }
+
+    /// Lower-case key: two scopes are the same in ARM exactly when their keys are equal.
+    pub fn key(&self) -> String {
+        self.to_string().to_ascii_lowercase()
+    }
+
+    /// The scope written without the leading slash, as the authorization SDK wants it.
+    pub fn without_leading_slash(&self) -> String {
+        self.to_string().trim_start_matches('/').to_string()
+    }
+
+    /// The subscription the scope lies in, if any.
+    pub fn subscription_id(&self) -> Option<&str> {
+        match self {
+            Scope::Root | Scope::ManagementGroup(_) => None,
+            Scope::Subscription(s) => Some(s),
+            Scope::ResourceGroup { subscription_id, .. } | Scope::Resource { subscription_id, .. } => {
+                Some(subscription_id)
+            }
+            Scope::Hub(h) => Some(&h.subscription_id),
+        }
+    }
+
+    /// The scope's level, for messages and least-privilege reasoning.
+    pub fn level(&self) -> ScopeLevelName {
+        match self {
+            Scope::Root => ScopeLevelName::Root,
+            Scope::ManagementGroup(_) => ScopeLevelName::ManagementGroup,
+            Scope::Subscription(_) => ScopeLevelName::Subscription,
+            Scope::ResourceGroup { .. } => ScopeLevelName::ResourceGroup,
+            Scope::Hub(_) => ScopeLevelName::Hub,
+            Scope::Resource { .. } => ScopeLevelName::Resource,
+        }
+    }
+
+    /// True when an assignment at `self` applies to `hub` as far as the ids alone tell: the hub
+    /// itself, its resource group, its subscription or the root. Management groups cannot be
+    /// decided from ids (membership lives in Azure), so they answer `None`.
+    pub fn covers_hub(&self, hub: &HubId) -> Option<bool> {
+        let ci = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+        match self {
+            Scope::Root => Some(true),
+            Scope::ManagementGroup(_) => None,
+            Scope::Subscription(s) => Some(ci(s, &hub.subscription_id)),
+            Scope::ResourceGroup { subscription_id, resource_group } => {
+                Some(ci(subscription_id, &hub.subscription_id) && ci(resource_group, &hub.resource_group))
+            }
+            Scope::Hub(h) => Some(h.key() == hub.key()),
+            Scope::Resource { .. } => Some(false),
+        }
+    }
+}
+
+impl PartialEq for Scope {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl std::hash::Hash for Scope {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key().hash(state)
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::Root => write!(f, "/"),
+            Scope::ManagementGroup(id) => write!(f, "/providers/Microsoft.Management/managementGroups/{id}"),
+            Scope::Subscription(s) => write!(f, "/subscriptions/{s}"),
+            Scope::ResourceGroup { subscription_id, resource_group } => {
+                write!(f, "/subscriptions/{subscription_id}/resourceGroups/{resource_group}")
+            }
+            Scope::Hub(h) => write!(
+                f,
+                "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Devices/IotHubs/{}",
+                h.subscription_id, h.resource_group, h.name
+            ),
+            Scope::Resource { id, .. } => write!(f, "{id}"),
+        }
+    }
+}
+
+/// The level of a scope, broadest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ScopeLevelName {
+    Root,
+    ManagementGroup,
+    Subscription,
+    ResourceGroup,
+    Hub,
+    Resource,
+}
+
+impl fmt::Display for ScopeLevelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            ScopeLevelName::Root => "tenant root",
+            ScopeLevelName::ManagementGroup => "management group",
+            ScopeLevelName::Subscription => "subscription",
+            ScopeLevelName::ResourceGroup => "resource group",
+            ScopeLevelName::Hub => "hub",
+            ScopeLevelName::Resource => "resource",
+        };
+        f.write_str(s)
+    }
+}
+
+const ROLE_DEFINITIONS: &str = "/providers/Microsoft.Authorization/roleDefinitions/";
+const ROLE_ASSIGNMENTS: &str = "/providers/Microsoft.Authorization/roleAssignments/";
+
+fn split_provider_suffix<'a>(input: &'a str, marker: &str) -> Option<(&'a str, &'a str)> {
+    let lower = input.to_ascii_lowercase();
+    let at = lower.rfind(&marker.to_ascii_lowercase())?;
+    Some((&input[..at], &input[at + marker.len()..]))
+}
+
+/// The GUID at the end of a role definition id. ARM returns both
+/// `/providers/Microsoft.Authorization/roleDefinitions/{guid}` and the subscription-qualified
+/// form; a bare GUID is accepted too. Compare role definitions by this value only.
+pub fn role_definition_guid(id: &str) -> Result<Uuid, ParseIdError> {
+    let err = |reason| ParseIdError { input: id.to_string(), reason };
+    let tail = match split_provider_suffix(id, ROLE_DEFINITIONS) {
+        Some((_, tail)) => tail,
+        None if !id.contains('/') => id,
+        None => return Err(err("expected .../providers/Microsoft.Authorization/roleDefinitions/{guid}")),
+    };
+    Uuid::parse_str(tail.trim_end_matches('/')).map_err(|_| err("the role definition name is not a GUID"))
+}
+
+/// `{scope}/providers/Microsoft.Authorization/roleDefinitions/{guid}`; the tenant-level form
+/// when `scope` is `None`.
+pub fn role_definition_id(scope: Option<&Scope>, guid: Uuid) -> String {
+    match scope {
+        None | Some(Scope::Root) => format!("{ROLE_DEFINITIONS}{guid}"),
+        Some(s) => format!("{s}{ROLE_DEFINITIONS}{guid}"),
+    }
+}
+
+/// A role assignment id split into its scope and GUID name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RoleAssignmentId {
+    pub scope: Scope,
+    pub name: Uuid,
+}
+
+impl RoleAssignmentId {
+    pub fn parse(id: &str) -> Result<RoleAssignmentId, ParseIdError> {
+        let err = |reason| ParseIdError { input: id.to_string(), reason };
+        let (scope, name) = split_provider_suffix(id, ROLE_ASSIGNMENTS)
+            .ok_or_else(|| err("expected {scope}/providers/Microsoft.Authorization/roleAssignments/{name}"))?;
+        let name =
+            Uuid::parse_str(name.trim_end_matches('/')).map_err(|_| err("the role assignment name is not a GUID"))?;
+        Ok(RoleAssignmentId { scope: Scope::parse(scope)?, name })
+    }
+}
+
+impl fmt::Display for RoleAssignmentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.scope {
+            Scope::Root => write!(f, "{}{}", ROLE_ASSIGNMENTS, self.name),
+            _ => write!(f, "{}{}{}", self.scope, ROLE_ASSIGNMENTS, self.name),
+        }
+    }
+}
+
+/// Compare two ARM ids the way ARM does (case-insensitive, trailing slash ignored).
+pub fn same_id(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/').eq_ignore_ascii_case(b.trim_end_matches('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HUB: &str = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-iot/providers/Microsoft.Devices/IotHubs/hub-a";
+
+    #[test]
+    fn scopes_round_trip_and_ignore_case() {
+        for s in [
+            "/",
+            "/providers/Microsoft.Management/managementGroups/mg-platform",
+            "/subscriptions/00000000-0000-0000-0000-000000000001",
+            "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-iot",
+            HUB,
+            "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/st1",
+        ] {
+            assert_eq!(Scope::parse(s).unwrap().to_string(), s);
+        }
+        let lower = Scope::parse(&HUB.to_lowercase()).unwrap();
+        assert!(matches!(lower, Scope::Hub(_)));
+        assert_eq!(lower, Scope::parse(HUB).unwrap());
+        assert_eq!(Scope::parse(&HUB[1..]).unwrap(), Scope::parse(HUB).unwrap());
+        assert!(Scope::parse("/subscriptions/s/resourceGroups").is_err());
+        assert!(Scope::parse("/tenants/x").is_err());
+    }
+
+    #[test]
+    fn role_definition_ids_compare_by_trailing_guid() {
+        let g = "4fc6c259-987e-4a07-842e-c321cc9d413f";
+        let a = role_definition_guid(&format!("/providers/Microsoft.Authorization/roleDefinitions/{g}")).unwrap();
+        let b = role_definition_guid(&format!(
+            "/subscriptions/S/providers/microsoft.authorization/roledefinitions/{}",
+            g.to_uppercase()
+        ))
+        .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(role_definition_guid(g).unwrap(), a);
+        assert!(role_definition_guid("/providers/Microsoft.Authorization/roleDefinitions/not-a-guid").is_err());
+    }
+
+    #[test]
+    fn role_assignment_ids_split_into_scope_and_name() {
+        let id =
+            format!("{HUB}/providers/Microsoft.Authorization/roleAssignments/05c5a614-a7d6-4502-b150-c2fb455033ff");
+        let parsed = RoleAssignmentId::parse(&id).unwrap();
+        assert_eq!(parsed.scope, Scope::parse(HUB).unwrap());
+        assert_eq!(parsed.to_string(), id);
+        let mg = "/providers/Microsoft.Management/managementGroups/mg1/providers/Microsoft.Authorization/roleAssignments/05c5a614-a7d6-4502-b150-c2fb455033ff";
+        assert_eq!(RoleAssignmentId::parse(mg).unwrap().scope, Scope::ManagementGroup("mg1".into()));
+    }
+
+    #[test]
+    fn hub_coverage_follows_the_resource_hierarchy() {
+        let hub = HubId::new("00000000-0000-0000-0000-000000000001", "rg-iot", "hub-a");
+        assert_eq!(
+            Scope::parse("/subscriptions/00000000-0000-0000-0000-000000000001/resourcegroups/RG-IOT")
+                .unwrap()
+                .covers_hub(&hub),
+            Some(true)
+        );
+        assert_eq!(
+            Scope::parse("/subscriptions/00000000-0000-0000-0000-000000000002").unwrap().covers_hub(&hub),
+            Some(false)
+        );
+        assert_eq!(Scope::ManagementGroup("mg".into()).covers_hub(&hub), None);
+    }
+}

@@ -1,0 +1,14 @@
+//! The IoT Hub access domain: the permission catalog, built-in roles, ARM ids and scopes,
+//! content-derived names and clouds. Pure data and functions: nothing here does I/O.
+
+pub mod catalog;
+pub mod cloud;
+pub mod ids;
+pub mod naming;
+pub mod observed;
+pub mod roles;
+
+pub use cloud::Cloud;
+pub use ids::{HubId, RoleAssignmentId, Scope};
+pub use observed::{DpsLink, DpsObservation, ObservedAssignment, ObservedDps, ObservedHub};
+pub use roles::{BuiltInRole, Permission, RoleDefinition, RoleType};

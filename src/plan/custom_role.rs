@@ -1,0 +1,111 @@
+//! Planning one `IotHubCustomRole`: create or update the definition (permissions, description,
+//! assignable scopes); refuse a role name another definition holds; never delete a definition
+//! that assignments still use (a finding, not an action). Pure, no I/O.
+
+use uuid::Uuid;
+
+use super::{Action, Finding, Mode, Plan, Reason, Severity};
+use crate::crd::DeletionPolicy;
+use crate::desire::DesiredCustomRole;
+use crate::domain::{ObservedAssignment, RoleDefinition, RoleType, Scope};
+
+/// Everything the planner needs for one custom role resource.
+pub struct CustomRoleInput<'a> {
+    pub mode: Mode,
+    /// The desired definition (in cleanup: the one the spec names, if the spec is valid).
+    pub desired: Option<&'a DesiredCustomRole>,
+    /// Definition GUIDs this resource created earlier (status), each with the scope it lives at.
+    pub owned: &'a [(Scope, Uuid)],
+    pub deletion_policy: DeletionPolicy,
+    /// Custom role definitions Azure has that matter: the desired GUID, the owned ones, and
+    /// those with the desired role name.
+    pub observed: &'a [RoleDefinition],
+    /// Role assignments that may use these definitions.
+    pub assignments: &'a [ObservedAssignment],
+}
+
+fn same_definition(a: &RoleDefinition, d: &DesiredCustomRole) -> bool {
+    let set = |v: &[String]| {
+        v.iter().map(|s| s.trim_end_matches('/').to_ascii_lowercase()).collect::<std::collections::BTreeSet<_>>()
+    };
+    a.role_name == d.role_name
+        && a.description == d.description
+        && a.permissions.len() == 1
+        && a.permissions[0].equivalent(&d.permission)
+        && set(&a.assignable_scopes) == set(&d.assignable_scopes)
+}
+
+fn users(assignments: &[ObservedAssignment], guid: Uuid) -> Vec<String> {
+    assignments.iter().filter(|a| a.role_definition == guid).map(|a| a.id.to_string()).collect()
+}
+
+/// Plan one custom role resource.
+pub fn plan(input: &CustomRoleInput<'_>) -> Plan {
+    let mut actions = Vec::new();
+    let mut findings = Vec::new();
+    let find = |guid: Uuid| input.observed.iter().find(|r| r.guid == guid && r.role_type == RoleType::CustomRole);
+    let mut ours: Vec<(Scope, Uuid)> = input.owned.to_vec();
+    if input.mode == Mode::Apply
+        && let Some(d) = input.desired
+    {
+        match find(d.guid) {
+            Some(existing) if same_definition(existing, d) => {}
+            Some(_) => actions.push(Action::PutRoleDefinition { scope: d.scope.clone(), definition: d.definition(), create: false }),
+            None => match input
+                .observed
+                .iter()
+                .find(|r| r.guid != d.guid && r.role_name.eq_ignore_ascii_case(&d.role_name))
+            {
+                Some(taken) => findings.push(Finding::new(
+                    Severity::Blocker,
+                    Reason::RoleNameTaken,
+                    format!(
+                        "a role named '{}' already exists in the tenant ({}), not created by this resource; role names are unique per tenant: choose another roleName or remove that role",
+                        taken.role_name, taken.guid
+                    ),
+                    vec![taken.guid.to_string()],
+                )),
+                None => actions.push(Action::PutRoleDefinition { scope: d.scope.clone(), definition: d.definition(), create: true }),
+            },
+        }
+        // Keep the desired one; everything else we own is a leftover (e.g. after a rename).
+        ours.retain(|(_, g)| *g != d.guid);
+    } else if let Some(d) = input.desired {
+        ours.push((d.scope.clone(), d.guid));
+    }
+    ours.sort_by_key(|(_, g)| *g);
+    ours.dedup_by_key(|(_, g)| *g);
+    if input.mode == Mode::Cleanup && input.deletion_policy == DeletionPolicy::Orphan {
+        let present: Vec<String> =
+            ours.iter().filter(|(_, g)| find(*g).is_some()).map(|(_, g)| g.to_string()).collect();
+        if !present.is_empty() {
+            findings.push(Finding::new(
+                Severity::Info,
+                Reason::Orphaned,
+                "deletionPolicy is Orphan: the role definition stays in Azure",
+                present,
+            ));
+        }
+        return Plan::new(actions, findings);
+    }
+    for (scope, guid) in ours {
+        let Some(existing) = find(guid) else { continue };
+        let used_by = users(input.assignments, guid);
+        if used_by.is_empty() {
+            actions.push(Action::DeleteRoleDefinition { scope, guid, role_name: existing.role_name.clone() });
+        } else {
+            let severity = if input.mode == Mode::Cleanup { Severity::Blocker } else { Severity::Warning };
+            findings.push(Finding::new(
+                severity,
+                Reason::RoleDefinitionHasAssignments,
+                format!(
+                    "role '{}' is still used by {} role assignment(s); it is deleted once they are gone (delete the IotHubRoleAssignments that use it first)",
+                    existing.role_name,
+                    used_by.len()
+                ),
+                used_by,
+            ));
+        }
+    }
+    Plan::new(actions, findings)
+}

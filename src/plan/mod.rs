@@ -1,0 +1,263 @@
+//! The pure planner: desired state + observed Azure state -> an exact, sorted list of actions
+//! and the findings (blockers, least-privilege warnings, notes) behind them. Total and
+//! deterministic: the same inputs always give the same plan, and nothing here does I/O.
+//!
+//! Actions sort by phase, then by target id: role definitions are written first, then role
+//! assignments are created, then hub properties are set, and only then is anything deleted, so a
+//! change is always make-before-break.
+
+pub mod custom_role;
+pub mod role_assignment;
+pub mod shared_access;
+
+use std::fmt;
+
+use uuid::Uuid;
+
+use crate::crd::PrincipalType;
+use crate::domain::{HubId, RoleAssignmentId, RoleDefinition, Scope};
+
+/// One Azure write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Create or update a custom role definition (PUT answers 201 either way).
+    PutRoleDefinition { scope: Scope, definition: RoleDefinition, create: bool },
+    /// Create a role assignment under its content-derived name.
+    CreateRoleAssignment {
+        id: RoleAssignmentId,
+        role_definition_id: String,
+        principal_id: String,
+        principal_type: PrincipalType,
+        description: Option<String>,
+    },
+    /// Set hub access properties; `None` leaves a property unchanged.
+    SetHubAccess {
+        hub: HubId,
+        disable_local_auth: Option<bool>,
+        disable_device_sas: Option<bool>,
+        disable_module_sas: Option<bool>,
+    },
+    /// Delete a role assignment this resource owns.
+    DeleteRoleAssignment { id: RoleAssignmentId },
+    /// Delete a custom role definition this resource owns.
+    DeleteRoleDefinition { scope: Scope, guid: Uuid, role_name: String },
+}
+
+impl Action {
+    fn phase(&self) -> u8 {
+        match self {
+            Action::PutRoleDefinition { .. } => 0,
+            Action::CreateRoleAssignment { .. } => 1,
+            Action::SetHubAccess { .. } => 2,
+            Action::DeleteRoleAssignment { .. } => 3,
+            Action::DeleteRoleDefinition { .. } => 4,
+        }
+    }
+
+    /// The verb, as shown in plans, status and Events.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Action::PutRoleDefinition { create: true, .. } => "CreateRoleDefinition",
+            Action::PutRoleDefinition { create: false, .. } => "UpdateRoleDefinition",
+            Action::CreateRoleAssignment { .. } => "CreateRoleAssignment",
+            Action::SetHubAccess { .. } => "SetHubAccess",
+            Action::DeleteRoleAssignment { .. } => "DeleteRoleAssignment",
+            Action::DeleteRoleDefinition { .. } => "DeleteRoleDefinition",
+        }
+    }
+
+    /// The Azure id the action writes.
+    pub fn target(&self) -> String {
+        match self {
+            Action::PutRoleDefinition { scope, definition, .. } => {
+                crate::domain::ids::role_definition_id(Some(scope), definition.guid)
+            }
+            Action::CreateRoleAssignment { id, .. } | Action::DeleteRoleAssignment { id } => id.to_string(),
+            Action::SetHubAccess { hub, .. } => hub.arm_id(),
+            Action::DeleteRoleDefinition { scope, guid, .. } => {
+                crate::domain::ids::role_definition_id(Some(scope), *guid)
+            }
+        }
+    }
+
+    /// A one-line human description of the change.
+    pub fn describe(&self) -> String {
+        fn access(v: Option<bool>, what: &str) -> Option<String> {
+            v.map(|d| format!("{what} {}", if d { "Deny" } else { "Allow" }))
+        }
+        match self {
+            Action::PutRoleDefinition { definition, .. } => format!(
+                "role '{}' with {} data action(s)",
+                definition.role_name,
+                definition.permissions.iter().map(|p| p.data_actions.len()).sum::<usize>()
+            ),
+            Action::CreateRoleAssignment { principal_id, principal_type, role_definition_id, .. } => {
+                let role = crate::domain::ids::role_definition_guid(role_definition_id)
+                    .ok()
+                    .and_then(crate::domain::roles::builtin_by_guid)
+                    .map_or_else(|| role_definition_id.clone(), |r| r.role_name.clone());
+                format!("grant '{role}' to {} {principal_id}", principal_type.as_str())
+            }
+            Action::SetHubAccess { disable_local_auth, disable_device_sas, disable_module_sas, .. } => [
+                access(*disable_local_auth, "shared access policies"),
+                access(*disable_device_sas, "device SAS"),
+                access(*disable_module_sas, "module SAS"),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(", "),
+            Action::DeleteRoleAssignment { .. } => "remove the role assignment".into(),
+            Action::DeleteRoleDefinition { role_name, .. } => format!("remove role '{role_name}'"),
+        }
+    }
+
+    fn sort_key(&self) -> (u8, String) {
+        (self.phase(), self.target().to_ascii_lowercase())
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}: {}", self.verb(), self.target(), self.describe())
+    }
+}
+
+/// How much a finding matters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// A change the spec asks for is refused; the resource is not Ready.
+    Blocker,
+    /// Works, but not as safely as it could (least privilege).
+    Warning,
+    /// Worth knowing.
+    Info,
+}
+
+/// Why a finding was raised; doubles as the status condition reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Reason {
+    /// A DPS links the hub by shared access policy.
+    DpsLinked,
+    /// The DPS check could not be completed.
+    DpsCheckFailed,
+    /// Nobody would keep access to the hub's service APIs.
+    WouldLockOut,
+    /// The hub does not exist (or cannot be read).
+    HubNotFound,
+    /// Another custom role already has this name in the tenant.
+    RoleNameTaken,
+    /// A role definition cannot be deleted while assignments use it.
+    RoleDefinitionHasAssignments,
+    /// The assignment is broader than the hub.
+    BroaderScopeThanHub,
+    /// The principal can read every SAS key through listkeys.
+    PrincipalHoldsListKeys,
+    /// An equal assignment existed under another name and satisfies the spec.
+    AdoptedExisting,
+    /// Left in Azure because of `deletionPolicy: Orphan`.
+    Orphaned,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::DpsLinked => "DpsLinked",
+            Reason::DpsCheckFailed => "DpsCheckFailed",
+            Reason::WouldLockOut => "WouldLockOut",
+            Reason::HubNotFound => "HubNotFound",
+            Reason::RoleNameTaken => "RoleNameTaken",
+            Reason::RoleDefinitionHasAssignments => "RoleDefinitionHasAssignments",
+            Reason::BroaderScopeThanHub => "BroaderScopeThanHub",
+            Reason::PrincipalHoldsListKeys => "PrincipalHoldsListKeys",
+            Reason::AdoptedExisting => "AdoptedExisting",
+            Reason::Orphaned => "Orphaned",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Something the planner wants a person to know, with the Azure ids involved.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Finding {
+    pub severity: Severity,
+    pub reason: Reason,
+    pub message: String,
+    pub resource_ids: Vec<String>,
+}
+
+impl Finding {
+    pub fn new(severity: Severity, reason: Reason, message: impl Into<String>, resource_ids: Vec<String>) -> Self {
+        let mut resource_ids = resource_ids;
+        resource_ids.sort();
+        resource_ids.dedup();
+        Finding { severity, reason, message: message.into(), resource_ids }
+    }
+}
+
+/// The outcome of planning: what to write, and why some things will not be written.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Sorted: definitions, creates, hub changes, deletes.
+    pub actions: Vec<Action>,
+    /// Sorted by severity, then reason.
+    pub findings: Vec<Finding>,
+}
+
+impl Plan {
+    /// Build a plan, sorting and de-duplicating.
+    pub fn new(mut actions: Vec<Action>, mut findings: Vec<Finding>) -> Plan {
+        actions.sort_by_key(Action::sort_key);
+        actions.dedup();
+        findings.sort();
+        findings.dedup();
+        Plan { actions, findings }
+    }
+
+    /// Merge several plans (e.g. one per resource) into one.
+    pub fn merge(plans: impl IntoIterator<Item = Plan>) -> Plan {
+        let (mut actions, mut findings) = (Vec::new(), Vec::new());
+        for p in plans {
+            actions.extend(p.actions);
+            findings.extend(p.findings);
+        }
+        Plan::new(actions, findings)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    pub fn blockers(&self) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(|f| f.severity == Severity::Blocker)
+    }
+}
+
+/// Whether a resource is being reconciled or cleaned up (deleted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Apply,
+    Cleanup,
+}
+
+/// Role definitions the planner may need to reason about (built-ins are always known).
+pub trait RoleCatalog {
+    fn role_definition(&self, guid: Uuid) -> Option<RoleDefinition>;
+}
+
+impl RoleCatalog for [RoleDefinition] {
+    fn role_definition(&self, guid: Uuid) -> Option<RoleDefinition> {
+        self.iter().find(|r| r.guid == guid).cloned().or_else(|| crate::domain::roles::builtin_by_guid(guid).cloned())
+    }
+}
+
+impl RoleCatalog for Vec<RoleDefinition> {
+    fn role_definition(&self, guid: Uuid) -> Option<RoleDefinition> {
+        self.as_slice().role_definition(guid)
+    }
+}
