@@ -46,18 +46,15 @@ pub struct IotHubCustomRoleSpec {
     /// Where the role can be assigned; default: the subscription. No management group when the
     /// role has data actions (Azure refuses it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = rules::assignable_scopes())]
-    #[schemars(length(max = 64), inner(length(max = 512)))]
+    #[schemars(length(max = 64), inner(length(max = 512)), transform = rules::assignable_scope_items)]
     pub assignable_scopes: Option<Vec<String>>,
     /// IoT Hub data actions (documented ones or their wildcards).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(validation = rules::data_actions())]
-    #[schemars(length(max = 64), inner(length(max = 256)))]
+    #[schemars(length(max = 64), inner(length(max = 256)), transform = rules::data_action_items)]
     pub data_actions: Vec<String>,
     /// Data actions taken away from `dataActions` (e.g. `*/delete`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(validation = rules::data_actions())]
-    #[schemars(length(max = 64), inner(length(max = 256)))]
+    #[schemars(length(max = 64), inner(length(max = 256)), transform = rules::data_action_items)]
     pub not_data_actions: Vec<String>,
     /// Named IoT Hub operations; each adds the data actions it requires (e.g.
     /// `BulkRegistryUpdate` adds devices/write and devices/delete).
@@ -67,13 +64,11 @@ pub struct IotHubCustomRoleSpec {
     /// Control-plane actions (e.g. `Microsoft.Devices/IotHubs/read`). Nothing that grants
     /// `Microsoft.Devices/iotHubs/listkeys/action`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(validation = rules::actions())]
-    #[schemars(length(max = 64), inner(length(max = 256)))]
+    #[schemars(length(max = 64), inner(length(max = 256)), transform = rules::action_items)]
     pub actions: Vec<String>,
     /// Control-plane actions taken away from `actions`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[x_kube(validation = rules::actions())]
-    #[schemars(length(max = 64), inner(length(max = 256)))]
+    #[schemars(length(max = 64), inner(length(max = 256)), transform = rules::action_items)]
     pub not_actions: Vec<String>,
     /// `Delete` (default) removes the definition when this resource is deleted; `Orphan` keeps it.
     #[serde(default)]

@@ -40,10 +40,11 @@ pub mod msg {
     pub const ROLE_ONE_OF: &str = "set exactly one of builtIn, customRoleRef or definitionId";
     pub const MG_ID_REQUIRED: &str = "managementGroupId is required when scope is ManagementGroup";
     pub const MG_ID_FORBIDDEN: &str = "managementGroupId is only allowed when scope is ManagementGroup";
-    pub const DATA_ACTIONS: &str = "each entry must be a documented IoT Hub data action (e.g. Microsoft.Devices/IotHubs/devices/read) or one of their wildcards (e.g. Microsoft.Devices/IotHubs/devices/*, Microsoft.Devices/IotHubs/*/read)";
-    pub const ACTION: &str = "each entry must be an Azure action such as Microsoft.Devices/IotHubs/read (letters, digits, '.', '_', '-', '/', '*')";
+    pub const DATA_ACTION: &str = "must be a documented IoT Hub data action (e.g. Microsoft.Devices/IotHubs/devices/read) or one of their wildcards (e.g. Microsoft.Devices/IotHubs/devices/*, Microsoft.Devices/IotHubs/*/read)";
+    pub const ACTION: &str =
+        "must be an Azure action such as Microsoft.Devices/IotHubs/read (letters, digits, '.', '_', '-', '/', '*')";
     pub const LISTKEYS: &str = "must not grant Microsoft.Devices/iotHubs/listkeys/action: it hands out every shared access key of the hub; remove it (or the wildcard that covers it), or add it to notActions";
-    pub const ASSIGNABLE_SCOPE: &str = "each entry must be a subscription, resource group, resource or management group id, e.g. /subscriptions/{id}/resourceGroups/{name}";
+    pub const ASSIGNABLE_SCOPE: &str = "must be a subscription, resource group, resource or management group id, e.g. /subscriptions/{id}/resourceGroups/{name}";
     pub const MG_ASSIGNABLE_WITH_DATA: &str = "a role with data actions (dataActions or operations) cannot have a management group in assignableScopes: Azure refuses it; list subscriptions or resource groups instead";
     pub const GRANTS_NOTHING: &str = "the role grants nothing: set dataActions, operations or actions";
     pub const ROLE_NAME: &str = "must be 1 to 512 characters and not blank";
@@ -69,15 +70,38 @@ pub fn hub_name() -> Rule {
         .message(msg::HUB_NAME)
 }
 
-/// Every entry of a data-action list is an allowed IoT Hub data action pattern.
-pub fn data_actions() -> Rule {
-    let allowed = cel_list(ALLOWED_DATA_ACTION_PATTERNS.iter().map(|p| p.to_ascii_lowercase()));
-    Rule::new(format!("self.all(a, a.lowerAscii() in {allowed})")).message(msg::DATA_ACTIONS)
+/// Put `rule` on the items of an array schema, so the API server names the offending entry
+/// (`spec.dataActions[2]`) as the Rust validation does.
+fn add_item_rule(schema: &mut schemars::Schema, rule: Rule) {
+    let Some(items) = schema.get_mut("items").and_then(|i| i.as_object_mut()) else {
+        return;
+    };
+    let Ok(rule) = serde_json::to_value(rule) else {
+        return;
+    };
+    let rules = items.entry("x-kubernetes-validations").or_insert_with(|| serde_json::Value::Array(vec![]));
+    if let Some(list) = rules.as_array_mut() {
+        list.push(rule);
+    }
 }
 
-/// Every entry of a control-plane action list has the shape of an action.
-pub fn actions() -> Rule {
-    Rule::new(format!("self.all(a, a.matches({}))", cel_regex(ACTION))).message(msg::ACTION)
+/// Schema transform: each entry of a data-action list is an allowed IoT Hub data action pattern.
+pub fn data_action_items(schema: &mut schemars::Schema) {
+    let allowed = cel_list(ALLOWED_DATA_ACTION_PATTERNS.iter().map(|p| p.to_ascii_lowercase()));
+    add_item_rule(schema, Rule::new(format!("self.lowerAscii() in {allowed}")).message(msg::DATA_ACTION));
+}
+
+/// Schema transform: each entry of a control-plane action list has the shape of an action.
+pub fn action_items(schema: &mut schemars::Schema) {
+    add_item_rule(schema, Rule::new(format!("self.matches({})", cel_regex(ACTION))).message(msg::ACTION));
+}
+
+/// Schema transform: each assignable scope has the shape of a scope.
+pub fn assignable_scope_items(schema: &mut schemars::Schema) {
+    add_item_rule(
+        schema,
+        Rule::new(format!("self.matches({})", cel_regex(ASSIGNABLE_SCOPE))).message(msg::ASSIGNABLE_SCOPE),
+    );
 }
 
 /// CEL for "pattern variable `v` matches the listkeys action" (Azure wildcard semantics).
@@ -114,11 +138,6 @@ pub fn grants_something() -> Rule {
         "(has(self.dataActions) && size(self.dataActions) > 0) || (has(self.operations) && size(self.operations) > 0) || (has(self.actions) && size(self.actions) > 0)",
     )
     .message(msg::GRANTS_NOTHING)
-}
-
-/// Every assignable scope has the shape of a scope.
-pub fn assignable_scopes() -> Rule {
-    Rule::new(format!("self.all(s, s.matches({}))", cel_regex(ASSIGNABLE_SCOPE))).message(msg::ASSIGNABLE_SCOPE)
 }
 
 /// Role reference: exactly one of the three forms.

@@ -56,7 +56,7 @@ fn check_data_actions(errs: &mut FieldErrors, field: &str, list: &[String]) {
         if catalog::canonical_data_action(a).is_some() {
             continue;
         }
-        let mut m = format!("'{a}' is not allowed: {}", msg::DATA_ACTIONS);
+        let mut m = format!("'{a}' is not allowed: {}", msg::DATA_ACTION);
         if a.eq_ignore_ascii_case(LISTKEYS_ACTION) {
             m = format!(
                 "'{a}' is a control-plane action that hands out every shared access key; it is never allowed in a custom role"

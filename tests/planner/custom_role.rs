@@ -1,0 +1,143 @@
+//! Custom role planning: create, steady state, update, rename, name collision, deletion blocked
+//! by assignments, both deletion policies; and the desire step's expansion of operations.
+
+use iothub_access_operator::crd::DeletionPolicy;
+use iothub_access_operator::domain::catalog::Operation;
+use iothub_access_operator::domain::{ObservedAssignment, RoleDefinition, Scope};
+use iothub_access_operator::plan::custom_role::{CustomRoleInput, plan};
+use iothub_access_operator::plan::{Action, Mode, Plan, Reason, Severity};
+use pretty_assertions::assert_eq;
+use uuid::Uuid;
+
+use super::fixtures::*;
+
+fn run(
+    mode: Mode,
+    d: Option<&iothub_access_operator::desire::DesiredCustomRole>,
+    owned: &[(Scope, Uuid)],
+    policy: DeletionPolicy,
+    observed: &[RoleDefinition],
+    assignments: &[ObservedAssignment],
+) -> Plan {
+    plan(&CustomRoleInput { mode, desired: d, owned, deletion_policy: policy, observed, assignments })
+}
+
+fn sub_scope() -> Scope {
+    Scope::Subscription(SUB.into())
+}
+
+#[test]
+fn operations_expand_to_the_data_actions_they_need() {
+    let mut spec = custom_role_spec("Bulk importer", &["microsoft.devices/iothubs/devices/READ"]);
+    spec.operations = vec![Operation::BulkRegistryUpdate, Operation::TwinQuery];
+    let d = desired_role(&spec);
+    assert_eq!(
+        d.permission.data_actions,
+        vec![
+            "Microsoft.Devices/IotHubs/devices/delete",
+            "Microsoft.Devices/IotHubs/devices/read",
+            "Microsoft.Devices/IotHubs/devices/write",
+            "Microsoft.Devices/IotHubs/twins/read",
+        ]
+    );
+    assert_eq!(d.assignable_scopes, vec![format!("/subscriptions/{SUB}")]);
+    assert_eq!(d.scope, sub_scope());
+}
+
+#[test]
+fn missing_role_is_created_then_steady_state_is_empty() {
+    let d = desired_role(&custom_role_spec("Registry reader", &["Microsoft.Devices/IotHubs/devices/read"]));
+    let p = run(Mode::Apply, Some(&d), &[], DeletionPolicy::Delete, &[], &[]);
+    assert_eq!(
+        p.actions,
+        vec![Action::PutRoleDefinition { scope: sub_scope(), definition: d.definition(), create: true }]
+    );
+    let p = run(Mode::Apply, Some(&d), &[(sub_scope(), d.guid)], DeletionPolicy::Delete, &[d.definition()], &[]);
+    assert_eq!(p, Plan::default());
+}
+
+#[test]
+fn changed_permissions_description_or_scopes_update_in_place() {
+    let d = desired_role(&custom_role_spec("Registry reader", &["Microsoft.Devices/IotHubs/devices/read"]));
+    let mut azure = d.definition();
+    azure.permissions[0].data_actions.push("Microsoft.Devices/IotHubs/devices/write".into());
+    let p = run(Mode::Apply, Some(&d), &[(sub_scope(), d.guid)], DeletionPolicy::Delete, &[azure], &[]);
+    assert_eq!(
+        p.actions,
+        vec![Action::PutRoleDefinition { scope: sub_scope(), definition: d.definition(), create: false }]
+    );
+
+    let mut azure = d.definition();
+    azure.description = "edited in the portal".into();
+    let p = run(Mode::Apply, Some(&d), &[], DeletionPolicy::Delete, &[azure], &[]);
+    assert_eq!(p.actions.len(), 1);
+
+    // Order and case of actions do not matter to Azure, so they do not cause an update.
+    let mut azure = d.definition();
+    azure.permissions[0].data_actions = vec!["microsoft.devices/iothubs/devices/read".into()];
+    azure.assignable_scopes = vec![format!("/subscriptions/{}", SUB.to_uppercase())];
+    assert_eq!(run(Mode::Apply, Some(&d), &[], DeletionPolicy::Delete, &[azure], &[]), Plan::default());
+}
+
+#[test]
+fn role_name_held_by_another_definition_blocks_creation() {
+    let d = desired_role(&custom_role_spec("Registry reader", &["Microsoft.Devices/IotHubs/devices/read"]));
+    let mut theirs = d.definition();
+    theirs.guid = Uuid::parse_str("aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee").unwrap();
+    theirs.role_name = "registry READER".into();
+    let p = run(Mode::Apply, Some(&d), &[], DeletionPolicy::Delete, &[theirs], &[]);
+    assert_eq!(p.actions, vec![]);
+    assert_eq!(p.findings.len(), 1);
+    assert_eq!((p.findings[0].severity, p.findings[0].reason), (Severity::Blocker, Reason::RoleNameTaken));
+}
+
+#[test]
+fn rename_creates_the_new_definition_and_deletes_the_old_one_when_unused() {
+    let old = desired_role(&custom_role_spec("Registry reader", &["Microsoft.Devices/IotHubs/devices/read"]));
+    let new = desired_role(&custom_role_spec("Device registry reader", &["Microsoft.Devices/IotHubs/devices/read"]));
+    assert_ne!(old.guid, new.guid);
+    let p = run(Mode::Apply, Some(&new), &[(sub_scope(), old.guid)], DeletionPolicy::Delete, &[old.definition()], &[]);
+    assert_eq!(
+        p.actions,
+        vec![
+            Action::PutRoleDefinition { scope: sub_scope(), definition: new.definition(), create: true },
+            Action::DeleteRoleDefinition { scope: sub_scope(), guid: old.guid, role_name: "Registry reader".into() },
+        ]
+    );
+}
+
+#[test]
+fn a_definition_still_assigned_is_never_deleted() {
+    let d = desired_role(&custom_role_spec("Registry reader", &["Microsoft.Devices/IotHubs/devices/read"]));
+    let user = foreign(hub_id().scope(), d.guid, SYNC, "55555555-2222-4333-8444-555555555555");
+    let p = run(
+        Mode::Cleanup,
+        Some(&d),
+        &[(sub_scope(), d.guid)],
+        DeletionPolicy::Delete,
+        &[d.definition()],
+        std::slice::from_ref(&user),
+    );
+    assert_eq!(p.actions, vec![]);
+    assert_eq!(p.findings.len(), 1);
+    assert_eq!(
+        (p.findings[0].severity, p.findings[0].reason),
+        (Severity::Blocker, Reason::RoleDefinitionHasAssignments)
+    );
+    assert_eq!(p.findings[0].resource_ids, vec![user.id.to_string()]);
+}
+
+#[test]
+fn cleanup_deletes_the_unused_definition_or_orphans_it() {
+    let d = desired_role(&custom_role_spec("Registry reader", &["Microsoft.Devices/IotHubs/devices/read"]));
+    let p = run(Mode::Cleanup, Some(&d), &[], DeletionPolicy::Delete, &[d.definition()], &[]);
+    assert_eq!(
+        p.actions,
+        vec![Action::DeleteRoleDefinition { scope: sub_scope(), guid: d.guid, role_name: "Registry reader".into() }]
+    );
+    let p = run(Mode::Cleanup, Some(&d), &[], DeletionPolicy::Orphan, &[d.definition()], &[]);
+    assert_eq!(p.actions, vec![]);
+    assert_eq!(p.findings[0].reason, Reason::Orphaned);
+    // Never created: nothing to do.
+    assert_eq!(run(Mode::Cleanup, Some(&d), &[], DeletionPolicy::Delete, &[], &[]), Plan::default());
+}

@@ -1,0 +1,6 @@
+//! The planner's rules as tables of (desired, observed) -> the exact plan, one module per kind.
+
+mod custom_role;
+mod fixtures;
+mod role_assignment;
+mod shared_access;

@@ -1,0 +1,207 @@
+//! Role assignment planning: create, steady state, change (make before break), adoption,
+//! cleanup with both deletion policies, least-privilege findings.
+
+use iothub_access_operator::crd::{AssignmentScope, DeletionPolicy};
+use iothub_access_operator::domain::{BuiltInRole, RoleAssignmentId, RoleDefinition, Scope};
+use iothub_access_operator::plan::role_assignment::{AssignmentInput, plan};
+use iothub_access_operator::plan::{Action, Finding, Mode, Plan, Reason, Severity};
+use pretty_assertions::assert_eq;
+
+use super::fixtures::*;
+
+fn run(
+    mode: Mode,
+    d: Option<&iothub_access_operator::desire::DesiredAssignment>,
+    owned: &[RoleAssignmentId],
+    policy: DeletionPolicy,
+    observed: &[iothub_access_operator::domain::ObservedAssignment],
+) -> Plan {
+    let roles: Vec<RoleDefinition> = vec![];
+    plan(&AssignmentInput { mode, desired: d, owned, deletion_policy: policy, observed, roles: &roles })
+}
+
+fn create(d: &iothub_access_operator::desire::DesiredAssignment) -> Action {
+    Action::CreateRoleAssignment {
+        id: d.id(),
+        role_definition_id: format!(
+            "/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{}",
+            d.role.guid
+        ),
+        principal_id: d.principal_id.clone(),
+        principal_type: iothub_access_operator::crd::PrincipalType::ServicePrincipal,
+        description: d.description.clone(),
+    }
+}
+
+#[test]
+fn missing_assignment_is_created_under_its_derived_name() {
+    let d = desired(&assignment_spec(TELEMETRY, BuiltInRole::IoTHubDataReader));
+    let p = run(Mode::Apply, Some(&d), &[], DeletionPolicy::Delete, &[]);
+    assert_eq!(p.actions, vec![create(&d)]);
+    assert_eq!(p.findings, vec![]);
+    assert_eq!(d.id().scope, hub_id().scope());
+}
+
+#[test]
+fn steady_state_plans_zero_actions() {
+    let d = desired(&assignment_spec(TELEMETRY, BuiltInRole::IoTHubDataReader));
+    let other = desired(&assignment_spec(SYNC, BuiltInRole::IoTHubDataContributor));
+    let observed = [observed_of(&d), observed_of(&other)];
+    let p = run(Mode::Apply, Some(&d), &[d.id()], DeletionPolicy::Delete, &observed);
+    assert_eq!(p, Plan::default());
+    // Also when status was lost (crash before status write): the derived name is recognised.
+    assert_eq!(run(Mode::Apply, Some(&d), &[], DeletionPolicy::Delete, &observed), Plan::default());
+}
+
+#[test]
+fn role_change_creates_the_new_assignment_then_deletes_the_old_owned_one() {
+    let old = desired(&assignment_spec(TELEMETRY, BuiltInRole::IoTHubDataReader));
+    let new = desired(&assignment_spec(TELEMETRY, BuiltInRole::IoTHubTwinContributor));
+    let p = run(Mode::Apply, Some(&new), &[old.id()], DeletionPolicy::Delete, &[observed_of(&old)]);
+    assert_eq!(p.actions, vec![create(&new), Action::DeleteRoleAssignment { id: old.id() }]);
+}
+
+#[test]
+fn principal_and_scope_changes_are_make_before_break_too() {
+    let old = desired(&assignment_spec(TELEMETRY, BuiltInRole::IoTHubDataReader));
+    let mut spec = assignment_spec(SYNC, BuiltInRole::IoTHubDataReader);
+    let new_principal = desired(&spec);
+    let p = run(Mode::Apply, Some(&new_principal), &[old.id()], DeletionPolicy::Delete, &[observed_of(&old)]);
+    assert_eq!(p.actions, vec![create(&new_principal), Action::DeleteRoleAssignment { id: old.id() }]);
+
+    spec.scope = AssignmentScope::ResourceGroup;
+    let new_scope = desired(&spec);
+    assert_eq!(new_scope.scope, Scope::ResourceGroup { subscription_id: SUB.into(), resource_group: RG.into() });
+    let p = run(Mode::Apply, Some(&new_scope), &[old.id()], DeletionPolicy::Delete, &[observed_of(&old)]);
+    assert_eq!(p.actions, vec![create(&new_scope), Action::DeleteRoleAssignment { id: old.id() }]);
+}
+
+#[test]
+fn old_owned_assignment_already_gone_is_not_deleted_again() {
+    let old = desired(&assignment_spec(TELEMETRY, BuiltInRole::IoTHubDataReader));
+    let new = desired(&assignment_spec(TELEMETRY, BuiltInRole::IoTHubTwinContributor));
+    let p = run(Mode::Apply, Some(&new), &[old.id()], DeletionPolicy::Delete, &[]);
+    assert_eq!(p.actions, vec![create(&new)]);
+}
+
+#[test]
+fn equal_assignment_under_another_name_is_adopted_not_duplicated() {
+    let d = desired(&assignment_spec(TELEMETRY, BuiltInRole::IoTHubDataReader));
+    let existing = foreign(d.scope.clone(), d.role.guid, TELEMETRY, "05c5a614-a7d6-4502-b150-c2fb455033ff");
+    let p = run(Mode::Apply, Some(&d), &[], DeletionPolicy::Delete, std::slice::from_ref(&existing));
+    assert_eq!(p.actions, vec![]);
+    assert_eq!(p.findings.len(), 1);
+    assert_eq!(p.findings[0].reason, Reason::AdoptedExisting);
+    assert_eq!(p.findings[0].resource_ids, vec![existing.id.to_string()]);
+    // ...and cleanup never deletes it.
+    let p = run(Mode::Cleanup, Some(&d), &[], DeletionPolicy::Delete, &[existing]);
+    assert_eq!(p.actions, vec![]);
+}
+
+#[test]
+fn case_differences_in_ids_do_not_cause_churn() {
+    let d = desired(&assignment_spec(TELEMETRY, BuiltInRole::IoTHubDataReader));
+    let mut o = observed_of(&d);
+    o.id.scope = Scope::parse(&d.scope.to_string().to_uppercase().replace("SUBSCRIPTIONS", "subscriptions")).unwrap();
+    o.principal_id = TELEMETRY.to_uppercase();
+    assert_eq!(run(Mode::Apply, Some(&d), &[], DeletionPolicy::Delete, &[o]), Plan::default());
+}
+
+#[test]
+fn cleanup_deletes_only_owned_assignments_and_honours_orphan() {
+    let d = desired(&assignment_spec(TELEMETRY, BuiltInRole::IoTHubDataReader));
+    let someone_elses = foreign(
+        d.scope.clone(),
+        BuiltInRole::IoTHubDataContributor.guid(),
+        TELEMETRY,
+        "11111111-2222-4333-8444-555555555555",
+    );
+    let observed = [observed_of(&d), someone_elses];
+    let p = run(Mode::Cleanup, Some(&d), &[d.id()], DeletionPolicy::Delete, &observed);
+    assert_eq!(p.actions, vec![Action::DeleteRoleAssignment { id: d.id() }]);
+
+    let p = run(Mode::Cleanup, Some(&d), &[d.id()], DeletionPolicy::Orphan, &observed);
+    assert_eq!(p.actions, vec![]);
+    assert_eq!(p.findings[0].reason, Reason::Orphaned);
+}
+
+#[test]
+fn cleanup_works_when_apply_never_ran_or_status_was_lost() {
+    let d = desired(&assignment_spec(TELEMETRY, BuiltInRole::IoTHubDataReader));
+    // Apply never ran: nothing in Azure, nothing to do.
+    assert_eq!(run(Mode::Cleanup, Some(&d), &[], DeletionPolicy::Delete, &[]), Plan::default());
+    // Apply created it but crashed before writing status: the derived name finds it.
+    let p = run(Mode::Cleanup, Some(&d), &[], DeletionPolicy::Delete, &[observed_of(&d)]);
+    assert_eq!(p.actions, vec![Action::DeleteRoleAssignment { id: d.id() }]);
+    // Invalid spec (no desire) but status lists what it owns.
+    let p = run(Mode::Cleanup, None, &[d.id()], DeletionPolicy::Delete, &[observed_of(&d)]);
+    assert_eq!(p.actions, vec![Action::DeleteRoleAssignment { id: d.id() }]);
+}
+
+#[test]
+fn broader_scope_than_the_hub_is_reported() {
+    let mut spec = assignment_spec(TELEMETRY, BuiltInRole::IoTHubDataReader);
+    spec.scope = AssignmentScope::Subscription;
+    let d = desired(&spec);
+    let p = run(Mode::Apply, Some(&d), &[], DeletionPolicy::Delete, &[]);
+    assert_eq!(p.actions, vec![create(&d)]);
+    assert_eq!(
+        p.findings,
+        vec![Finding::new(
+            Severity::Warning,
+            Reason::BroaderScopeThanHub,
+            format!(
+                "assigned at subscription scope /subscriptions/{SUB}: the principal gets the role on every hub there, not only on {HUB}; use scope: Hub unless that is intended"
+            ),
+            vec![format!("/subscriptions/{SUB}")],
+        )]
+    );
+}
+
+#[test]
+fn principal_that_also_holds_listkeys_is_reported_with_role_and_assignment() {
+    let d = desired(&assignment_spec(TELEMETRY, BuiltInRole::IoTHubDataReader));
+    let rg_owner = foreign(
+        Scope::ResourceGroup { subscription_id: SUB.into(), resource_group: RG.into() },
+        contributor(),
+        TELEMETRY,
+        "22222222-2222-4333-8444-555555555555",
+    );
+    // Another principal's Owner and this principal's Owner on an unrelated subscription do not count.
+    let other_owner = foreign(hub_id().scope(), owner(), SYNC, "33333333-2222-4333-8444-555555555555");
+    let elsewhere = foreign(
+        Scope::Subscription("00000000-0000-0000-0000-000000000009".into()),
+        owner(),
+        TELEMETRY,
+        "44444444-2222-4333-8444-555555555555",
+    );
+    let p = run(Mode::Apply, Some(&d), &[], DeletionPolicy::Delete, &[rg_owner.clone(), other_owner, elsewhere]);
+    let lp: Vec<&Finding> = p.findings.iter().filter(|f| f.reason == Reason::PrincipalHoldsListKeys).collect();
+    assert_eq!(lp.len(), 1, "{:?}", p.findings);
+    assert!(lp[0].message.contains("'Contributor'"));
+    assert_eq!(lp[0].resource_ids, vec![rg_owner.id.to_string()]);
+}
+
+#[test]
+fn plans_are_deterministic_and_sorted() {
+    let d = desired(&assignment_spec(TELEMETRY, BuiltInRole::IoTHubDataReader));
+    let old1 = desired(&assignment_spec(TELEMETRY, BuiltInRole::IoTHubTwinContributor));
+    let old2 = desired(&assignment_spec(TELEMETRY, BuiltInRole::IoTHubRegistryContributor));
+    let observed = [observed_of(&old2), observed_of(&old1)];
+    let a = run(Mode::Apply, Some(&d), &[old1.id(), old2.id()], DeletionPolicy::Delete, &observed);
+    let b = run(Mode::Apply, Some(&d), &[old2.id(), old1.id()], DeletionPolicy::Delete, &observed);
+    assert_eq!(a, b);
+    assert!(matches!(a.actions[0], Action::CreateRoleAssignment { .. }));
+    assert_eq!(a.actions.len(), 3);
+}
+
+#[test]
+fn custom_role_reference_resolves_to_the_derived_definition() {
+    let role = custom_role_spec("IoT Hub Device Registry Reader", &["Microsoft.Devices/IotHubs/devices/read"]);
+    let spec = custom_role_ref_spec(SYNC, "device-registry-reader");
+    let lookup = |name: &str| (name == "device-registry-reader").then(|| role.clone());
+    let d = iothub_access_operator::desire::desire_role_assignment(&spec, &lookup).unwrap();
+    assert_eq!(d.role.guid, desired_role(&role).guid);
+    let missing = iothub_access_operator::desire::desire_role_assignment(&spec, &|_| None).unwrap_err();
+    assert!(missing.to_string().contains("no IotHubCustomRole named 'device-registry-reader'"));
+}
