@@ -4,9 +4,21 @@
 //! Every front end runs one pipeline: `desire` (validate specs, pure) and `observe` (read Azure)
 //! feed `plan` (a pure diff), `apply` carries the plan out, and status reports it.
 
+pub mod apply;
+pub mod azure;
 pub mod cli;
 pub mod crd;
 pub mod desire;
 pub mod domain;
 pub mod manifest;
+pub mod observe;
 pub mod plan;
+
+/// Install the process-wide TLS crypto provider (aws-lc-rs) once. Several dependencies bring
+/// rustls with different providers; without one explicit choice rustls panics at run time.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    });
+}

@@ -44,7 +44,8 @@ pub enum Action {
 }
 
 impl Action {
-    fn phase(&self) -> u8 {
+    /// Order of execution: definitions, creates, hub changes, deletes.
+    pub fn phase(&self) -> u8 {
         match self {
             Action::PutRoleDefinition { .. } => 0,
             Action::CreateRoleAssignment { .. } => 1,

@@ -1,0 +1,113 @@
+//! The `apply` step: carry a [`Plan`]'s actions out through the [`Azure`] trait, the only writer.
+//! Phases run in the plan's order (definitions, creates, hub changes, deletes) so every change is
+//! make-before-break; actions within a phase run concurrently up to a bound (the Azure client
+//! paces them inside ARM's token buckets). A failed action does not stop its phase, but later
+//! phases are skipped so nothing is deleted before its replacement exists.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+
+use crate::azure::{Azure, AzureError, CreateOutcome, HubAccessChange, NewRoleAssignment};
+use crate::domain::RoleAssignmentId;
+use crate::plan::{Action, Plan};
+
+/// What happened to one action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Azure changed as asked.
+    Done,
+    /// Nothing to change any more (already deleted, or the hub already had the value).
+    AlreadyDone,
+    /// Creating found the same grant under another name; it now satisfies the spec.
+    Adopted(RoleAssignmentId),
+    /// The action failed.
+    Failed(AzureError),
+    /// Not attempted because an earlier phase failed.
+    Skipped,
+}
+
+impl Outcome {
+    pub fn is_ok(&self) -> bool {
+        matches!(self, Outcome::Done | Outcome::AlreadyDone | Outcome::Adopted(_))
+    }
+}
+
+/// An action and its outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    pub action: Action,
+    pub outcome: Outcome,
+}
+
+/// Run one action.
+pub async fn apply_action(azure: &dyn Azure, action: &Action) -> Outcome {
+    let res: Result<Outcome, AzureError> = async {
+        match action {
+            Action::PutRoleDefinition { scope, definition, .. } => {
+                azure.put_role_definition(scope, definition).await.map(|_| Outcome::Done)
+            }
+            Action::CreateRoleAssignment { id, role_definition_id, principal_id, principal_type, description } => {
+                let new = NewRoleAssignment {
+                    id: id.clone(),
+                    role_definition_id: role_definition_id.clone(),
+                    principal_id: principal_id.clone(),
+                    principal_type: *principal_type,
+                    description: description.clone(),
+                };
+                azure.create_role_assignment(&new).await.map(|o| match o {
+                    CreateOutcome::Created => Outcome::Done,
+                    CreateOutcome::AlreadyExists { existing } => Outcome::Adopted(existing),
+                })
+            }
+            Action::SetHubAccess { hub, disable_local_auth, disable_device_sas, disable_module_sas } => {
+                let change = HubAccessChange {
+                    disable_local_auth: *disable_local_auth,
+                    disable_device_sas: *disable_device_sas,
+                    disable_module_sas: *disable_module_sas,
+                };
+                azure.set_hub_access(hub, &change).await.map(|_| Outcome::Done)
+            }
+            Action::DeleteRoleAssignment { id } => {
+                azure.delete_role_assignment(id).await.map(|d| if d { Outcome::Done } else { Outcome::AlreadyDone })
+            }
+            Action::DeleteRoleDefinition { scope, guid, .. } => azure
+                .delete_role_definition(scope, *guid)
+                .await
+                .map(|d| if d { Outcome::Done } else { Outcome::AlreadyDone }),
+        }
+    }
+    .await;
+    res.unwrap_or_else(Outcome::Failed)
+}
+
+/// Run a whole plan. `concurrency` bounds the actions in flight within a phase.
+pub async fn apply(azure: Arc<dyn Azure>, plan: &Plan, concurrency: usize) -> Vec<Applied> {
+    let mut out: Vec<Applied> = Vec::with_capacity(plan.actions.len());
+    let mut failed = false;
+    let mut i = 0;
+    while i < plan.actions.len() {
+        let phase = plan.actions[i].phase();
+        let end = plan.actions[i..].iter().position(|a| a.phase() != phase).map_or(plan.actions.len(), |p| i + p);
+        let batch = &plan.actions[i..end];
+        if failed {
+            out.extend(batch.iter().map(|a| Applied { action: a.clone(), outcome: Outcome::Skipped }));
+        } else {
+            let results: Vec<Applied> = futures::stream::iter(batch.iter().cloned())
+                .map(|action| {
+                    let azure = azure.clone();
+                    async move {
+                        let outcome = apply_action(azure.as_ref(), &action).await;
+                        Applied { action, outcome }
+                    }
+                })
+                .buffered(concurrency.max(1))
+                .collect()
+                .await;
+            failed = results.iter().any(|r| !r.outcome.is_ok());
+            out.extend(results);
+        }
+        i = end;
+    }
+    out
+}

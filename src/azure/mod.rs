@@ -1,0 +1,109 @@
+//! The only code that talks to Azure. The rest of the project sees the [`Azure`] trait, with
+//! domain types in and out; [`arm::ArmClient`] implements it over HTTP for Azure Resource
+//! Manager (and the local emulator, which speaks the same protocol). Retries, pacing and error
+//! mapping happen here, once.
+
+pub mod arm;
+pub mod credential;
+pub mod error;
+pub mod pacing;
+pub mod retry;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+pub use error::AzureError;
+
+use crate::crd::PrincipalType;
+use crate::domain::{HubId, ObservedAssignment, ObservedDps, ObservedHub, RoleAssignmentId, RoleDefinition, Scope};
+
+/// `$filter` of a role assignment list.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AssignmentFilter {
+    /// At, above and below the scope.
+    All,
+    /// At the scope and inherited from above (`atScope()`).
+    AtScope,
+    /// That principal at, above and below the scope (`principalId eq '…'`).
+    PrincipalId(String),
+}
+
+/// `$filter` of a role definition list.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum RoleDefinitionFilter {
+    /// Custom roles visible at the scope (`type eq 'CustomRole'`).
+    CustomRoles,
+    /// The role with that display name (`roleName eq '…'`).
+    RoleName(String),
+}
+
+/// A role assignment to create.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewRoleAssignment {
+    pub id: RoleAssignmentId,
+    pub role_definition_id: String,
+    pub principal_id: String,
+    pub principal_type: PrincipalType,
+    pub description: Option<String>,
+}
+
+/// What creating a role assignment did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// Created (or it already existed under this very name: PUT is idempotent).
+    Created,
+    /// Azure answered `RoleAssignmentExists`: the same grant exists under another name.
+    AlreadyExists { existing: RoleAssignmentId },
+}
+
+/// Hub access properties to change; `None` leaves one as it is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HubAccessChange {
+    pub disable_local_auth: Option<bool>,
+    pub disable_device_sas: Option<bool>,
+    pub disable_module_sas: Option<bool>,
+}
+
+/// Everything the operator asks of Azure. Implementations retry and pace internally; an error
+/// returned here is final for this attempt.
+#[async_trait]
+pub trait Azure: Send + Sync {
+    /// Role assignments at `scope` with ARM's inheritance rules for `filter`, all pages.
+    async fn list_role_assignments(
+        &self,
+        scope: &Scope,
+        filter: &AssignmentFilter,
+    ) -> Result<Vec<ObservedAssignment>, AzureError>;
+
+    /// Create a role assignment under its (client-chosen) name.
+    async fn create_role_assignment(&self, new: &NewRoleAssignment) -> Result<CreateOutcome, AzureError>;
+
+    /// Delete a role assignment; `Ok(false)` when it was already gone.
+    async fn delete_role_assignment(&self, id: &RoleAssignmentId) -> Result<bool, AzureError>;
+
+    /// A role definition by GUID, `None` when it does not exist.
+    async fn get_role_definition(&self, scope: &Scope, guid: Uuid) -> Result<Option<RoleDefinition>, AzureError>;
+
+    /// Role definitions visible at `scope` (at and above), all pages.
+    async fn list_role_definitions(
+        &self,
+        scope: &Scope,
+        filter: &RoleDefinitionFilter,
+    ) -> Result<Vec<RoleDefinition>, AzureError>;
+
+    /// Create or update a custom role definition at `scope`.
+    async fn put_role_definition(&self, scope: &Scope, definition: &RoleDefinition) -> Result<(), AzureError>;
+
+    /// Delete a custom role definition; `Ok(false)` when it was already gone.
+    async fn delete_role_definition(&self, scope: &Scope, guid: Uuid) -> Result<bool, AzureError>;
+
+    /// A hub's access properties, `None` when the hub does not exist.
+    async fn get_hub(&self, hub: &HubId) -> Result<Option<ObservedHub>, AzureError>;
+
+    /// Change a hub's access properties (read, modify, write back with `If-Match`, wait for the
+    /// long-running operation), returning the hub as it is afterwards.
+    async fn set_hub_access(&self, hub: &HubId, change: &HubAccessChange) -> Result<ObservedHub, AzureError>;
+
+    /// Every DPS instance of a subscription with its hub links, all pages.
+    async fn list_dps(&self, subscription_id: &str) -> Result<Vec<ObservedDps>, AzureError>;
+}
