@@ -7,12 +7,15 @@
 pub mod apply;
 pub mod azure;
 pub mod cli;
+pub mod controller;
 pub mod crd;
 pub mod desire;
 pub mod domain;
+pub mod engine;
 pub mod manifest;
 pub mod observe;
 pub mod plan;
+pub mod telemetry;
 
 /// Install the process-wide TLS crypto provider (aws-lc-rs) once. Several dependencies bring
 /// rustls with different providers; without one explicit choice rustls panics at run time.

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use iothub_access_operator::cli;
+use iothub_access_operator::cli::azure_args::AzureArgs;
+use iothub_access_operator::cli::reconcile::OutputFormat;
 
 #[derive(Parser)]
 #[command(name = "iothub-access-operator", version, about = "Keeps Azure IoT Hub access the way Git says it should be")]
@@ -28,6 +30,34 @@ enum Command {
         #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
         paths: Vec<PathBuf>,
     },
+    /// Show what would change in Azure for these manifests (read-only). Exit 0: Azure matches;
+    /// 2: changes pending or refused; 1: error.
+    Plan {
+        /// Files or folders of manifests (`-` for standard input).
+        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        paths: Vec<PathBuf>,
+        #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+        #[command(flatten)]
+        azure: AzureArgs,
+    },
+    /// Make Azure match these manifests, then re-observe. Idempotent. Exit 0: Azure matches;
+    /// 2: changes refused (e.g. Deny while a DPS is linked); 1: error.
+    Apply {
+        /// Files or folders of manifests (`-` for standard input).
+        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        paths: Vec<PathBuf>,
+        #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+        output: OutputFormat,
+        #[command(flatten)]
+        azure: AzureArgs,
+    },
+    /// Run the operator: watch the custom resources in Kubernetes and keep Azure matching them.
+    Run(Box<iothub_access_operator::controller::run::RunArgs>),
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
 fn main() -> ExitCode {
@@ -35,6 +65,24 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Crds { output_dir } => cli::crds::run(output_dir.as_deref(), &mut std::io::stdout()),
         Command::Validate { paths } => cli::validate::run(&paths, &mut std::io::stdout()).map_err(anyhow::Error::from),
+        Command::Run(args) => {
+            runtime().and_then(|rt| rt.block_on(iothub_access_operator::controller::run::run(*args))).map(|()| 0)
+        }
+        Command::Plan { paths, output, azure } => runtime().and_then(|rt| {
+            rt.block_on(async {
+                let manifests = iothub_access_operator::manifest::load(&paths);
+                let client = azure.client()?;
+                Ok(cli::reconcile::run_plan(client, &manifests, output, &mut std::io::stdout()).await?)
+            })
+        }),
+        Command::Apply { paths, output, azure } => runtime().and_then(|rt| {
+            rt.block_on(async {
+                let manifests = iothub_access_operator::manifest::load(&paths);
+                let client = azure.client()?;
+                let concurrency = azure.concurrency;
+                Ok(cli::reconcile::run_apply(client, &manifests, concurrency, output, &mut std::io::stdout()).await?)
+            })
+        }),
     };
     match result {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

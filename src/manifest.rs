@@ -32,7 +32,7 @@ impl Resource {
         }
     }
 
-    fn meta(&self) -> &kube::core::ObjectMeta {
+    pub fn meta(&self) -> &kube::core::ObjectMeta {
         match self {
             Resource::RoleAssignment(r) => &r.metadata,
             Resource::CustomRole(r) => &r.metadata,
@@ -142,6 +142,16 @@ pub fn load(paths: &[PathBuf]) -> Manifests {
 pub fn parse(source: &str, text: &str) -> Manifests {
     let mut out = Manifests::default();
     parse_into(&mut out, source, text);
+    check_references(&mut out);
+    out
+}
+
+/// Parse several named texts as one set of manifests (references resolve across them).
+pub fn parse_sources<'a>(sources: impl IntoIterator<Item = (&'a str, &'a str)>) -> Manifests {
+    let mut out = Manifests::default();
+    for (source, text) in sources {
+        parse_into(&mut out, source, text);
+    }
     check_references(&mut out);
     out
 }

@@ -1,0 +1,457 @@
+//! `plan` and `apply`: the pipeline over manifests, without Kubernetes. Manifests are validated
+//! (the admission rules), Azure is observed once per pass with shared reads, each resource is
+//! planned, and `apply` carries the merged plan out (definitions, then creates, then hub
+//! changes, then deletes), re-observing until Azure matches or nothing more can be done.
+//!
+//! Exit codes (so a GitOps pipeline can gate on them): `plan` 0 = Azure matches, 2 = changes
+//! pending or refused, 1 = error; `apply` 0 = Azure matches, 2 = changes refused (blockers) or
+//! left pending (observe mode), 1 = a write failed or an error occurred.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use crate::apply::{self, Applied, Outcome};
+use crate::azure::Azure;
+use crate::crd::common::RECONCILE_ANNOTATION;
+use crate::crd::{IotHubCustomRoleSpec, ReconcileMode};
+use crate::desire::{self, DesireError};
+use crate::engine::{self, AssignmentRequest, CustomRoleRequest};
+use crate::manifest::{Document, Manifests, Resource};
+use crate::observe::Observer;
+use crate::plan::{Action, Mode, Plan, Severity};
+
+/// How many resources are planned at once (reads are shared and paced by the client).
+const PLAN_CONCURRENCY: usize = 32;
+
+/// Output format of `plan` and `apply`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// A readable table.
+    #[default]
+    Table,
+    /// One JSON document.
+    Json,
+}
+
+/// One resource's plan.
+#[derive(Clone, Debug)]
+pub struct Planned {
+    /// `Kind/namespace/name`.
+    pub object: String,
+    /// The file it came from.
+    pub source: String,
+    pub mode: ReconcileMode,
+    /// The plan, or why there is none (an Azure read failed, a reference is missing).
+    pub result: Result<Plan, String>,
+}
+
+impl Planned {
+    fn plan(&self) -> Option<&Plan> {
+        self.result.as_ref().ok()
+    }
+    fn writes(&self) -> bool {
+        self.mode == ReconcileMode::Manage
+    }
+}
+
+/// Totals over a set of plans.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub resources: usize,
+    pub in_sync: usize,
+    pub changes: usize,
+    pub refused: usize,
+    pub errors: usize,
+    pub skipped: usize,
+}
+
+impl Summary {
+    pub fn of(planned: &[Planned]) -> Summary {
+        let mut s = Summary { resources: planned.len(), ..Summary::default() };
+        for p in planned {
+            match (&p.mode, &p.result) {
+                (ReconcileMode::Skip, _) => s.skipped += 1,
+                (_, Err(_)) => s.errors += 1,
+                (_, Ok(plan)) => {
+                    s.changes += plan.actions.len();
+                    let blocked = plan.blockers().count();
+                    s.refused += blocked;
+                    if plan.actions.is_empty() && blocked == 0 {
+                        s.in_sync += 1;
+                    }
+                }
+            }
+        }
+        s
+    }
+}
+
+fn reconcile_mode(doc: &Document) -> ReconcileMode {
+    let value = doc.resource.meta().annotations.as_ref().and_then(|a| a.get(RECONCILE_ANNOTATION));
+    ReconcileMode::parse(value.map(String::as_str)).unwrap_or(ReconcileMode::Observe)
+}
+
+/// Plan one resource of the manifests.
+async fn plan_document(obs: &Observer, manifests: &Manifests, doc: &Document) -> Result<Plan, String> {
+    match &doc.resource {
+        Resource::CustomRole(r) => {
+            let desired = desire::desire_custom_role(&r.spec).map_err(|e| e.to_string())?;
+            let req = CustomRoleRequest {
+                mode: Mode::Apply,
+                desired: Some(desired),
+                owned: vec![],
+                deletion_policy: r.spec.deletion_policy,
+            };
+            engine::plan_custom_role(obs, &req).await.map_err(|e| e.to_string())
+        }
+        Resource::RoleAssignment(r) => {
+            let namespace = doc.resource.namespace();
+            let lookup = |name: &str| -> Option<IotHubCustomRoleSpec> {
+                manifests.valid_resources().find_map(|d| match &d.resource {
+                    Resource::CustomRole(c) if d.resource.namespace() == namespace && d.resource.name() == name => {
+                        Some(c.spec.clone())
+                    }
+                    _ => None,
+                })
+            };
+            let desired = desire::desire_role_assignment(&r.spec, &lookup).map_err(|e| match e {
+                DesireError::Invalid(f) => f.to_string(),
+                other => other.to_string(),
+            })?;
+            let req = AssignmentRequest {
+                mode: Mode::Apply,
+                desired: Some(desired),
+                owned: vec![],
+                deletion_policy: r.spec.deletion_policy,
+            };
+            engine::plan_assignment(obs, &req).await.map_err(|e| e.to_string())
+        }
+        Resource::SharedAccess(r) => {
+            let desired = desire::desire_shared_access(&r.spec).map_err(|e| e.to_string())?;
+            engine::plan_shared_access(obs, &desired).await.map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Plan every valid resource of `manifests` against Azure (one observation pass).
+pub async fn plan_manifests(azure: Arc<dyn Azure>, manifests: &Manifests) -> Vec<Planned> {
+    let obs = Observer::new(azure);
+    futures::stream::iter(manifests.valid_resources())
+        .map(|doc| {
+            let obs = &obs;
+            async move {
+                let mode = reconcile_mode(doc);
+                let result = if mode == ReconcileMode::Skip {
+                    Ok(Plan::default())
+                } else {
+                    plan_document(obs, manifests, doc).await
+                };
+                Planned { object: doc.resource.object_ref(), source: doc.source.clone(), mode, result }
+            }
+        })
+        .buffered(PLAN_CONCURRENCY)
+        .collect()
+        .await
+}
+
+fn mode_name(m: ReconcileMode) -> &'static str {
+    match m {
+        ReconcileMode::Manage => "manage",
+        ReconcileMode::Observe => "observe",
+        ReconcileMode::Skip => "skip",
+    }
+}
+
+fn severity_name(s: Severity) -> &'static str {
+    match s {
+        Severity::Blocker => "Refused",
+        Severity::Warning => "Warning",
+        Severity::Info => "Info",
+    }
+}
+
+/// Write the manifest errors and notes (validation happens before any Azure call).
+pub fn write_manifest_report(manifests: &Manifests, out: &mut dyn Write) -> std::io::Result<()> {
+    for e in &manifests.errors {
+        writeln!(out, "error: {e}")?;
+    }
+    for n in &manifests.notes {
+        writeln!(out, "note: {n}")?;
+    }
+    Ok(())
+}
+
+/// The plan as a table: one row per change, refusal or finding, then a summary line.
+pub fn write_table(planned: &[Planned], out: &mut dyn Write) -> std::io::Result<()> {
+    let mut rows: Vec<[String; 4]> = Vec::new();
+    let mut detail: Vec<Vec<String>> = Vec::new();
+    for p in planned {
+        let mode = mode_name(p.mode).to_string();
+        match &p.result {
+            _ if p.mode == ReconcileMode::Skip => {
+                rows.push([p.object.clone(), mode, "Skipped".into(), "iothubaccess.io/reconcile: skip".into()]);
+                detail.push(vec![]);
+            }
+            Err(e) => {
+                rows.push([p.object.clone(), mode, "Error".into(), e.clone()]);
+                detail.push(vec![]);
+            }
+            Ok(plan) => {
+                if plan.actions.is_empty() && plan.blockers().count() == 0 {
+                    rows.push([p.object.clone(), mode.clone(), "InSync".into(), "Azure matches the spec".into()]);
+                    detail.push(vec![]);
+                }
+                for a in &plan.actions {
+                    rows.push([p.object.clone(), mode.clone(), a.verb().into(), a.describe()]);
+                    detail.push(vec![a.target()]);
+                }
+                for f in &plan.findings {
+                    let what = format!("{} {}", severity_name(f.severity), f.reason);
+                    rows.push([p.object.clone(), mode.clone(), what, f.message.clone()]);
+                    detail.push(f.resource_ids.clone());
+                }
+            }
+        }
+    }
+    let header = ["RESOURCE".to_string(), "MODE".into(), "CHANGE".into(), "DETAIL".into()];
+    let w: Vec<usize> = (0..3).map(|i| rows.iter().chain([&header]).map(|r| r[i].len()).max().unwrap_or(0)).collect();
+    let indent = w[0] + w[1] + w[2] + 6;
+    writeln!(
+        out,
+        "{:<w0$}  {:<w1$}  {:<w2$}  {}",
+        header[0],
+        header[1],
+        header[2],
+        header[3],
+        w0 = w[0],
+        w1 = w[1],
+        w2 = w[2]
+    )?;
+    for (r, ids) in rows.iter().zip(&detail) {
+        writeln!(out, "{:<w0$}  {:<w1$}  {:<w2$}  {}", r[0], r[1], r[2], r[3], w0 = w[0], w1 = w[1], w2 = w[2])?;
+        for id in ids {
+            writeln!(out, "{:indent$}{id}", "")?;
+        }
+    }
+    let s = Summary::of(planned);
+    writeln!(
+        out,
+        "\nPlan: {} change(s), {} refused, {} in sync, {} error(s), {} skipped ({} resource(s)).",
+        s.changes, s.refused, s.in_sync, s.errors, s.skipped, s.resources
+    )
+}
+
+fn action_json(a: &Action) -> Value {
+    json!({"action": a.verb(), "target": a.target(), "description": a.describe()})
+}
+
+/// The plan as JSON (stable keys, for pipelines).
+pub fn to_json(manifests: &Manifests, planned: &[Planned]) -> Value {
+    let resources: Vec<Value> = planned
+        .iter()
+        .map(|p| {
+            let (actions, findings, error) = match &p.result {
+                Ok(plan) => (
+                    plan.actions.iter().map(action_json).collect::<Vec<_>>(),
+                    plan.findings
+                        .iter()
+                        .map(|f| {
+                            json!({
+                                "severity": severity_name(f.severity),
+                                "reason": f.reason.as_str(),
+                                "message": f.message,
+                                "resourceIds": f.resource_ids,
+                            })
+                        })
+                        .collect::<Vec<_>>(),
+                    Value::Null,
+                ),
+                Err(e) => (vec![], vec![], Value::String(e.clone())),
+            };
+            json!({
+                "resource": p.object,
+                "source": p.source,
+                "mode": mode_name(p.mode),
+                "actions": actions,
+                "findings": findings,
+                "error": error,
+            })
+        })
+        .collect();
+    let s = Summary::of(planned);
+    json!({
+        "resources": resources,
+        "invalid": manifests.errors.iter().map(|e| json!({
+            "source": e.source, "object": e.object, "field": e.error.path, "message": e.error.message,
+        })).collect::<Vec<_>>(),
+        "notes": manifests.notes,
+        "summary": {
+            "resources": s.resources, "changes": s.changes, "refused": s.refused,
+            "inSync": s.in_sync, "errors": s.errors + manifests.errors.len(), "skipped": s.skipped,
+        },
+    })
+}
+
+/// `plan`'s exit code for these results.
+pub fn plan_exit_code(manifests: &Manifests, planned: &[Planned]) -> i32 {
+    let s = Summary::of(planned);
+    if !manifests.errors.is_empty() || s.errors > 0 {
+        1
+    } else if s.changes > 0 || s.refused > 0 {
+        2
+    } else {
+        0
+    }
+}
+
+/// `plan -f PATH...`: read-only.
+pub async fn run_plan(
+    azure: Arc<dyn Azure>,
+    manifests: &Manifests,
+    format: OutputFormat,
+    out: &mut dyn Write,
+) -> std::io::Result<i32> {
+    let planned = plan_manifests(azure, manifests).await;
+    match format {
+        OutputFormat::Table => {
+            write_manifest_report(manifests, out)?;
+            write_table(&planned, out)?;
+        }
+        OutputFormat::Json => {
+            writeln!(out, "{}", serde_json::to_string_pretty(&to_json(manifests, &planned)).unwrap_or_default())?;
+        }
+    }
+    Ok(plan_exit_code(manifests, &planned))
+}
+
+/// What `apply` did.
+#[derive(Clone, Debug, Default)]
+pub struct ApplyReport {
+    /// Every write attempted, with the resources that wanted it.
+    pub applied: Vec<(Applied, Vec<String>)>,
+    /// The plans after the last re-observation.
+    pub final_plans: Vec<Planned>,
+    /// Observation passes made (each followed by writes, except the last).
+    pub passes: usize,
+}
+
+impl ApplyReport {
+    pub fn failed(&self) -> impl Iterator<Item = &(Applied, Vec<String>)> {
+        self.applied.iter().filter(|(a, _)| matches!(a.outcome, Outcome::Failed(_)))
+    }
+}
+
+/// Most passes `apply` makes: a pass can unblock the next (a data role created in one pass lets
+/// shared access be denied in the next), and the last pass only re-observes.
+pub const MAX_PASSES: usize = 4;
+
+/// Plan, write, re-observe; repeat while writes make progress.
+pub async fn apply_manifests(azure: Arc<dyn Azure>, manifests: &Manifests, concurrency: usize) -> ApplyReport {
+    let mut report = ApplyReport::default();
+    loop {
+        let planned = plan_manifests(azure.clone(), manifests).await;
+        report.passes += 1;
+        let writable: Vec<&Planned> = planned.iter().filter(|p| p.writes()).collect();
+        let merged = Plan::merge(writable.iter().filter_map(|p| p.plan().cloned()));
+        if merged.actions.is_empty() || report.passes >= MAX_PASSES {
+            report.final_plans = planned;
+            return report;
+        }
+        let mut owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for p in &writable {
+            for a in p.plan().map(|p| p.actions.as_slice()).unwrap_or_default() {
+                owners.entry(a.to_string()).or_default().push(p.object.clone());
+            }
+        }
+        let applied = apply::apply(azure.clone(), &merged, concurrency).await;
+        let progressed = applied.iter().any(|a| matches!(a.outcome, Outcome::Done | Outcome::Adopted(_)));
+        for a in applied {
+            let who = owners.get(&a.action.to_string()).cloned().unwrap_or_default();
+            report.applied.push((a, who));
+        }
+        if !progressed {
+            report.final_plans = plan_manifests(azure.clone(), manifests).await;
+            report.passes += 1;
+            return report;
+        }
+    }
+}
+
+fn outcome_text(o: &Outcome) -> String {
+    match o {
+        Outcome::Done => "done".into(),
+        Outcome::AlreadyDone => "already done".into(),
+        Outcome::Adopted(id) => format!("adopted existing {id}"),
+        Outcome::Failed(e) => format!("FAILED: {e}"),
+        Outcome::Skipped => "skipped (an earlier step failed; nothing is deleted before its replacement exists)".into(),
+    }
+}
+
+/// Write what `apply` did and where Azure stands now.
+pub fn write_apply_report(report: &ApplyReport, out: &mut dyn Write) -> std::io::Result<()> {
+    if report.applied.is_empty() {
+        writeln!(out, "Nothing to write: Azure already matches every managed resource.")?;
+    }
+    for (a, who) in &report.applied {
+        writeln!(out, "{:<22} {}: {}", a.action.verb(), a.action.target(), outcome_text(&a.outcome))?;
+        writeln!(out, "{:<22} for {}", "", who.join(", "))?;
+    }
+    writeln!(out, "\nAfter apply ({} observation pass(es)):", report.passes)?;
+    write_table(&report.final_plans, out)
+}
+
+/// `apply`'s exit code.
+pub fn apply_exit_code(manifests: &Manifests, report: &ApplyReport) -> i32 {
+    let s = Summary::of(&report.final_plans);
+    if !manifests.errors.is_empty() || s.errors > 0 || report.failed().next().is_some() && s.changes > 0 {
+        1
+    } else if s.changes > 0 || s.refused > 0 {
+        2
+    } else {
+        0
+    }
+}
+
+/// `apply -f PATH...`.
+pub async fn run_apply(
+    azure: Arc<dyn Azure>,
+    manifests: &Manifests,
+    concurrency: usize,
+    format: OutputFormat,
+    out: &mut dyn Write,
+) -> std::io::Result<i32> {
+    if !manifests.errors.is_empty() {
+        // Nothing is written while any manifest is invalid: a half-applied folder is worse.
+        write_manifest_report(manifests, out)?;
+        writeln!(out, "Nothing applied: fix the invalid manifest(s) above first.")?;
+        return Ok(1);
+    }
+    let report = apply_manifests(azure, manifests, concurrency).await;
+    match format {
+        OutputFormat::Table => {
+            write_manifest_report(manifests, out)?;
+            write_apply_report(&report, out)?;
+        }
+        OutputFormat::Json => {
+            let applied: Vec<Value> = report
+                .applied
+                .iter()
+                .map(|(a, who)| {
+                    let mut v = action_json(&a.action);
+                    v["outcome"] = Value::String(outcome_text(&a.outcome));
+                    v["ok"] = Value::Bool(a.outcome.is_ok());
+                    v["resources"] = json!(who);
+                    v
+                })
+                .collect();
+            let doc =
+                json!({"applied": applied, "passes": report.passes, "after": to_json(manifests, &report.final_plans)});
+            writeln!(out, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
+        }
+    }
+    Ok(apply_exit_code(manifests, &report))
+}

@@ -1,0 +1,236 @@
+//! Reconciling `IotHubCustomRole`: create or update the definition under its content-derived
+//! GUID, refuse a role name another definition holds, delete definitions of an old name after a
+//! rename, and refuse deletion while role assignments (in the cluster or in Azure) use the role.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use kube::runtime::controller::Action as Requeue;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Api, ResourceExt};
+use uuid::Uuid;
+
+use super::status::{self, READY, reason};
+use super::{Context, ReconcileError, done, key_of, reconcile_mode};
+use crate::apply::{self, Outcome};
+use crate::crd::common::FINALIZER;
+use crate::crd::{IotHubCustomRole, IotHubCustomRoleStatus, ReconcileMode};
+use crate::desire::desire_custom_role;
+use crate::domain::Scope;
+use crate::domain::ids::role_definition_id;
+use crate::engine::{self, CustomRoleRequest};
+use crate::plan::{Action, Mode, Severity};
+
+const KIND: &str = "IotHubCustomRole";
+const DEFINITIONS: &str = "/providers/microsoft.authorization/roledefinitions/";
+
+/// The controller's entry point for one object.
+pub async fn reconcile(obj: Arc<IotHubCustomRole>, ctx: Arc<Context>) -> Result<Requeue, ReconcileError> {
+    let started = Instant::now();
+    let ns = obj.namespace().unwrap_or_default();
+    let api: Api<IotHubCustomRole> = Api::namespaced(ctx.client.clone(), &ns);
+    let span = tracing::info_span!("reconcile", kind = KIND, namespace = %ns, name = %obj.name_any());
+    let _guard = span.enter();
+    let result = finalizer(&api, FINALIZER, obj, |event| async {
+        match event {
+            Finalizer::Apply(o) => apply_one(&api, &o, &ctx).await,
+            Finalizer::Cleanup(o) => cleanup(&api, &o, &ctx).await,
+        }
+    })
+    .await;
+    ctx.metrics.reconciled(KIND, if result.is_ok() { "ok" } else { "error" }, started.elapsed());
+    result.map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => ReconcileError::Finalizer(other.to_string()),
+    })
+}
+
+/// `{scope}/providers/Microsoft.Authorization/roleDefinitions/{guid}` -> (scope, guid).
+pub fn parse_definition_id(id: &str) -> Option<(Scope, Uuid)> {
+    let lower = id.to_ascii_lowercase();
+    let at = lower.rfind(DEFINITIONS)?;
+    let guid = Uuid::parse_str(&id[at + DEFINITIONS.len()..]).ok()?;
+    let scope = if at == 0 { Scope::Root } else { Scope::parse(&id[..at]).ok()? };
+    Some((scope, guid))
+}
+
+fn owned_of(st: &IotHubCustomRoleStatus) -> Vec<(Scope, Uuid)> {
+    st.role_definition_id.iter().chain(&st.owned_role_definition_ids).filter_map(|s| parse_definition_id(s)).collect()
+}
+
+async fn finish(
+    api: &Api<IotHubCustomRole>,
+    obj: &IotHubCustomRole,
+    ctx: &Context,
+    mut st: IotHubCustomRoleStatus,
+    ready: bool,
+    why: &str,
+    message: &str,
+) -> Result<(), ReconcileError> {
+    let generation = obj.metadata.generation;
+    st.observed_generation = generation;
+    status::set_condition(&mut st.conditions, READY, ready, why, message, generation);
+    ctx.metrics.set_state(KIND, key_of(obj), ready, why);
+    status::write(api, &obj.name_any(), obj.status.as_ref(), &st).await?;
+    Ok(())
+}
+
+async fn apply_one(
+    api: &Api<IotHubCustomRole>,
+    obj: &IotHubCustomRole,
+    ctx: &Context,
+) -> Result<Requeue, ReconcileError> {
+    let ns = obj.namespace().unwrap_or_default();
+    let (mode, mode_problem) = reconcile_mode(obj);
+    if mode == ReconcileMode::Skip {
+        return Ok(done(ctx, obj));
+    }
+    let mut st = obj.status.clone().unwrap_or_default();
+    let desired = match desire_custom_role(&obj.spec) {
+        Ok(d) => d,
+        Err(errors) => {
+            let msg = errors.to_string();
+            if !st.conditions.iter().any(|c| c.type_ == READY && c.reason == reason::INVALID_SPEC && c.message == msg) {
+                ctx.event(obj, EventType::Warning, reason::INVALID_SPEC, msg.clone()).await;
+            }
+            finish(api, obj, ctx, st, false, reason::INVALID_SPEC, &msg).await?;
+            return Ok(done(ctx, obj));
+        }
+    };
+    st.effective_data_actions = desired.definition().effective_data_actions().into_iter().map(str::to_string).collect();
+    let sub_scope = format!("/subscriptions/{}", desired.subscription_id);
+    let ids: Vec<&str> =
+        std::iter::once(sub_scope.as_str()).chain(desired.assignable_scopes.iter().map(String::as_str)).collect();
+    if let Err(e) = ctx.check_scopes(&ns, ids) {
+        if !st.conditions.iter().any(|c| c.type_ == READY && c.reason == reason::SCOPE_NOT_ALLOWED) {
+            ctx.event(obj, EventType::Warning, reason::SCOPE_NOT_ALLOWED, e.to_string()).await;
+        }
+        finish(api, obj, ctx, st, false, reason::SCOPE_NOT_ALLOWED, &e.to_string()).await?;
+        return Ok(done(ctx, obj));
+    }
+    let owned = owned_of(&st);
+    let req = CustomRoleRequest {
+        mode: Mode::Apply,
+        desired: Some(desired.clone()),
+        owned: owned.clone(),
+        deletion_policy: obj.spec.deletion_policy,
+    };
+    let plan = match engine::plan_custom_role(&ctx.observer.get(), &req).await {
+        Ok(p) => p,
+        Err(e) => {
+            let e = ReconcileError::from(e);
+            finish(api, obj, ctx, st, false, e.reason(), &e.to_string()).await?;
+            return Err(e);
+        }
+    };
+    if mode != ReconcileMode::Manage {
+        st.pending_actions = status::pending(&plan.actions);
+        let (ready, why, msg) = status::observe_verdict(&plan, mode_problem);
+        finish(api, obj, ctx, st, ready, &why, &msg).await?;
+        return Ok(done(ctx, obj));
+    }
+    st.pending_actions.clear();
+    let blocked = plan.blockers().next().is_some();
+    for f in plan.blockers() {
+        if !st.conditions.iter().any(|c| c.type_ == READY && c.reason == f.reason.as_str()) {
+            ctx.event(
+                obj,
+                EventType::Warning,
+                f.reason.as_str(),
+                format!("{} ({})", f.message, f.resource_ids.join(", ")),
+            )
+            .await;
+        }
+    }
+    let applied = apply::apply(ctx.azure.clone(), &plan, ctx.settings.write_concurrency).await;
+    ctx.report_writes(obj, KIND, &applied).await;
+
+    let mut owned_now = owned;
+    let mut desired_present = !blocked;
+    for a in &applied {
+        match (&a.action, &a.outcome) {
+            (Action::PutRoleDefinition { .. }, o) if !o.is_ok() => desired_present = false,
+            (Action::DeleteRoleDefinition { guid, .. }, o) if o.is_ok() => owned_now.retain(|(_, g)| g != guid),
+            _ => {}
+        }
+    }
+    let desired_id = role_definition_id(Some(&desired.scope), desired.guid);
+    owned_now.retain(|(_, g)| *g != desired.guid);
+    st.role_definition_id = desired_present.then_some(desired_id).or(st.role_definition_id.filter(|_| false));
+    st.owned_role_definition_ids = owned_now.iter().map(|(s, g)| role_definition_id(Some(s), *g)).collect();
+
+    if let Some(e) = applied.into_iter().find_map(|a| match a.outcome {
+        Outcome::Failed(e) => Some(e),
+        _ => None,
+    }) {
+        let e = ReconcileError::from(e);
+        finish(api, obj, ctx, st, false, e.reason(), &e.to_string()).await?;
+        return Err(e);
+    }
+    let (ready, why, msg) = if blocked {
+        status::plan_verdict(&plan)
+    } else {
+        (true, reason::RECONCILED.to_string(), format!("role '{}' is defined as the spec says", desired.role_name))
+    };
+    finish(api, obj, ctx, st, ready, &why, &msg).await?;
+    Ok(done(ctx, obj))
+}
+
+async fn cleanup(
+    api: &Api<IotHubCustomRole>,
+    obj: &IotHubCustomRole,
+    ctx: &Context,
+) -> Result<Requeue, ReconcileError> {
+    let ns = obj.namespace().unwrap_or_default();
+    let name = obj.name_any();
+    let (mode, _) = reconcile_mode(obj);
+    if mode != ReconcileMode::Manage {
+        ctx.metrics.forget(KIND, &key_of(obj));
+        ctx.event(obj, EventType::Normal, "LeftInAzure", "not managed (reconcile annotation): Azure left as is".into())
+            .await;
+        return Ok(Requeue::await_change());
+    }
+    let mut st = obj.status.clone().unwrap_or_default();
+    // Assignments in the cluster that still reference this role.
+    let users: Vec<String> = ctx
+        .assignments
+        .state()
+        .into_iter()
+        .filter(|a| {
+            a.namespace().as_deref() == Some(ns.as_str())
+                && a.spec.role.custom_role_ref.as_ref().is_some_and(|r| r.name == name)
+        })
+        .map(|a| format!("IotHubRoleAssignment/{ns}/{}", a.name_any()))
+        .collect();
+    if !users.is_empty() {
+        let msg = format!(
+            "deletion refused: still referenced by {}; delete those first (the role is removed afterwards)",
+            users.join(", ")
+        );
+        finish(api, obj, ctx, st, false, reason::IN_USE, &msg).await?;
+        ctx.event(obj, EventType::Warning, "DeletionRefused", msg.clone()).await;
+        return Err(ReconcileError::Refused(msg));
+    }
+    let desired = desire_custom_role(&obj.spec).ok();
+    let owned = owned_of(&st);
+    let req = CustomRoleRequest { mode: Mode::Cleanup, desired, owned, deletion_policy: obj.spec.deletion_policy };
+    let plan = engine::plan_custom_role(&ctx.observer.get(), &req).await?;
+    if let Some(b) = plan.findings.iter().find(|f| f.severity == Severity::Blocker) {
+        st.assignment_ids = b.resource_ids.clone();
+        let msg = format!("deletion refused: {}", b.message);
+        finish(api, obj, ctx, st, false, b.reason.as_str(), &msg).await?;
+        ctx.event(obj, EventType::Warning, "DeletionRefused", format!("{msg} ({})", b.resource_ids.join(", "))).await;
+        return Err(ReconcileError::Refused(msg));
+    }
+    let applied = apply::apply(ctx.azure.clone(), &plan, ctx.settings.write_concurrency).await;
+    ctx.report_writes(obj, KIND, &applied).await;
+    if let Some(e) = applied.into_iter().find_map(|a| match a.outcome {
+        Outcome::Failed(e) => Some(e),
+        _ => None,
+    }) {
+        return Err(e.into());
+    }
+    ctx.metrics.forget(KIND, &key_of(obj));
+    Ok(Requeue::await_change())
+}

@@ -1,0 +1,273 @@
+//! The controller (`iothub-access-operator run`): one kube-runtime controller per kind, each
+//! reconcile inside a finalizer, all planning through the same engine as `plan` / `apply`.
+//!
+//! - Observation is shared: every reconcile of a resync period reads Azure through one
+//!   [`ObserverCache`] generation (one list per scope, one GET per hub, single-flight), and a
+//!   write forgets exactly the reads it changes. A periodic trigger (`--resync-interval`)
+//!   starts a new generation and re-reconciles everything, which repairs drift.
+//! - Status is written only when it changes; Events tell every Azure write and every refusal.
+//! - Errors: an invalid spec waits for the next change; throttling waits what Azure asked;
+//!   other failures back off exponentially with jitter, per resource, reset on success.
+
+pub mod custom_role;
+pub mod guardrail;
+pub mod role_assignment;
+pub mod run;
+pub mod shared_access;
+pub mod status;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kube::runtime::controller::Action as Requeue;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::Store;
+use kube::{Resource, ResourceExt};
+use rand::Rng;
+
+use crate::apply::{Applied, Outcome};
+use crate::azure::{Azure, AzureError};
+use crate::crd::common::RECONCILE_ANNOTATION;
+use crate::crd::{IotHubCustomRole, IotHubRoleAssignment, ReconcileMode};
+use crate::observe::Observer;
+use crate::telemetry::Metrics;
+use guardrail::Guardrail;
+
+/// One observation generation per resync period, shared by every reconcile in it.
+pub struct ObserverCache {
+    azure: Arc<dyn Azure>,
+    ttl: Duration,
+    current: Mutex<(Instant, Arc<Observer>)>,
+}
+
+impl ObserverCache {
+    pub fn new(azure: Arc<dyn Azure>, ttl: Duration) -> ObserverCache {
+        let obs = Arc::new(Observer::new(azure.clone()));
+        ObserverCache { azure, ttl, current: Mutex::new((Instant::now(), obs)) }
+    }
+
+    /// The current generation (a new one once the old is older than the resync period).
+    pub fn get(&self) -> Arc<Observer> {
+        let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if cur.0.elapsed() >= self.ttl {
+            *cur = (Instant::now(), Arc::new(Observer::new(self.azure.clone())));
+        }
+        cur.1.clone()
+    }
+
+    /// Start a new generation now (the resync trigger).
+    pub fn rotate(&self) {
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
+            (Instant::now(), Arc::new(Observer::new(self.azure.clone())));
+    }
+}
+
+/// Namespace annotations the guardrail reads (`iothubaccess.io/allowed-scopes`).
+pub type NamespaceScopes = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Tunables of the controller.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub resync_interval: Duration,
+    /// Azure writes in flight within one reconcile.
+    pub write_concurrency: usize,
+    /// First retry delay after a failure; doubles per consecutive failure, jittered.
+    pub error_backoff: Duration,
+    pub max_error_backoff: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            resync_interval: Duration::from_secs(600),
+            write_concurrency: 4,
+            error_backoff: Duration::from_secs(5),
+            max_error_backoff: Duration::from_secs(300),
+        }
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: kube::Client,
+    pub azure: Arc<dyn Azure>,
+    pub observer: ObserverCache,
+    pub guardrail: Guardrail,
+    pub namespace_scopes: NamespaceScopes,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub custom_roles: Store<IotHubCustomRole>,
+    pub assignments: Store<IotHubRoleAssignment>,
+    pub settings: Settings,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        client: kube::Client,
+        azure: Arc<dyn Azure>,
+        guardrail: Guardrail,
+        namespace_scopes: NamespaceScopes,
+        recorder: Recorder,
+        metrics: Arc<Metrics>,
+        custom_roles: Store<IotHubCustomRole>,
+        assignments: Store<IotHubRoleAssignment>,
+        settings: Settings,
+    ) -> Context {
+        Context {
+            client,
+            observer: ObserverCache::new(azure.clone(), settings.resync_interval),
+            azure,
+            guardrail,
+            namespace_scopes,
+            recorder,
+            metrics,
+            custom_roles,
+            assignments,
+            settings,
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Publish an Event about `obj`; failures to publish are logged, never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(&self, obj: &K, type_: EventType, reason: &str, note: String) {
+        let ev = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note.chars().take(1024).collect()),
+            action: reason.into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, reason, "could not publish an Event");
+        }
+    }
+
+    /// Events for the writes of one reconcile, and the observer forgetting what they changed.
+    pub async fn report_writes<K: Resource<DynamicType = ()>>(&self, obj: &K, kind: &str, applied: &[Applied]) {
+        let obs = self.observer.get();
+        for a in applied {
+            obs.forget_written(&a.action);
+            let (type_, reason, outcome) = match &a.outcome {
+                Outcome::Done => (EventType::Normal, a.action.verb().to_string(), "ok"),
+                Outcome::Adopted(_) => (EventType::Normal, "AdoptedExisting".to_string(), "adopted"),
+                Outcome::AlreadyDone => continue,
+                Outcome::Skipped => continue,
+                Outcome::Failed(_) => (EventType::Warning, format!("{}Failed", a.action.verb()), "failed"),
+            };
+            self.metrics
+                .azure_writes
+                .get_or_create(&crate::telemetry::ReconcileLabels {
+                    kind: a.action.verb().into(),
+                    outcome: outcome.into(),
+                })
+                .inc();
+            let note = match &a.outcome {
+                Outcome::Failed(e) => format!("{}: {e}", a.action),
+                Outcome::Adopted(id) => format!("{} already existed as {id}; using it", a.action.target()),
+                _ => a.action.to_string(),
+            };
+            tracing::info!(kind, action = a.action.verb(), target = %a.action.target(), outcome, "azure write");
+            self.event(obj, type_, &reason, note).await;
+        }
+    }
+
+    /// The guardrail check for a resource's namespace and the ARM ids it touches.
+    pub fn check_scopes<'a>(
+        &self,
+        namespace: &str,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), guardrail::NotAllowed> {
+        let annotation = (self.namespace_scopes)(namespace);
+        self.guardrail.check(namespace, annotation.as_deref(), ids)
+    }
+
+    fn succeeded(&self, key: &str) {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+
+    fn failed(&self, key: &str) -> u32 {
+        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = f.entry(key.to_string()).or_default();
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    /// Backoff for the `n`th consecutive failure: exponential, capped, fully jittered.
+    fn backoff(&self, n: u32) -> Duration {
+        let base = self.settings.error_backoff.as_millis() as u64;
+        let exp = base.saturating_mul(1u64 << n.saturating_sub(1).min(16));
+        let cap = exp.min(self.settings.max_error_backoff.as_millis() as u64).max(1);
+        Duration::from_millis(rand::rng().random_range(cap / 2..=cap))
+    }
+}
+
+/// Why a reconcile failed (it is retried).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("Azure: {0}")]
+    Azure(#[from] AzureError),
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// A deletion is refused for now (e.g. a custom role still in use); retried calmly.
+    #[error("{0}")]
+    Refused(String),
+    #[error("finalizer: {0}")]
+    Finalizer(String),
+}
+
+impl ReconcileError {
+    /// The `Ready` reason for this failure.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ReconcileError::Azure(AzureError::Throttled { .. }) => status::reason::THROTTLED,
+            ReconcileError::Azure(AzureError::PrincipalNotFound { .. }) => status::reason::PRINCIPAL_NOT_FOUND,
+            ReconcileError::Azure(_) => status::reason::AZURE_ERROR,
+            ReconcileError::Kube(_) | ReconcileError::Finalizer(_) => "KubernetesError",
+            ReconcileError::Refused(_) => status::reason::IN_USE,
+        }
+    }
+}
+
+/// The `iothubaccess.io/reconcile` annotation; an unknown value is treated as `observe` (never
+/// write on a typo) and reported.
+pub fn reconcile_mode<K: ResourceExt>(obj: &K) -> (ReconcileMode, Option<String>) {
+    let value = obj.annotations().get(RECONCILE_ANNOTATION).map(String::as_str);
+    match ReconcileMode::parse(value) {
+        Some(m) => (m, None),
+        None => (
+            ReconcileMode::Observe,
+            Some(format!(
+                "annotation {RECONCILE_ANNOTATION}: '{}' is not one of manage, observe, skip; observing only until it is fixed",
+                value.unwrap_or_default()
+            )),
+        ),
+    }
+}
+
+/// `namespace/name`.
+pub fn key_of<K: ResourceExt>(obj: &K) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}
+
+/// What to do after a failed reconcile: wait what Azure asked when throttled, retry refusals
+/// calmly, otherwise back off exponentially with jitter.
+pub fn error_policy<K: ResourceExt>(obj: Arc<K>, error: &ReconcileError, ctx: Arc<Context>) -> Requeue {
+    let key = key_of(obj.as_ref());
+    let n = ctx.failed(&key);
+    let wait = match error {
+        ReconcileError::Azure(AzureError::Throttled { retry_after, .. }) => *retry_after + ctx.backoff(1) / 10,
+        ReconcileError::Refused(_) => Duration::from_secs(30).max(ctx.backoff(n)),
+        _ => ctx.backoff(n),
+    };
+    tracing::warn!(resource = %key, error = %error, retry_in = ?wait, "reconcile failed");
+    Requeue::requeue(wait)
+}
+
+/// After a successful reconcile: reset the backoff; the periodic resync brings it back.
+pub fn done<K: ResourceExt>(ctx: &Context, obj: &K) -> Requeue {
+    ctx.succeeded(&key_of(obj));
+    Requeue::await_change()
+}

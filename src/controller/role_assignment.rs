@@ -1,0 +1,276 @@
+//! Reconciling `IotHubRoleAssignment`: resolve the role (waiting for a referenced
+//! `IotHubCustomRole` to be Ready), check the guardrail, plan through the engine, write, and
+//! record what the resource owns so cleanup deletes exactly that.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use kube::runtime::controller::Action as Requeue;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::{Api, ResourceExt};
+
+use super::status::{self, LEAST_PRIVILEGE, READY, reason};
+use super::{Context, ReconcileError, done, key_of, reconcile_mode};
+use crate::apply::{self, Outcome};
+use crate::crd::common::FINALIZER;
+use crate::crd::{IotHubCustomRoleSpec, IotHubRoleAssignment, IotHubRoleAssignmentStatus, ReconcileMode};
+use crate::desire::{DesireError, DesiredAssignment, desire_role_assignment};
+use crate::domain::RoleAssignmentId;
+use crate::engine::{self, AssignmentRequest};
+use crate::plan::{Action, Mode, Reason};
+
+const KIND: &str = "IotHubRoleAssignment";
+
+/// The controller's entry point for one object.
+pub async fn reconcile(obj: Arc<IotHubRoleAssignment>, ctx: Arc<Context>) -> Result<Requeue, ReconcileError> {
+    let started = Instant::now();
+    let ns = obj.namespace().unwrap_or_default();
+    let api: Api<IotHubRoleAssignment> = Api::namespaced(ctx.client.clone(), &ns);
+    let span = tracing::info_span!("reconcile", kind = KIND, namespace = %ns, name = %obj.name_any());
+    let _guard = span.enter();
+    let result = finalizer(&api, FINALIZER, obj, |event| async {
+        match event {
+            Finalizer::Apply(o) => apply_one(&api, &o, &ctx).await,
+            Finalizer::Cleanup(o) => cleanup(&o, &ctx).await,
+        }
+    })
+    .await;
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    ctx.metrics.reconciled(KIND, outcome, started.elapsed());
+    result.map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => ReconcileError::Finalizer(other.to_string()),
+    })
+}
+
+/// The custom role spec a `customRoleRef` names, only when that resource is Ready.
+fn custom_role_lookup(ctx: &Context, ns: &str) -> impl Fn(&str) -> Option<IotHubCustomRoleSpec> {
+    let store = ctx.custom_roles.clone();
+    let ns = ns.to_string();
+    move |name: &str| {
+        store
+            .state()
+            .into_iter()
+            .find(|r| r.namespace().as_deref() == Some(ns.as_str()) && r.name_any() == name)
+            .map(|r| r.spec.clone())
+    }
+}
+
+fn custom_role_ready(ctx: &Context, ns: &str, name: &str) -> bool {
+    ctx.custom_roles.state().into_iter().any(|r| {
+        r.namespace().as_deref() == Some(ns)
+            && r.name_any() == name
+            && r.metadata.deletion_timestamp.is_none()
+            && r.status.as_ref().is_some_and(|s| {
+                status::is_true(&s.conditions, READY) && s.observed_generation == r.metadata.generation
+            })
+    })
+}
+
+fn parse_owned(status: &IotHubRoleAssignmentStatus) -> Vec<RoleAssignmentId> {
+    status.owned_assignment_ids.iter().filter_map(|s| RoleAssignmentId::parse(s).ok()).collect()
+}
+
+fn fill_resolved(st: &mut IotHubRoleAssignmentStatus, d: &DesiredAssignment) {
+    st.role_definition_id = Some(d.role_definition_id());
+    st.role_name = Some(d.role.display_name());
+    st.scope = Some(d.scope.to_string());
+    st.effective_data_actions = d
+        .role
+        .definition
+        .as_ref()
+        .map(|def| def.effective_data_actions().into_iter().map(str::to_string).collect())
+        .unwrap_or_default();
+}
+
+async fn finish(
+    api: &Api<IotHubRoleAssignment>,
+    obj: &IotHubRoleAssignment,
+    ctx: &Context,
+    mut st: IotHubRoleAssignmentStatus,
+    ready: bool,
+    why: &str,
+    message: &str,
+) -> Result<(), ReconcileError> {
+    let generation = obj.metadata.generation;
+    st.observed_generation = generation;
+    status::set_condition(&mut st.conditions, READY, ready, why, message, generation);
+    ctx.metrics.set_state(KIND, key_of(obj), ready, why);
+    status::write(api, &obj.name_any(), obj.status.as_ref(), &st).await?;
+    Ok(())
+}
+
+async fn apply_one(
+    api: &Api<IotHubRoleAssignment>,
+    obj: &IotHubRoleAssignment,
+    ctx: &Context,
+) -> Result<Requeue, ReconcileError> {
+    let ns = obj.namespace().unwrap_or_default();
+    let (mode, mode_problem) = reconcile_mode(obj);
+    if mode == ReconcileMode::Skip {
+        return Ok(done(ctx, obj));
+    }
+    let mut st = obj.status.clone().unwrap_or_default();
+    let lookup = custom_role_lookup(ctx, &ns);
+    let desired = match desire_role_assignment(&obj.spec, &lookup) {
+        Ok(d) => d,
+        Err(DesireError::Invalid(errors)) => {
+            let msg = errors.to_string();
+            if !st.conditions.iter().any(|c| c.type_ == READY && c.reason == reason::INVALID_SPEC && c.message == msg) {
+                ctx.event(obj, EventType::Warning, reason::INVALID_SPEC, msg.clone()).await;
+            }
+            finish(api, obj, ctx, st, false, reason::INVALID_SPEC, &msg).await?;
+            return Ok(done(ctx, obj));
+        }
+        Err(e) => {
+            finish(api, obj, ctx, st, false, reason::WAITING_FOR_CUSTOM_ROLE, &e.to_string()).await?;
+            return Ok(done(ctx, obj));
+        }
+    };
+    fill_resolved(&mut st, &desired);
+    if let Some(r) = &obj.spec.role.custom_role_ref
+        && !custom_role_ready(ctx, &ns, &r.name)
+    {
+        let msg = format!("waiting for IotHubCustomRole {ns}/{} to be Ready", r.name);
+        finish(api, obj, ctx, st, false, reason::WAITING_FOR_CUSTOM_ROLE, &msg).await?;
+        return Ok(done(ctx, obj));
+    }
+    let hub_id = desired.hub.arm_id();
+    let scope_id = desired.scope.to_string();
+    if let Err(e) = ctx.check_scopes(&ns, [hub_id.as_str(), scope_id.as_str()]) {
+        if !st.conditions.iter().any(|c| c.type_ == READY && c.reason == reason::SCOPE_NOT_ALLOWED) {
+            ctx.event(obj, EventType::Warning, reason::SCOPE_NOT_ALLOWED, e.to_string()).await;
+        }
+        finish(api, obj, ctx, st, false, reason::SCOPE_NOT_ALLOWED, &e.to_string()).await?;
+        return Ok(done(ctx, obj));
+    }
+    let owned = parse_owned(&st);
+    let req = AssignmentRequest {
+        mode: Mode::Apply,
+        desired: Some(desired.clone()),
+        owned: owned.clone(),
+        deletion_policy: obj.spec.deletion_policy,
+    };
+    let obs = ctx.observer.get();
+    let plan = match engine::plan_assignment(&obs, &req).await {
+        Ok(p) => p,
+        Err(e) => {
+            let e = ReconcileError::from(e);
+            finish(api, obj, ctx, st, false, e.reason(), &e.to_string()).await?;
+            return Err(e);
+        }
+    };
+    let (lp_ok, lp_reason, lp_msg) = status::least_privilege(&plan);
+    status::set_condition(&mut st.conditions, LEAST_PRIVILEGE, lp_ok, &lp_reason, &lp_msg, obj.metadata.generation);
+    let adopted_finding = plan
+        .findings
+        .iter()
+        .find(|f| f.reason == Reason::AdoptedExisting)
+        .and_then(|f| f.resource_ids.first())
+        .and_then(|id| RoleAssignmentId::parse(id).ok());
+
+    if mode != ReconcileMode::Manage {
+        st.pending_actions = status::pending(&plan.actions);
+        let (ready, why, msg) = status::observe_verdict(&plan, mode_problem);
+        st.assignment_id = adopted_finding.as_ref().map(ToString::to_string).or(st.assignment_id);
+        finish(api, obj, ctx, st, ready, &why, &msg).await?;
+        return Ok(done(ctx, obj));
+    }
+    st.pending_actions.clear();
+
+    let drift = status::is_true(&st.conditions, READY)
+        && st.observed_generation == obj.metadata.generation
+        && plan.actions.iter().any(|a| matches!(a, Action::CreateRoleAssignment { .. }));
+    let applied = apply::apply(ctx.azure.clone(), &plan, ctx.settings.write_concurrency).await;
+    ctx.report_writes(obj, KIND, &applied).await;
+    if drift && applied.iter().all(|a| a.outcome.is_ok()) {
+        let what = applied.iter().map(|a| a.action.to_string()).collect::<Vec<_>>().join("; ");
+        ctx.event(
+            obj,
+            EventType::Normal,
+            "DriftRepaired",
+            format!("Azure had drifted from the spec; repaired: {what}"),
+        )
+        .await;
+    }
+
+    // Ownership: what the resource created (or finds under its derived name) and old ones not
+    // yet deleted.
+    let desired_id = desired.id();
+    let mut owned_now: Vec<RoleAssignmentId> = owned;
+    let mut adopted = adopted_finding;
+    let mut created_or_present = adopted.is_none();
+    for a in &applied {
+        match (&a.action, &a.outcome) {
+            (Action::CreateRoleAssignment { .. }, Outcome::Done) => created_or_present = true,
+            (Action::CreateRoleAssignment { .. }, Outcome::Adopted(id)) => {
+                adopted = Some(id.clone());
+                created_or_present = false;
+            }
+            (Action::CreateRoleAssignment { .. }, _) => created_or_present = false,
+            (Action::DeleteRoleAssignment { id }, o) if o.is_ok() => owned_now.retain(|x| x != id),
+            _ => {}
+        }
+    }
+    if created_or_present && !owned_now.contains(&desired_id) {
+        owned_now.push(desired_id.clone());
+    }
+    st.owned_assignment_ids = owned_now.iter().map(ToString::to_string).collect();
+    st.adopted_assignment_id = adopted.as_ref().map(ToString::to_string);
+    st.assignment_id = adopted.map(|a| a.to_string()).or_else(|| created_or_present.then(|| desired_id.to_string()));
+
+    if let Some(failed) = applied.iter().find_map(|a| match &a.outcome {
+        Outcome::Failed(e) => Some(e.clone()),
+        _ => None,
+    }) {
+        let e = ReconcileError::from(failed);
+        finish(api, obj, ctx, st, false, e.reason(), &e.to_string()).await?;
+        return Err(e);
+    }
+    let (ready, why, msg) = if plan.blockers().next().is_some() {
+        status::plan_verdict(&plan)
+    } else {
+        (true, reason::RECONCILED.to_string(), format!("{} holds the role", desired.principal_id))
+    };
+    finish(api, obj, ctx, st, ready, &why, &msg).await?;
+    Ok(done(ctx, obj))
+}
+
+async fn cleanup(obj: &IotHubRoleAssignment, ctx: &Context) -> Result<Requeue, ReconcileError> {
+    let ns = obj.namespace().unwrap_or_default();
+    ctx.metrics.forget(KIND, &key_of(obj));
+    let (mode, _) = reconcile_mode(obj);
+    if mode != ReconcileMode::Manage {
+        ctx.event(obj, EventType::Normal, "LeftInAzure", "not managed (reconcile annotation): Azure left as is".into())
+            .await;
+        return Ok(Requeue::await_change());
+    }
+    let st = obj.status.clone().unwrap_or_default();
+    let lookup = custom_role_lookup(ctx, &ns);
+    let desired = desire_role_assignment(&obj.spec, &lookup).ok();
+    let owned = parse_owned(&st);
+    let mut ids: Vec<String> = owned.iter().map(|o| o.scope.to_string()).collect();
+    if let Some(d) = &desired {
+        ids.push(d.scope.to_string());
+    }
+    if let Err(e) = ctx.check_scopes(&ns, ids.iter().map(String::as_str)) {
+        ctx.event(obj, EventType::Warning, reason::SCOPE_NOT_ALLOWED, format!("left in Azure: {e}")).await;
+        return Ok(Requeue::await_change());
+    }
+    let req = AssignmentRequest { mode: Mode::Cleanup, desired, owned, deletion_policy: obj.spec.deletion_policy };
+    let plan = engine::plan_assignment(&ctx.observer.get(), &req).await?;
+    for f in &plan.findings {
+        ctx.event(obj, EventType::Normal, f.reason.as_str(), format!("{}: {}", f.message, f.resource_ids.join(", ")))
+            .await;
+    }
+    let applied = apply::apply(ctx.azure.clone(), &plan, ctx.settings.write_concurrency).await;
+    ctx.report_writes(obj, KIND, &applied).await;
+    if let Some(e) = applied.into_iter().find_map(|a| match a.outcome {
+        Outcome::Failed(e) => Some(e),
+        _ => None,
+    }) {
+        return Err(e.into());
+    }
+    Ok(Requeue::await_change())
+}

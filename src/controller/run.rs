@@ -1,0 +1,275 @@
+//! `iothub-access-operator run`: wire the three controllers, the resync trigger, the namespace
+//! watch for the guardrail, leader election, the metrics/health server and graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::runtime::controller::{Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use tokio::sync::watch;
+
+use super::guardrail::Guardrail;
+use super::{Context, NamespaceScopes, Settings, error_policy};
+use crate::azure::Azure;
+use crate::cli::azure_args::AzureArgs;
+use crate::crd::common::ALLOWED_SCOPES_ANNOTATION;
+use crate::crd::{IotHubCustomRole, IotHubRoleAssignment, IotHubSharedAccess};
+use crate::telemetry::{self, Health, LogFormat, Metrics};
+
+/// Parse `600`, `600s`, `10m`, `1h`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, ""), |i| s.split_at(i));
+    let n: u64 = num.parse().map_err(|_| format!("'{s}' is not a duration such as 600s, 10m or 1h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (use s, m or h)")),
+    };
+    if secs == 0 {
+        return Err("must be more than zero".into());
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// Flags of `run`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub azure: AzureArgs,
+    /// ARM id prefix the operator may manage (repeatable, or comma separated). Nothing
+    /// configured means nothing is managed (deny by default).
+    #[arg(long = "allowed-scope", env = "IOTHUB_ACCESS_ALLOWED_SCOPES", value_delimiter = ',')]
+    pub allowed_scopes: Vec<String>,
+    /// How often everything is re-observed and drift repaired.
+    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    pub resync_interval: Duration,
+    /// Only one replica writes: take a Lease first.
+    #[arg(long)]
+    pub leader_elect: bool,
+    #[arg(long, default_value = "iothub-access-operator")]
+    pub leader_election_id: String,
+    /// Namespace of the Lease (default: the pod's namespace from POD_NAMESPACE, else default).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// `/healthz`, `/readyz` and `/metrics`.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_listen: SocketAddr,
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Watch one namespace only (default: all).
+    #[arg(long)]
+    pub watch_namespace: Option<String>,
+    /// Reconciles in flight per kind.
+    #[arg(long, default_value_t = 8)]
+    pub reconcile_concurrency: u16,
+}
+
+/// A stream that yields whenever the watch channel changes.
+fn ticks(rx: watch::Receiver<u64>) -> impl Stream<Item = ()> + Send + 'static {
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.changed().await.ok()?;
+        Some(((), rx))
+    })
+}
+
+#[allow(clippy::manual_async_fn)] // the controller needs a `Sync` future
+fn stopped(rx: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
+    async move {
+        let mut rx = rx;
+        let _ = rx.wait_for(|v| *v).await;
+    }
+}
+
+fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match ns {
+        Some(n) => Api::namespaced(client.clone(), n),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Run the operator until SIGTERM / Ctrl+C (or the Lease is lost).
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    telemetry::init_logging(args.log_format);
+    crate::install_crypto_provider();
+    let client = Client::try_default().await.context("connecting to Kubernetes (kubeconfig or in-cluster)")?;
+    let arm = args.azure.client()?;
+    let metrics = Arc::new(Metrics::new(Some(arm.stats())));
+    let health = Arc::new(Health::default());
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let server =
+        tokio::spawn(telemetry::serve(args.metrics_listen, metrics.clone(), health.clone(), stopped(stop_rx.clone())));
+    {
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: finishing reconciles in flight");
+            let _ = stop_tx.send(true);
+        });
+    }
+    if args.allowed_scopes.is_empty() {
+        tracing::warn!("no --allowed-scope configured: every resource will be refused with ScopeNotAllowed");
+    }
+
+    if args.leader_elect {
+        let ns = args.leader_election_namespace.clone().unwrap_or_else(|| "default".into());
+        let identity = std::env::var("POD_NAME").unwrap_or_else(|_| uuid::Uuid::new_v4().to_string());
+        let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.leader_election_id)
+            .with_namespace(&ns)
+            .with_identity(&identity)
+            .with_duration(15)
+            .with_grace(5)
+            .build()
+            .await
+            .context("setting up leader election")?;
+        let (mut leader, _task) = manager.watch().await;
+        health.ready.store(true, Ordering::Relaxed);
+        tracing::info!(lease = %args.leader_election_id, namespace = %ns, "waiting to become leader");
+        let mut stop = stop_rx.clone();
+        tokio::select! {
+            r = leader.wait_for(|l| *l) => { r.context("leader election stopped")?; }
+            _ = stop.wait_for(|v| *v) => { let _ = server.await; return Ok(()); }
+        }
+        tracing::info!("became leader");
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            if leader.wait_for(|l| !*l).await.is_ok() {
+                tracing::error!("lost the leader Lease: stopping so another replica takes over");
+                let _ = stop_tx.send(true);
+            }
+        });
+    }
+
+    let ns = args.watch_namespace.as_deref();
+    let wc = watcher::Config::default().any_semantic();
+    let cfg = ControllerConfig::default().concurrency(args.reconcile_concurrency);
+    let (resync_tx, resync_rx) = watch::channel(0u64);
+
+    let ra_ctrl = Controller::new(api::<IotHubRoleAssignment>(&client, ns), wc.clone()).with_config(cfg.clone());
+    let cr_ctrl = Controller::new(api::<IotHubCustomRole>(&client, ns), wc.clone()).with_config(cfg.clone());
+    let sa_ctrl = Controller::new(api::<IotHubSharedAccess>(&client, ns), wc.clone()).with_config(cfg);
+    let assignments = ra_ctrl.store();
+    let custom_roles = cr_ctrl.store();
+
+    // Namespace annotations for the guardrail.
+    let (ns_reader, ns_writer) = reflector::store::<Namespace>();
+    let ns_watch =
+        reflector::reflector(ns_writer, watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default()))
+            .default_backoff()
+            .touched_objects()
+            .for_each(|r| async move {
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "namespace watch");
+                }
+            });
+    tokio::spawn(ns_watch);
+    let namespace_scopes: NamespaceScopes = Arc::new(move |ns: &str| {
+        ns_reader.get(&ObjectRef::new(ns)).and_then(|n| n.annotations().get(ALLOWED_SCOPES_ANNOTATION).cloned())
+    });
+
+    let reporter = Reporter { controller: "iothub-access-operator".into(), instance: std::env::var("POD_NAME").ok() };
+    let azure: Arc<dyn Azure> = arm;
+    let settings = Settings { resync_interval: args.resync_interval, ..Settings::default() };
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        azure,
+        Guardrail::new(&args.allowed_scopes),
+        namespace_scopes,
+        Recorder::new(client.clone(), reporter),
+        metrics.clone(),
+        custom_roles.clone(),
+        assignments.clone(),
+        settings,
+    ));
+
+    // The resync: a new observation generation, then every resource is reconciled again.
+    {
+        let ctx = ctx.clone();
+        let every = args.resync_interval;
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            loop {
+                tokio::time::sleep(every).await;
+                ctx.observer.rotate();
+                n += 1;
+                if resync_tx.send(n).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    let store_for_mapper = assignments.clone();
+    let ra = ra_ctrl
+        .watches(api::<IotHubCustomRole>(&client, ns), wc.clone(), move |role: IotHubCustomRole| {
+            let (rns, rname) = (role.namespace(), role.name_any());
+            store_for_mapper
+                .state()
+                .into_iter()
+                .filter(|a| {
+                    a.namespace() == rns && a.spec.role.custom_role_ref.as_ref().is_some_and(|r| r.name == rname)
+                })
+                .map(|a| ObjectRef::from_obj(a.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .reconcile_all_on(ticks(resync_rx.clone()))
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
+        .run(super::role_assignment::reconcile, error_policy, ctx.clone())
+        .for_each(|_| async {});
+    let cr = cr_ctrl
+        .reconcile_all_on(ticks(resync_rx.clone()))
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
+        .run(super::custom_role::reconcile, error_policy, ctx.clone())
+        .for_each(|_| async {});
+    let sa = sa_ctrl
+        .reconcile_all_on(ticks(resync_rx))
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
+        .run(super::shared_access::reconcile, error_policy, ctx.clone())
+        .for_each(|_| async {});
+    health.ready.store(true, Ordering::Relaxed);
+    tracing::info!(
+        allowed_scopes = ?ctx.guardrail.allowed(),
+        resync = ?args.resync_interval,
+        "controllers started"
+    );
+    futures::join!(ra, cr, sa);
+    let _ = stop_tx.send(true);
+    let _ = server.await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

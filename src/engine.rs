@@ -1,0 +1,198 @@
+//! The engine: for one resource, decide what to observe, observe it through a shared
+//! [`Observer`], and run the pure planner. Every front end (`plan`, `apply`, `demo`, the
+//! controller) plans through these functions, so they all see Azure the same way.
+//!
+//! What each kind reads (each read is made once per observation pass, whatever the number of
+//! resources needing it):
+//! - role assignment: `atScope()` at the hub (which includes everything inherited from the
+//!   resource group, subscription and management groups above), plus `atScope()` at a management
+//!   group scope that may not be an ancestor of the hub, plus the scopes of owned assignments; a
+//!   role definition GET only for custom roles the least-privilege check meets;
+//! - custom role: a GET of the content-derived definition (and of owned ones), a `roleName eq`
+//!   list only when the definition must be created, and in cleanup the assignments that use it;
+//! - shared access: the hub; when Deny is wanted, the subscription's DPS instances and the
+//!   assignments effective at the hub (lock-out check).
+
+use std::collections::BTreeSet;
+
+use uuid::Uuid;
+
+use crate::azure::AzureError;
+use crate::crd::DeletionPolicy;
+use crate::desire::{DesiredAssignment, DesiredCustomRole, DesiredSharedAccess};
+use crate::domain::{DpsObservation, ObservedAssignment, RoleAssignmentId, RoleDefinition, Scope, roles};
+use crate::observe::Observer;
+use crate::plan::{self, Mode, Plan};
+
+/// One role assignment resource to plan.
+#[derive(Clone, Debug)]
+pub struct AssignmentRequest {
+    pub mode: Mode,
+    /// `None` when the spec is invalid (cleanup can still remove what is owned).
+    pub desired: Option<DesiredAssignment>,
+    pub owned: Vec<RoleAssignmentId>,
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// One custom role resource to plan.
+#[derive(Clone, Debug)]
+pub struct CustomRoleRequest {
+    pub mode: Mode,
+    pub desired: Option<DesiredCustomRole>,
+    /// Definitions this resource created, with the scope each was written at.
+    pub owned: Vec<(Scope, Uuid)>,
+    pub deletion_policy: DeletionPolicy,
+}
+
+fn push_unique(out: &mut Vec<ObservedAssignment>, items: Vec<ObservedAssignment>) {
+    for a in items {
+        if !out.iter().any(|o| o.id == a.id) {
+            out.push(a);
+        }
+    }
+}
+
+/// The definitions of every non-built-in role among `guids` (GETs, shared by the observer).
+/// A definition that cannot be read is left out: the checks that use it are advisory.
+async fn catalog(obs: &Observer, subscription_id: Option<&str>, guids: BTreeSet<Uuid>) -> Vec<RoleDefinition> {
+    let mut out = Vec::new();
+    for guid in guids {
+        if roles::builtin_by_guid(guid).is_some() {
+            continue;
+        }
+        let scope = subscription_id.map_or(Scope::Root, |s| Scope::Subscription(s.to_string()));
+        if let Ok(Some(d)) = obs.role_definition(&scope, guid).await {
+            out.push(d);
+        }
+    }
+    out
+}
+
+/// Plan one `IotHubRoleAssignment`.
+pub async fn plan_assignment(obs: &Observer, req: &AssignmentRequest) -> Result<Plan, AzureError> {
+    let mut scopes: Vec<Scope> = Vec::new();
+    if let Some(d) = &req.desired {
+        scopes.push(d.hub.scope());
+        if d.scope.covers_hub(&d.hub) != Some(true) {
+            scopes.push(d.scope.clone());
+        }
+    }
+    for id in &req.owned {
+        scopes.push(id.scope.clone());
+    }
+    if req.mode == Mode::Cleanup
+        && let Some(d) = &req.desired
+    {
+        scopes.push(d.scope.clone());
+    }
+    let mut seen = BTreeSet::new();
+    scopes.retain(|s| seen.insert(s.key()));
+    let mut observed = Vec::new();
+    for scope in &scopes {
+        match obs.assignments_at(scope).await {
+            Ok(list) => push_unique(&mut observed, list),
+            // A scope that no longer exists holds no assignments.
+            Err(AzureError::NotFound { .. }) if req.desired.as_ref().is_none_or(|d| d.hub.scope() != *scope) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let mut known: Vec<RoleDefinition> = Vec::new();
+    if let Some(d) = &req.desired {
+        if let Some(def) = &d.role.definition {
+            known.push(def.clone());
+        }
+        let principal_roles: BTreeSet<Uuid> = observed
+            .iter()
+            .filter(|a| a.principal_id.eq_ignore_ascii_case(&d.principal_id) && a.role_definition != d.role.guid)
+            .map(|a| a.role_definition)
+            .collect();
+        known.extend(catalog(obs, Some(&d.hub.subscription_id), principal_roles).await);
+    }
+    Ok(plan::role_assignment::plan(&plan::role_assignment::AssignmentInput {
+        mode: req.mode,
+        desired: req.desired.as_ref(),
+        owned: &req.owned,
+        deletion_policy: req.deletion_policy,
+        observed: &observed,
+        roles: &known,
+    }))
+}
+
+/// Plan one `IotHubCustomRole`.
+pub async fn plan_custom_role(obs: &Observer, req: &CustomRoleRequest) -> Result<Plan, AzureError> {
+    let mut observed: Vec<RoleDefinition> = Vec::new();
+    let mut wanted: Vec<(Scope, Uuid)> = req.owned.clone();
+    if let Some(d) = &req.desired {
+        wanted.push((d.scope.clone(), d.guid));
+    }
+    let mut seen = BTreeSet::new();
+    wanted.retain(|(_, g)| seen.insert(*g));
+    for (scope, guid) in &wanted {
+        if let Some(def) = obs.role_definition(scope, *guid).await? {
+            observed.push(def);
+        }
+    }
+    if req.mode == Mode::Apply
+        && let Some(d) = &req.desired
+        && !observed.iter().any(|r| r.guid == d.guid)
+    {
+        // About to create: is the name taken by another definition in the tenant?
+        for def in obs.role_definitions_named(&d.subscription_id, &d.role_name).await? {
+            if !observed.iter().any(|r| r.guid == def.guid) {
+                observed.push(def);
+            }
+        }
+    }
+    let mut assignments = Vec::new();
+    let desired_guid = req.desired.as_ref().map(|d| d.guid);
+    let may_delete = req.mode == Mode::Cleanup || req.owned.iter().any(|(_, g)| Some(*g) != desired_guid);
+    if may_delete && req.deletion_policy == DeletionPolicy::Delete {
+        let mut subs: BTreeSet<String> = BTreeSet::new();
+        for def in &observed {
+            for s in &def.assignable_scopes {
+                if let Ok(scope) = Scope::parse(s)
+                    && let Some(sub) = scope.subscription_id()
+                {
+                    subs.insert(sub.to_ascii_lowercase());
+                }
+            }
+        }
+        if let Some(d) = &req.desired {
+            subs.insert(d.subscription_id.to_ascii_lowercase());
+        }
+        for sub in subs {
+            push_unique(&mut assignments, obs.assignments_all(&Scope::Subscription(sub)).await?);
+        }
+    }
+    Ok(plan::custom_role::plan(&plan::custom_role::CustomRoleInput {
+        mode: req.mode,
+        desired: req.desired.as_ref(),
+        owned: &req.owned,
+        deletion_policy: req.deletion_policy,
+        observed: &observed,
+        assignments: &assignments,
+    }))
+}
+
+/// Plan one `IotHubSharedAccess`.
+pub async fn plan_shared_access(obs: &Observer, desired: &DesiredSharedAccess) -> Result<Plan, AzureError> {
+    let hub = obs.hub(&desired.hub).await?;
+    let (dps, assignments, known) = match (&hub, desired.disable_local_auth) {
+        (Some(h), true) => {
+            let dps = obs.dps(&desired.hub.subscription_id).await;
+            let assignments = obs.assignments_at(&h.id.scope()).await?;
+            let guids = assignments.iter().map(|a| a.role_definition).collect();
+            let known = catalog(obs, Some(&desired.hub.subscription_id), guids).await;
+            (dps, assignments, known)
+        }
+        // Allow is never blocked, so nothing else needs reading.
+        _ => (DpsObservation::Complete(vec![]), vec![], vec![]),
+    };
+    Ok(plan::shared_access::plan(&plan::shared_access::SharedAccessInput {
+        desired,
+        hub: hub.as_ref(),
+        dps: &dps,
+        hub_assignments: &assignments,
+        roles: &known,
+    }))
+}
