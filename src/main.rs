@@ -52,6 +52,14 @@ enum Command {
         #[command(flatten)]
         azure: AzureArgs,
     },
+    /// Serve the local Azure emulator (ARM roles, IoT Hub, DPS, token endpoints) on loopback.
+    Emulator(iothub_access_operator::cli::emulator::EmulatorArgs),
+    /// Show the whole pipeline on the bundled emulator: plan, apply, drift repair, the DPS refusal.
+    Demo {
+        /// Where the embedded emulator listens (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+    },
     /// Run the operator: watch the custom resources in Kubernetes and keep Azure matching them.
     Run(Box<iothub_access_operator::controller::run::RunArgs>),
 }
@@ -65,6 +73,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Crds { output_dir } => cli::crds::run(output_dir.as_deref(), &mut std::io::stdout()),
         Command::Validate { paths } => cli::validate::run(&paths, &mut std::io::stdout()).map_err(anyhow::Error::from),
+        Command::Emulator(args) => runtime().and_then(|rt| rt.block_on(cli::emulator::run(args))).map(|()| 0),
+        Command::Demo { listen } => {
+            runtime().and_then(|rt| rt.block_on(cli::demo::run(listen, &mut std::io::stdout())))
+        }
         Command::Run(args) => {
             runtime().and_then(|rt| rt.block_on(iothub_access_operator::controller::run::run(*args))).map(|()| 0)
         }

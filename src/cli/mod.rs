@@ -3,5 +3,7 @@
 
 pub mod azure_args;
 pub mod crds;
+pub mod demo;
+pub mod emulator;
 pub mod reconcile;
 pub mod validate;

@@ -394,7 +394,14 @@ fn outcome_text(o: &Outcome) -> String {
 /// Write what `apply` did and where Azure stands now.
 pub fn write_apply_report(report: &ApplyReport, out: &mut dyn Write) -> std::io::Result<()> {
     if report.applied.is_empty() {
-        writeln!(out, "Nothing to write: Azure already matches every managed resource.")?;
+        let s = Summary::of(&report.final_plans);
+        if s.refused > 0 {
+            writeln!(out, "Nothing written: the change(s) below are refused, with the reason.")?;
+        } else if s.changes > 0 {
+            writeln!(out, "Nothing written: the pending change(s) below are in observe mode.")?;
+        } else {
+            writeln!(out, "Nothing to write: Azure already matches every managed resource.")?;
+        }
     }
     for (a, who) in &report.applied {
         writeln!(out, "{:<22} {}: {}", a.action.verb(), a.action.target(), outcome_text(&a.outcome))?;

@@ -1,0 +1,200 @@
+//! Microsoft.Devices provisioningServices (2022-12-12; the link shape of 2025-02-01-preview and
+//! later when asked for). Connection strings are stored and returned with the key masked.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::iothub::{not_found, rg_not_found};
+use crate::seed::DpsLinkSeed;
+use crate::server::{Ctx, Reply, method_not_allowed};
+use crate::state::{Dps, State, new_etag};
+
+/// api-versions from this date on return `hostName`/`authenticationType` and drop the
+/// connection string of identity links.
+const NEW_LINK_SHAPE: &str = "2025-02-01";
+
+fn mask(cs: &str, host: &str) -> String {
+    let key_name = cs
+        .split(';')
+        .find_map(|p| {
+            p.split_once('=').filter(|(k, _)| k.eq_ignore_ascii_case("SharedAccessKeyName")).map(|(_, v)| v.to_string())
+        })
+        .unwrap_or_else(|| "iothubowner".into());
+    format!("HostName={host};SharedAccessKeyName={key_name};SharedAccessKey=****")
+}
+
+fn host_from_cs(cs: &str) -> Option<String> {
+    cs.split(';').find_map(|p| {
+        p.split_once('=').filter(|(k, _)| k.trim().eq_ignore_ascii_case("HostName")).map(|(_, v)| v.trim().to_string())
+    })
+}
+
+fn link_json(st: &State, d: &Dps, l: &DpsLinkSeed, new_shape: bool) -> Value {
+    let host = st.link_host(&l.hub);
+    let auth = l.authentication_type.clone().unwrap_or_else(|| "KeyBased".into());
+    let key_based = auth.eq_ignore_ascii_case("KeyBased");
+    let location = l
+        .location
+        .clone()
+        .or_else(|| st.hub_by_host_or_name(&l.hub).map(|h| h.location.clone()))
+        .unwrap_or_else(|| d.location.clone());
+    let mut v = json!({
+        "name": host,
+        "location": location,
+        "allocationWeight": l.allocation_weight.unwrap_or(1),
+        "applyAllocationPolicy": l.apply_allocation_policy.unwrap_or(false),
+    });
+    if key_based {
+        let cs = l.connection_string.clone().unwrap_or_default();
+        v["connectionString"] = Value::String(mask(&cs, &host));
+    }
+    if new_shape {
+        v["hostName"] = Value::String(host);
+        v["authenticationType"] = Value::String(auth);
+        if let Some(id) = &l.selected_user_assigned_identity_resource_id {
+            v["selectedUserAssignedIdentityResourceId"] = Value::String(id.clone());
+        }
+    }
+    v
+}
+
+fn dps_json(st: &State, d: &Dps, api_version: &str) -> Value {
+    let new_shape = api_version.get(..10).unwrap_or(api_version) >= NEW_LINK_SHAPE;
+    let links: Vec<Value> = d.links.iter().map(|l| link_json(st, d, l, new_shape)).collect();
+    let lname = d.name.to_ascii_lowercase();
+    json!({
+        "id": format!("/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Devices/ProvisioningServices/{}", d.subscription_id, d.resource_group, d.name),
+        "name": d.name,
+        "type": "Microsoft.Devices/ProvisioningServices",
+        "location": d.location,
+        "tags": d.tags,
+        "etag": d.etag,
+        "resourcegroup": d.resource_group,
+        "subscriptionid": d.subscription_id,
+        "sku": {"name": "S1", "tier": "Standard", "capacity": 1},
+        "properties": {
+            "state": "Active",
+            "provisioningState": "Succeeded",
+            "iotHubs": links,
+            "allocationPolicy": "Hashed",
+            "serviceOperationsHostName": format!("{lname}.azure-devices-provisioning.net"),
+            "deviceProvisioningHostName": "global.azure-devices-provisioning.net",
+            "idScope": format!("0ne{:08X}", fxhash(&lname) as u32),
+            "authorizationPolicies": [],
+            "portalOperationsHostName": format!("{lname}.services.azure-devices-provisioning.net"),
+            "enableDataResidency": false,
+        }
+    })
+}
+
+fn fxhash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+}
+
+pub(crate) fn list(ctx: &Ctx, sub: &str, rg: Option<&str>) -> Reply {
+    let st = ctx.inner.lock_state();
+    if let Some(rg) = rg
+        && st.rg(sub, rg).is_none()
+    {
+        return rg_not_found(rg);
+    }
+    let api = ctx.api_version();
+    let items: Vec<Value> = st
+        .dps
+        .iter()
+        .filter(|d| {
+            d.subscription_id.eq_ignore_ascii_case(sub) && rg.is_none_or(|r| d.resource_group.eq_ignore_ascii_case(r))
+        })
+        .map(|d| dps_json(&st, d, &api))
+        .collect();
+    drop(st);
+    ctx.page(items)
+}
+
+pub(crate) fn dps(ctx: &Ctx, sub: &str, rg: &str, name: &str) -> Reply {
+    match ctx.method.as_str() {
+        "GET" => {
+            let st = ctx.inner.lock_state();
+            match st.dps.iter().find(|d| d.matches(sub, rg, name)) {
+                Some(d) => {
+                    Reply::json(200, dps_json(&st, d, &ctx.api_version())).header("etag", format!("\"{}\"", d.etag))
+                }
+                None => not_found("Microsoft.Devices/ProvisioningServices", name, rg),
+            }
+        }
+        "PUT" => put(ctx, sub, rg, name),
+        _ => method_not_allowed(ctx),
+    }
+}
+
+fn put(ctx: &Ctx, sub: &str, rg: &str, name: &str) -> Reply {
+    let body = match ctx.json_body() {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Some(location) = body.get("location").and_then(Value::as_str).map(str::to_string) else {
+        return Reply::arm_error(400, "LocationRequired", "The location property is required for this definition.");
+    };
+    let mut links = Vec::new();
+    for (i, h) in body.pointer("/properties/iotHubs").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        let s = |k: &str| h.get(k).and_then(Value::as_str).map(str::to_string);
+        let cs = s("connectionString").filter(|c| !c.is_empty());
+        let auth = s("authenticationType");
+        let key_based = auth.as_deref().is_none_or(|a| a.eq_ignore_ascii_case("KeyBased"));
+        let host = s("hostName").or_else(|| s("name")).or_else(|| cs.as_deref().and_then(host_from_cs));
+        let Some(host) = host else {
+            return Reply::arm_error(
+                400,
+                "InvalidIotHubDefinition",
+                format!("properties.iotHubs[{i}]: a hostName, name or connectionString is required."),
+            );
+        };
+        if key_based && cs.is_none() {
+            return Reply::arm_error(
+                400,
+                "InvalidIotHubConnectionString",
+                format!("properties.iotHubs[{i}]: connectionString is required for a key-based link."),
+            );
+        }
+        links.push(DpsLinkSeed {
+            hub: host,
+            authentication_type: auth,
+            location: s("location"),
+            selected_user_assigned_identity_resource_id: s("selectedUserAssignedIdentityResourceId"),
+            connection_string: cs,
+            allocation_weight: h.get("allocationWeight").and_then(Value::as_i64),
+            apply_allocation_policy: h.get("applyAllocationPolicy").and_then(Value::as_bool),
+        });
+    }
+    let tags: BTreeMap<String, String> =
+        body.get("tags").and_then(|t| serde_json::from_value(t.clone()).ok()).unwrap_or_default();
+    let mut st = ctx.inner.lock_state();
+    if st.rg(sub, rg).is_none() {
+        return rg_not_found(rg);
+    }
+    let created = match st.dps_mut(sub, rg, name) {
+        Some(d) => {
+            d.location = location;
+            d.links = links;
+            d.tags = tags;
+            d.etag = new_etag();
+            false
+        }
+        None => {
+            st.dps.push(Dps {
+                subscription_id: sub.to_string(),
+                resource_group: rg.to_string(),
+                name: name.to_string(),
+                location,
+                tags,
+                links,
+                etag: new_etag(),
+            });
+            true
+        }
+    };
+    let d = st.dps.iter().find(|d| d.matches(sub, rg, name)).cloned();
+    let v = d.map(|d| dps_json(&st, &d, &ctx.api_version())).unwrap_or(Value::Null);
+    Reply::json(if created { 201 } else { 200 }, v).changed()
+}

@@ -1,0 +1,365 @@
+//! Microsoft.Devices IotHubs 2023-06-30 and resource groups. Hub PUT is a full replace with
+//! `If-Match`, answered 201 with `Azure-AsyncOperation`; the new properties are committed at PUT
+//! time, `provisioningState` stays `Accepted` until the operation is polled to `Succeeded`.
+
+use base64::Engine as _;
+use serde_json::{Map, Value, json};
+
+use crate::seed::SasPolicy;
+use crate::server::{Ctx, Reply, method_not_allowed};
+use crate::state::{
+    Hub, Operation, default_hub_properties, default_policies, new_etag, new_key, normalize_sku, now_rfc3339,
+};
+
+const READ_ONLY: &[&str] = &["provisioningState", "state", "hostName", "locations", "authorizationPolicies"];
+
+pub(crate) fn hub_json(h: &Hub, suffix: &str) -> Value {
+    let mut props = h.properties.clone();
+    props.insert("provisioningState".into(), Value::String(h.provisioning_state.clone()));
+    props.insert("state".into(), Value::String("Active".into()));
+    props.insert("hostName".into(), Value::String(h.host_name(suffix)));
+    props.insert("locations".into(), json!([{"location": h.location, "role": "primary"}]));
+    let mut v = json!({
+        "id": h.id(),
+        "name": h.name,
+        "type": "Microsoft.Devices/IotHubs",
+        "location": h.location,
+        "tags": h.tags,
+        "etag": h.etag,
+        "properties": props,
+        "sku": h.sku,
+        "systemData": {"createdAt": h.created_at},
+    });
+    if let Some(i) = &h.identity {
+        v["identity"] = i.clone();
+    }
+    v
+}
+
+pub(crate) fn not_found(kind: &str, name: &str, rg: &str) -> Reply {
+    Reply::arm_error(
+        404,
+        "ResourceNotFound",
+        format!(
+            "The Resource '{kind}/{name}' under resource group '{rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix"
+        ),
+    )
+}
+
+pub(crate) fn rg_not_found(rg: &str) -> Reply {
+    Reply::arm_error(404, "ResourceGroupNotFound", format!("Resource group '{rg}' could not be found."))
+}
+
+pub(crate) fn resource_group(ctx: &Ctx, sub: &str, rg: &str) -> Reply {
+    let rg_json = |name: &str, loc: &Option<String>| {
+        json!({"id": format!("/subscriptions/{sub}/resourceGroups/{name}"), "name": name,
+               "type": "Microsoft.Resources/resourceGroups", "location": loc,
+               "properties": {"provisioningState": "Succeeded"}})
+    };
+    match ctx.method.as_str() {
+        "GET" => {
+            let st = ctx.inner.lock_state();
+            match st.rg(sub, rg) {
+                Some(r) => Reply::json(200, rg_json(&r.name, &r.location)),
+                None => rg_not_found(rg),
+            }
+        }
+        "PUT" => {
+            let body = match ctx.json_body() {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            let Some(loc) = body.get("location").and_then(Value::as_str).map(str::to_string) else {
+                return Reply::arm_error(
+                    400,
+                    "LocationRequired",
+                    "The location property is required for this definition.",
+                );
+            };
+            let mut st = ctx.inner.lock_state();
+            let created = st.ensure_rg(sub, rg, Some(&loc));
+            let r = st.rg(sub, rg).cloned().unwrap_or_default();
+            Reply::json(if created { 201 } else { 200 }, rg_json(&r.name, &r.location)).changed()
+        }
+        _ => method_not_allowed(ctx),
+    }
+}
+
+pub(crate) fn list(ctx: &Ctx, sub: &str, rg: Option<&str>) -> Reply {
+    let st = ctx.inner.lock_state();
+    if let Some(rg) = rg
+        && st.rg(sub, rg).is_none()
+    {
+        return rg_not_found(rg);
+    }
+    let items: Vec<Value> = st
+        .hubs
+        .iter()
+        .filter(|h| {
+            h.subscription_id.eq_ignore_ascii_case(sub) && rg.is_none_or(|r| h.resource_group.eq_ignore_ascii_case(r))
+        })
+        .map(|h| hub_json(h, &st.hub_host_suffix))
+        .collect();
+    drop(st);
+    ctx.page(items)
+}
+
+fn strip_quotes(s: &str) -> &str {
+    s.trim().trim_start_matches("W/").trim_matches('"')
+}
+
+fn precondition_failed(message: &str) -> Reply {
+    let corr = uuid::Uuid::new_v4();
+    let ts = jiff::Timestamp::now().strftime("%Y-%m-%d %H:%M:%SZ");
+    Reply::json(
+        412,
+        json!({
+            "code": 412001,
+            "httpStatusCode": "PreconditionFailed",
+            "message": format!("{message} If you contact a support representative please include this correlation identifier: {corr}, timestamp: {ts}, errorcode: IH412001."),
+            "details": null
+        }),
+    )
+}
+
+fn lro_headers(ctx: &Ctx, reply: Reply, sub: &str, location: &str, op_id: &str) -> Reply {
+    let loc = location.replace(' ', "").to_ascii_lowercase();
+    let api = ctx.query("api-version").unwrap_or_else(|| "2023-06-30".into());
+    let url = format!(
+        "{}/subscriptions/{sub}/providers/Microsoft.Devices/locations/{loc}/operationResults/{op_id}?api-version={api}&operationSource=os_ih",
+        ctx.inner.base_url
+    );
+    reply
+        .header("azure-asyncoperation", url.clone())
+        .header("retry-after", ctx.inner.config.lro_retry_after_secs.to_string())
+}
+
+fn new_operation_id(location: &str) -> String {
+    let raw = format!("id=os_ih_{};region={}", uuid::Uuid::new_v4(), location.replace(' ', "").to_ascii_lowercase());
+    base64::engine::general_purpose::URL_SAFE.encode(raw)
+}
+
+pub(crate) fn hub(ctx: &Ctx, sub: &str, rg: &str, name: &str) -> Reply {
+    match ctx.method.as_str() {
+        "GET" => {
+            let st = ctx.inner.lock_state();
+            match st.hub(sub, rg, name) {
+                Some(h) => Reply::json(200, hub_json(h, &st.hub_host_suffix)).header("etag", format!("\"{}\"", h.etag)),
+                None => not_found("Microsoft.Devices/IotHubs", name, rg),
+            }
+        }
+        "PUT" => put(ctx, sub, rg, name),
+        "PATCH" => patch(ctx, sub, rg, name),
+        "DELETE" => {
+            let mut st = ctx.inner.lock_state();
+            let Some(i) = st.hubs.iter().position(|h| h.matches(sub, rg, name)) else { return Reply::empty(204) };
+            let h = st.hubs.remove(i);
+            let op = new_operation_id(&h.location);
+            st.operations.insert(op.clone(), Operation { polls: 0, hub: None, done: false });
+            drop(st);
+            let r = lro_headers(ctx, Reply::empty(202), sub, &h.location, &op);
+            let async_url =
+                r.headers.iter().find(|(k, _)| k == "azure-asyncoperation").map(|(_, v)| v.clone()).unwrap_or_default();
+            r.header("location", async_url).changed()
+        }
+        _ => method_not_allowed(ctx),
+    }
+}
+
+/// Add keys of `defaults` missing in `target`, recursively into objects.
+fn fill_missing(target: &mut Map<String, Value>, defaults: &Map<String, Value>) {
+    for (k, d) in defaults {
+        match (target.get_mut(k), d) {
+            (None, _) => {
+                target.insert(k.clone(), d.clone());
+            }
+            (Some(Value::Object(t)), Value::Object(d)) => fill_missing(t, d),
+            _ => {}
+        }
+    }
+}
+
+fn valid_hub_name(n: &str) -> bool {
+    n.len() >= 3
+        && n.len() <= 50
+        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !n.starts_with('-')
+        && !n.ends_with('-')
+        && !n.chars().all(|c| c.is_ascii_digit())
+}
+
+fn put(ctx: &Ctx, sub: &str, rg: &str, name: &str) -> Reply {
+    let body = match ctx.json_body() {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let cfg = &ctx.inner.config;
+    let if_match = ctx.header("if-match");
+    let mut st = ctx.inner.lock_state();
+    let suffix = st.hub_host_suffix.clone();
+    let existing = st.hub(sub, rg, name).cloned();
+    match (&existing, &if_match) {
+        (Some(_), None) if cfg.require_if_match => {
+            let status = cfg.missing_if_match_status;
+            return if status == 412 {
+                precondition_failed("ETag is required (If-Match header) to update an existing IoT hub.")
+            } else {
+                Reply::arm_error(
+                    status,
+                    "IfMatchHeaderRequired",
+                    "The If-Match header is required to update an existing IoT hub.",
+                )
+            };
+        }
+        (Some(h), Some(tag)) if strip_quotes(tag) != "*" && strip_quotes(tag) != h.etag => {
+            return precondition_failed("Invalid ETag supplied.");
+        }
+        (None, Some(tag)) if strip_quotes(tag) != "*" => {
+            return precondition_failed("Invalid ETag supplied: the IoT hub does not exist.");
+        }
+        _ => {}
+    }
+    if existing.is_none() {
+        if !valid_hub_name(name) {
+            return Reply::arm_error(400, "InvalidIotHubName", format!("Invalid IoT hub name '{name}'."));
+        }
+        if st.rg(sub, rg).is_none() {
+            return rg_not_found(rg);
+        }
+    }
+    let Some(location) = body.get("location").and_then(Value::as_str).map(str::to_string) else {
+        return Reply::arm_error(400, "LocationRequired", "The location property is required for this definition.");
+    };
+    if existing.is_none() && body.get("sku").is_none() {
+        return Reply::arm_error(400, "InvalidSku", "The sku property is required to create an IoT hub.");
+    }
+    let sku = match body.get("sku") {
+        Some(s) => normalize_sku(Some(s)),
+        None => existing.as_ref().map(|h| h.sku.clone()).unwrap_or_else(|| normalize_sku(None)),
+    };
+    let mut properties: Map<String, Value> = match body.get("properties").and_then(Value::as_object) {
+        Some(p) => p.clone(),
+        None => Map::new(),
+    };
+    let given_policies = properties.get("authorizationPolicies").cloned();
+    for k in READ_ONLY {
+        properties.remove(*k);
+    }
+    // Read-only parts the service fills in (event hub endpoint, partition ids, ...).
+    fill_missing(&mut properties, &default_hub_properties(name));
+    let old_policies = existing.as_ref().map(|h| h.policies.clone());
+    let policies = match given_policies.and_then(|v| serde_json::from_value::<Vec<SasPolicy>>(v).ok()) {
+        Some(given) => given
+            .into_iter()
+            .map(|mut p| {
+                let old = old_policies.iter().flatten().find(|o| o.key_name == p.key_name);
+                if p.primary_key.is_empty() {
+                    p.primary_key = old.map_or_else(new_key, |o| o.primary_key.clone());
+                }
+                if p.secondary_key.is_empty() {
+                    p.secondary_key = old.map_or_else(new_key, |o| o.secondary_key.clone());
+                }
+                p
+            })
+            .collect(),
+        None if cfg.keep_policies_when_omitted => old_policies.unwrap_or_else(default_policies),
+        None => default_policies(),
+    };
+    let tags = body.get("tags").and_then(|t| serde_json::from_value(t.clone()).ok()).unwrap_or_default();
+    let created = existing.is_none();
+    let hub = Hub {
+        subscription_id: existing.as_ref().map_or_else(|| sub.to_string(), |h| h.subscription_id.clone()),
+        resource_group: existing.as_ref().map_or_else(|| rg.to_string(), |h| h.resource_group.clone()),
+        name: existing.as_ref().map_or_else(|| name.to_string(), |h| h.name.clone()),
+        location: location.clone(),
+        tags,
+        sku,
+        identity: body.get("identity").cloned(),
+        properties,
+        policies,
+        etag: new_etag(),
+        provisioning_state: "Accepted".into(),
+        created_at: existing.as_ref().map_or_else(now_rfc3339, |h| h.created_at.clone()),
+    };
+    let op = new_operation_id(&location);
+    st.operations.insert(
+        op.clone(),
+        Operation {
+            polls: 0,
+            hub: Some((hub.subscription_id.clone(), hub.resource_group.clone(), hub.name.clone())),
+            done: false,
+        },
+    );
+    let json = hub_json(&hub, &suffix);
+    let etag = hub.etag.clone();
+    if let Some(h) = st.hub_mut(sub, rg, name) {
+        *h = hub;
+    } else {
+        st.hubs.push(hub);
+    }
+    drop(st);
+    let _ = created;
+    lro_headers(ctx, Reply::json(201, json), sub, &location, &op).header("etag", format!("\"{etag}\"")).changed()
+}
+
+fn patch(ctx: &Ctx, sub: &str, rg: &str, name: &str) -> Reply {
+    let body = match ctx.json_body() {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let mut st = ctx.inner.lock_state();
+    let suffix = st.hub_host_suffix.clone();
+    let Some(h) = st.hub_mut(sub, rg, name) else { return not_found("Microsoft.Devices/IotHubs", name, rg) };
+    if let Some(t) = body.get("tags") {
+        match serde_json::from_value(t.clone()) {
+            Ok(tags) => h.tags = tags,
+            Err(e) => return Reply::arm_error(400, "InvalidRequestContent", format!("tags: {e}")),
+        }
+    }
+    h.etag = new_etag();
+    Reply::json(200, hub_json(h, &suffix)).header("etag", format!("\"{}\"", h.etag)).changed()
+}
+
+pub(crate) fn list_keys(ctx: &Ctx, sub: &str, rg: &str, name: &str, key: Option<&str>) -> Reply {
+    let st = ctx.inner.lock_state();
+    let Some(h) = st.hub(sub, rg, name) else { return not_found("Microsoft.Devices/IotHubs", name, rg) };
+    let rule = |p: &SasPolicy| json!({"keyName": p.key_name, "primaryKey": p.primary_key, "secondaryKey": p.secondary_key, "rights": p.rights});
+    match key {
+        Some(k) => match h.policies.iter().find(|p| p.key_name.eq_ignore_ascii_case(k)) {
+            Some(p) => Reply::json(200, rule(p)),
+            None => Reply::arm_error(
+                404,
+                "KeyNameNotFound",
+                format!("The key name '{k}' was not found for IoT hub '{name}'."),
+            ),
+        },
+        None => {
+            let items = h.policies.iter().map(rule).collect();
+            drop(st);
+            ctx.page(items)
+        }
+    }
+}
+
+pub(crate) fn operation_result(ctx: &Ctx, id: &str) -> Reply {
+    let running = ctx.inner.config.lro_running_polls;
+    let mut st = ctx.inner.lock_state();
+    let Some(op) = st.operations.get_mut(id) else {
+        return Reply::arm_error(404, "OperationNotFound", format!("The operation '{id}' was not found."));
+    };
+    if !op.done && op.polls < running {
+        op.polls += 1;
+        return Reply::json(200, json!({"status": "Running"}))
+            .header("retry-after", ctx.inner.config.lro_retry_after_secs.to_string());
+    }
+    let first = !op.done;
+    op.done = true;
+    let hub = op.hub.clone();
+    if first
+        && let Some((s, r, n)) = hub
+        && let Some(h) = st.hub_mut(&s, &r, &n)
+    {
+        h.provisioning_state = "Succeeded".into();
+    }
+    Reply::json(200, json!({"status": "Succeeded"}))
+}

@@ -1,0 +1,250 @@
+//! The seed: the emulator's state in a serializable form (YAML or JSON, camelCase, every field
+//! optional). Used to start the emulator, for persistence and for snapshots.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Everything the emulator knows, in seed form.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Seed {
+    /// The directory (tenant) id. Empty: a fixed default tenant.
+    pub tenant_id: String,
+    pub management_groups: Vec<ManagementGroup>,
+    pub resource_groups: Vec<ResourceGroup>,
+    pub principals: Vec<Principal>,
+    /// Applications allowed at the token endpoint. Empty: any client id and secret are accepted.
+    pub clients: Vec<ClientApp>,
+    pub hubs: Vec<HubSeed>,
+    pub provisioning_services: Vec<DpsSeed>,
+    /// Custom roles.
+    pub role_definitions: Vec<RoleDefinition>,
+    pub role_assignments: Vec<RoleAssignment>,
+}
+
+/// A management group; `subscriptions` are its direct children.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ManagementGroup {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    pub subscriptions: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ResourceGroup {
+    pub subscription_id: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+}
+
+/// A directory object (user, group or service principal).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Principal {
+    pub id: String,
+    /// `User`, `Group` or `ServicePrincipal`.
+    #[serde(rename = "type")]
+    pub principal_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Group ids this principal is a direct member of.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub member_of: Vec<String>,
+}
+
+/// An application registration allowed at the token endpoint.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ClientApp {
+    pub client_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// A shared access policy of a hub.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SasPolicy {
+    pub key_name: String,
+    pub primary_key: String,
+    pub secondary_key: String,
+    pub rights: String,
+}
+
+/// An IoT hub. `properties`, `authorizationPolicies`, `etag` are filled in snapshots so that a
+/// persisted state survives a restart unchanged; a hand-written seed usually omits them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct HubSeed {
+    pub subscription_id: String,
+    pub resource_group: String,
+    pub name: String,
+    pub location: String,
+    /// `"S1"` or a full sku object `{name, tier, capacity}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sku: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disable_local_auth: Option<bool>,
+    #[serde(rename = "disableDeviceSAS", alias = "disableDeviceSas", skip_serializing_if = "Option::is_none")]
+    pub disable_device_sas: Option<bool>,
+    #[serde(rename = "disableModuleSAS", alias = "disableModuleSas", skip_serializing_if = "Option::is_none")]
+    pub disable_module_sas: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Value>,
+    /// Full `properties` of the hub (without keys and read-only fields).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub properties: Option<serde_json::Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization_policies: Option<Vec<SasPolicy>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+}
+
+/// A Device Provisioning Service instance with its hub links.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DpsSeed {
+    pub subscription_id: String,
+    pub resource_group: String,
+    pub name: String,
+    pub location: String,
+    pub links: Vec<DpsLinkSeed>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+}
+
+/// A DPS → hub link.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DpsLinkSeed {
+    /// Hub name (resolved against the seeded hubs) or host name.
+    pub hub: String,
+    /// `KeyBased` (default), `SystemAssigned` or `UserAssigned`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authentication_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selected_user_assigned_identity_resource_id: Option<String>,
+    /// Full (unmasked) connection string of a key-based link; generated from the hub's
+    /// `iothubowner` key when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection_string: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allocation_weight: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub apply_allocation_policy: Option<bool>,
+}
+
+/// One permission block of a role definition.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Permission {
+    pub actions: Vec<String>,
+    pub not_actions: Vec<String>,
+    pub data_actions: Vec<String>,
+    pub not_data_actions: Vec<String>,
+}
+
+/// A role definition (custom in seeds and state; built-ins come from `data/builtin-roles.json`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RoleDefinition {
+    /// The GUID.
+    pub name: String,
+    pub role_name: String,
+    pub description: String,
+    pub assignable_scopes: Vec<String>,
+    pub permissions: Vec<Permission>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_on: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_on: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_by: Option<String>,
+}
+
+/// A role assignment. In the state `name` is always a lowercase hyphenated GUID and
+/// `roleDefinitionId` the role's lowercase GUID.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RoleAssignment {
+    /// GUID; random when empty in a seed.
+    pub name: String,
+    pub scope: String,
+    /// Role GUID or full role definition id in seeds.
+    pub role_definition_id: String,
+    pub principal_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delegated_managed_identity_resource_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_on: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_on: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_by: Option<String>,
+}
+
+/// Errors reading a seed.
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("not valid YAML: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+}
+
+impl Seed {
+    /// Read a seed file (JSON when it starts with `{`, YAML otherwise).
+    pub fn from_path(path: &Path) -> Result<Seed, SeedError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| SeedError::Io { path: path.display().to_string(), source })?;
+        Seed::from_str_auto(&text)
+    }
+
+    /// Parse JSON or YAML, whichever the text is.
+    pub fn from_str_auto(text: &str) -> Result<Seed, SeedError> {
+        if text.trim_start().starts_with('{') {
+            Ok(serde_json::from_str(text)?)
+        } else if text.trim().is_empty() {
+            Ok(Seed::default())
+        } else {
+            Ok(serde_yaml::from_str(text)?)
+        }
+    }
+
+    /// Serialize as YAML (`yaml`/`yml` extension) or pretty JSON (anything else).
+    pub fn to_string_for(&self, path: &Path) -> Result<String, SeedError> {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+        if ext == "yaml" || ext == "yml" {
+            Ok(serde_yaml::to_string(self)?)
+        } else {
+            Ok(serde_json::to_string_pretty(self)?)
+        }
+    }
+}

@@ -1,0 +1,564 @@
+//! HTTP serving (hyper directly, so that a fault can close a connection without an answer),
+//! routing, and the request pipeline: faults → authentication → subscription → throttling →
+//! handler → headers and stats.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::{Value, json};
+
+use crate::Inner;
+use crate::faults::Fault;
+use crate::state::subscription_of;
+use crate::throttle::Class;
+use crate::token::{self, Claims};
+
+/// A handler's answer.
+pub(crate) struct Reply {
+    pub status: u16,
+    pub body: Option<Value>,
+    pub headers: Vec<(String, String)>,
+    /// The state changed (counts as a write; persisted).
+    pub changed: bool,
+}
+
+impl Reply {
+    pub fn json(status: u16, body: Value) -> Reply {
+        Reply { status, body: Some(body), headers: Vec::new(), changed: false }
+    }
+    pub fn empty(status: u16) -> Reply {
+        Reply { status, body: None, headers: Vec::new(), changed: false }
+    }
+    /// ARM error envelope.
+    pub fn arm_error(status: u16, code: &str, message: impl Into<String>) -> Reply {
+        Reply::json(status, json!({"error": {"code": code, "message": message.into()}}))
+    }
+    pub fn header(mut self, k: &str, v: impl Into<String>) -> Reply {
+        self.headers.push((k.to_string(), v.into()));
+        self
+    }
+    pub fn changed(mut self) -> Reply {
+        self.changed = true;
+        self
+    }
+}
+
+/// One request, as the handlers see it.
+pub(crate) struct Ctx {
+    pub inner: Arc<Inner>,
+    pub method: String,
+    /// Raw path as received (for nextLink).
+    pub raw_path: String,
+    pub query: Vec<(String, String)>,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+    pub caller: Option<Claims>,
+}
+
+impl Ctx {
+    pub fn query(&self, k: &str) -> Option<String> {
+        self.query.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone())
+    }
+    pub fn header(&self, k: &str) -> Option<String> {
+        self.headers.get(k).and_then(|v| v.to_str().ok()).map(str::to_string)
+    }
+    pub fn api_version(&self) -> String {
+        self.query("api-version").unwrap_or_default()
+    }
+    pub fn caller_oid(&self) -> Option<String> {
+        self.caller.as_ref().map(|c| c.oid.clone()).filter(|o| !o.is_empty())
+    }
+    pub fn json_body(&self) -> Result<Value, Reply> {
+        if self.body.is_empty() {
+            return Err(Reply::arm_error(
+                400,
+                "InvalidRequestContent",
+                "The request content was invalid and could not be deserialized: the body is empty.",
+            ));
+        }
+        serde_json::from_slice(&self.body).map_err(|e| {
+            Reply::arm_error(
+                400,
+                "InvalidRequestContent",
+                format!("The request content was invalid and could not be deserialized: '{e}'."),
+            )
+        })
+    }
+    /// One page of `items`, with an absolute `nextLink` when more follow.
+    pub fn page(&self, items: Vec<Value>) -> Reply {
+        let size = self.inner.config.page_size.max(1);
+        let skip: usize = self.query("$skipToken").and_then(|s| s.parse().ok()).unwrap_or(0);
+        let total = items.len();
+        let value: Vec<Value> = items.into_iter().skip(skip).take(size).collect();
+        let mut body = json!({"value": value});
+        if skip + size < total {
+            let mut ser = url::form_urlencoded::Serializer::new(String::new());
+            for (k, v) in &self.query {
+                if !k.eq_ignore_ascii_case("$skipToken") {
+                    ser.append_pair(k, v);
+                }
+            }
+            ser.append_pair("$skipToken", &(skip + size).to_string());
+            body["nextLink"] = Value::String(format!("{}{}?{}", self.inner.base_url, self.raw_path, ser.finish()));
+        }
+        Reply::json(200, body)
+    }
+}
+
+/// Where a request goes.
+#[derive(Clone, Debug)]
+pub(crate) enum Route {
+    Admin(String),
+    Token(String),
+    Discovery,
+    OpenId(String),
+    Imds,
+    Assignments { scope: String, name: Option<String> },
+    Definitions { scope: String, name: Option<String> },
+    ResourceGroup { sub: String, rg: String },
+    HubList { sub: String, rg: Option<String> },
+    Hub { sub: String, rg: String, name: String },
+    HubKeys { sub: String, rg: String, name: String, key: Option<String> },
+    OperationResult { sub: String, id: String },
+    DpsList { sub: String, rg: Option<String> },
+    Dps { sub: String, rg: String, name: String },
+    NotFound,
+}
+
+fn eq(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+fn classify(segs: &[String]) -> Route {
+    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    if s.first() == Some(&"_emulator") {
+        return Route::Admin(s[1..].join("/"));
+    }
+    match s.as_slice() {
+        [m, i, o, t] if eq(m, "metadata") && eq(i, "identity") && eq(o, "oauth2") && eq(t, "token") => {
+            return Route::Imds;
+        }
+        [c, d, i] if eq(c, "common") && eq(d, "discovery") && eq(i, "instance") => return Route::Discovery,
+        [t, v, w, o] if eq(v, "v2.0") && eq(w, ".well-known") && eq(o, "openid-configuration") => {
+            return Route::OpenId(t.to_string());
+        }
+        [t, o, v, tok] if eq(o, "oauth2") && eq(v, "v2.0") && eq(tok, "token") => return Route::Token(t.to_string()),
+        _ => {}
+    }
+    // Authorization: the last `providers/Microsoft.Authorization/{roleAssignments|roleDefinitions}`.
+    for i in (0..s.len().saturating_sub(2)).rev() {
+        if eq(s[i], "providers") && eq(s[i + 1], "Microsoft.Authorization") {
+            let kind = s[i + 2];
+            let scope = format!("/{}", s[..i].join("/"));
+            let name = match s.len() - (i + 3) {
+                0 => None,
+                1 => Some(s[i + 3].to_string()),
+                _ => return Route::NotFound,
+            };
+            if eq(kind, "roleAssignments") {
+                return Route::Assignments { scope, name };
+            }
+            if eq(kind, "roleDefinitions") {
+                return Route::Definitions { scope, name };
+            }
+            return Route::NotFound;
+        }
+    }
+    let st = |x: &str| x.to_string();
+    match s.as_slice() {
+        [su, sub, r, rg] if eq(su, "subscriptions") && eq(r, "resourceGroups") => {
+            Route::ResourceGroup { sub: st(sub), rg: st(rg) }
+        }
+        [su, sub, p, d, t] if eq(su, "subscriptions") && eq(p, "providers") && eq(d, "Microsoft.Devices") => {
+            if eq(t, "IotHubs") {
+                Route::HubList { sub: st(sub), rg: None }
+            } else if eq(t, "provisioningServices") {
+                Route::DpsList { sub: st(sub), rg: None }
+            } else {
+                Route::NotFound
+            }
+        }
+        [su, sub, p, d, l, _loc, o, id]
+            if eq(su, "subscriptions")
+                && eq(p, "providers")
+                && eq(d, "Microsoft.Devices")
+                && eq(l, "locations")
+                && eq(o, "operationResults") =>
+        {
+            Route::OperationResult { sub: st(sub), id: st(id) }
+        }
+        [su, sub, r, rg, p, d, rest @ ..]
+            if eq(su, "subscriptions")
+                && eq(r, "resourceGroups")
+                && eq(p, "providers")
+                && eq(d, "Microsoft.Devices") =>
+        {
+            let (sub, rg) = (st(sub), st(rg));
+            match rest {
+                [t] if eq(t, "IotHubs") => Route::HubList { sub, rg: Some(rg) },
+                [t] if eq(t, "provisioningServices") => Route::DpsList { sub, rg: Some(rg) },
+                [t, n] if eq(t, "IotHubs") => Route::Hub { sub, rg, name: st(n) },
+                [t, n] if eq(t, "provisioningServices") => Route::Dps { sub, rg, name: st(n) },
+                [t, n, l] if eq(t, "IotHubs") && eq(l, "listkeys") => {
+                    Route::HubKeys { sub, rg, name: st(n), key: None }
+                }
+                [t, n, k, key, l] if eq(t, "IotHubs") && eq(k, "IotHubKeys") && eq(l, "listkeys") => {
+                    Route::HubKeys { sub, rg, name: st(n), key: Some(st(key)) }
+                }
+                _ => Route::NotFound,
+            }
+        }
+        _ => Route::NotFound,
+    }
+}
+
+/// Operation name for stats and `Faults::only_operations`.
+fn op_name(route: &Route, method: &str) -> &'static str {
+    match (route, method) {
+        (Route::Token(_) | Route::Discovery | Route::OpenId(_), _) => "token",
+        (Route::Imds, _) => "imds",
+        (Route::Assignments { name: None, .. }, "GET") => "roleAssignments.list",
+        (Route::Assignments { name: Some(_), .. }, "GET") => "roleAssignments.get",
+        (Route::Assignments { name: Some(_), .. }, "PUT") => "roleAssignments.create",
+        (Route::Assignments { name: Some(_), .. }, "DELETE") => "roleAssignments.delete",
+        (Route::Definitions { name: None, .. }, "GET") => "roleDefinitions.list",
+        (Route::Definitions { name: Some(_), .. }, "GET") => "roleDefinitions.get",
+        (Route::Definitions { name: Some(_), .. }, "PUT") => "roleDefinitions.put",
+        (Route::Definitions { name: Some(_), .. }, "DELETE") => "roleDefinitions.delete",
+        (Route::ResourceGroup { .. }, "PUT") => "resourceGroups.put",
+        (Route::ResourceGroup { .. }, "GET") => "resourceGroups.get",
+        (Route::HubList { .. }, "GET") => "iotHubs.list",
+        (Route::Hub { .. }, "GET") => "iotHubs.get",
+        (Route::Hub { .. }, "PUT") => "iotHubs.put",
+        (Route::Hub { .. }, "PATCH") => "iotHubs.patch",
+        (Route::Hub { .. }, "DELETE") => "iotHubs.delete",
+        (Route::HubKeys { .. }, "POST") => "iotHubs.listkeys",
+        (Route::OperationResult { .. }, "GET") => "iotHubs.operationResult",
+        (Route::DpsList { .. }, "GET") => "provisioningServices.list",
+        (Route::Dps { .. }, "GET") => "provisioningServices.get",
+        (Route::Dps { .. }, "PUT") => "provisioningServices.put",
+        _ => "unknown",
+    }
+}
+
+fn route_subscription(route: &Route) -> Option<String> {
+    match route {
+        Route::Assignments { scope, .. } | Route::Definitions { scope, .. } => subscription_of(scope),
+        Route::ResourceGroup { sub, .. }
+        | Route::HubList { sub, .. }
+        | Route::Hub { sub, .. }
+        | Route::HubKeys { sub, .. }
+        | Route::OperationResult { sub, .. }
+        | Route::DpsList { sub, .. }
+        | Route::Dps { sub, .. } => Some(sub.clone()),
+        _ => None,
+    }
+}
+
+/// Returned by the service to make hyper drop the connection without an answer.
+#[derive(Debug)]
+pub(crate) struct DropConnection;
+
+impl std::fmt::Display for DropConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped on purpose (fault injection)")
+    }
+}
+
+impl std::error::Error for DropConnection {}
+
+pub(crate) async fn serve(
+    listener: tokio::net::TcpListener,
+    inner: Arc<Inner>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut conns = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let inner = inner.clone();
+                conns.spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| handle(inner.clone(), req));
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    conns.abort_all();
+    while conns.join_next().await.is_some() {}
+}
+
+fn to_response(reply: Reply) -> Response<Full<Bytes>> {
+    let mut b = Response::builder().status(reply.status);
+    let body = match &reply.body {
+        Some(v) => {
+            b = b.header("content-type", "application/json; charset=utf-8");
+            Bytes::from(serde_json::to_vec(v).unwrap_or_default())
+        }
+        None => Bytes::new(),
+    };
+    for (k, v) in &reply.headers {
+        b = b.header(k.as_str(), v.as_str());
+    }
+    b.body(Full::new(body)).unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, DropConnection> {
+    let (parts, body) = req.into_parts();
+    let body = body.collect().await.map_err(|_| DropConnection)?.to_bytes();
+    let raw_path = parts.uri.path().to_string();
+    let decoded = percent_encoding::percent_decode_str(&raw_path).decode_utf8_lossy().to_string();
+    let segs: Vec<String> = decoded.split('/').filter(|s| !s.is_empty()).map(str::to_string).collect();
+    let query: Vec<(String, String)> =
+        url::form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+    let method = parts.method.as_str().to_ascii_uppercase();
+    let route = classify(&segs);
+    let mut ctx = Ctx {
+        inner: inner.clone(),
+        method: method.clone(),
+        raw_path,
+        query,
+        headers: parts.headers,
+        body,
+        caller: None,
+    };
+    if let Route::Admin(rest) = &route {
+        return Ok(to_response(admin(&ctx, rest)));
+    }
+    let op = op_name(&route, &method);
+    let is_token = matches!(route, Route::Token(_) | Route::Discovery | Route::OpenId(_) | Route::Imds);
+    let is_arm = !is_token;
+    let class = Class::of(&method);
+
+    // 1. Faults.
+    let (latency, fault, retry_after) = {
+        let mut f = inner.faults.lock().unwrap_or_else(|e| e.into_inner());
+        if f.applies(op, is_token) {
+            let (l, fault) = f.roll();
+            (l, fault, f.faults.throttle_retry_after_secs)
+        } else {
+            (std::time::Duration::ZERO, None, 0)
+        }
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let finish = |mut reply: Reply, remaining: Option<u64>| {
+        reply.headers.push(("x-ms-request-id".into(), request_id.clone()));
+        reply.headers.push(("x-ms-correlation-request-id".into(), request_id.clone()));
+        if is_arm {
+            let n = remaining.unwrap_or_else(|| class.unthrottled_remaining());
+            reply.headers.push((class.header().into(), n.to_string()));
+        }
+        reply
+    };
+    let count_fault = |status: u16| {
+        let mut s = inner.lock_stats();
+        s.faults += 1;
+        s.record(op, status);
+    };
+    match fault {
+        Some(Fault::Timeout) => {
+            count_fault(0);
+            let hold = inner.faults.lock().unwrap_or_else(|e| e.into_inner()).faults.timeout_hold;
+            tokio::time::sleep(hold).await;
+            return Err(DropConnection);
+        }
+        Some(Fault::ResetBefore) => {
+            count_fault(0);
+            return Err(DropConnection);
+        }
+        Some(Fault::Error(status)) => {
+            count_fault(status);
+            let reply = if status == 503 {
+                Reply::arm_error(
+                    503,
+                    "ServiceUnavailable",
+                    "The service is temporarily unavailable. Please retry the request.",
+                )
+            } else {
+                Reply::arm_error(
+                    500,
+                    "InternalServerError",
+                    "Encountered internal server error. Diagnostic information: emulator fault injection.",
+                )
+            };
+            return Ok(to_response(finish(reply, None)));
+        }
+        Some(Fault::Throttle) => {
+            count_fault(429);
+            let sub = route_subscription(&route).unwrap_or_default();
+            let reply = Reply::arm_error(
+                429,
+                "SubscriptionRequestsThrottled",
+                format!("Number of '{}' requests for subscription '{sub}' actor 'emulator' exceeded. Please try again after '{retry_after}' seconds.", class.word()),
+            )
+            .header("retry-after", retry_after.to_string());
+            return Ok(to_response(finish(reply, Some(0))));
+        }
+        _ => {}
+    }
+
+    // 2. Authentication, subscription, throttling (ARM only).
+    let mut remaining = None;
+    if is_arm {
+        if inner.config.require_auth {
+            let authz = ctx.header("authorization");
+            match token::validate_arm(&inner.token_secret, authz.as_deref()) {
+                Ok(c) => ctx.caller = Some(c),
+                Err((code, msg)) => {
+                    inner.lock_stats().record(op, 401);
+                    let tenant = inner.lock_state().tenant_id.clone();
+                    let reply = Reply::arm_error(401, code, msg).header(
+                        "www-authenticate",
+                        format!("Bearer authorization_uri=\"{}/{tenant}\", error=\"invalid_token\", error_description=\"{code}\"", inner.base_url),
+                    );
+                    return Ok(to_response(finish(reply, None)));
+                }
+            }
+        }
+        let sub = route_subscription(&route);
+        if let Some(s) = &sub
+            && !inner.lock_state().has_subscription(s)
+        {
+            inner.lock_stats().record(op, 404);
+            let reply =
+                Reply::arm_error(404, "SubscriptionNotFound", format!("The subscription '{s}' could not be found."));
+            return Ok(to_response(finish(reply, None)));
+        }
+        let key = sub.clone().unwrap_or_else(|| "tenant".into());
+        let taken = inner.throttle.lock().unwrap_or_else(|e| e.into_inner()).as_mut().map(|t| t.take(&key, class));
+        match taken {
+            Some(Ok(n)) => remaining = Some(n),
+            Some(Err(wait)) => {
+                inner.lock_stats().record(op, 429);
+                let actor = ctx.caller_oid().unwrap_or_default();
+                let scope = if sub.is_some() { "subscription" } else { "tenant" };
+                let reply = Reply::arm_error(
+                    429,
+                    "SubscriptionRequestsThrottled",
+                    format!("Number of '{}' requests for {scope} '{key}' actor '{actor}' exceeded. Please try again after '{wait}' seconds after the last request.", class.word()),
+                )
+                .header("retry-after", wait.to_string());
+                return Ok(to_response(finish(reply, Some(0))));
+            }
+            None => {}
+        }
+    }
+
+    // 3. The handler.
+    let reply = dispatch(&ctx, &route);
+    let status = reply.status;
+    let changed = reply.changed && (200..300).contains(&status);
+    {
+        let mut s = inner.lock_stats();
+        s.record(op, status);
+        if changed {
+            s.writes += 1;
+        }
+        if fault == Some(Fault::ResetAfter) {
+            s.faults += 1;
+        }
+    }
+    if changed {
+        inner.persist();
+    }
+    if fault == Some(Fault::ResetAfter) {
+        return Err(DropConnection);
+    }
+    Ok(to_response(finish(reply, remaining)))
+}
+
+fn dispatch(ctx: &Ctx, route: &Route) -> Reply {
+    let m = ctx.method.as_str();
+    match route {
+        Route::Token(t) if m == "POST" => token::token_endpoint(ctx, t),
+        Route::Discovery if m == "GET" => token::discovery(ctx),
+        Route::OpenId(t) if m == "GET" => token::openid_configuration(ctx, t),
+        Route::Imds if m == "GET" => token::imds(ctx),
+        Route::Assignments { scope, name } => crate::authz::assignments(ctx, scope, name.as_deref()),
+        Route::Definitions { scope, name } => crate::authz::definitions(ctx, scope, name.as_deref()),
+        Route::ResourceGroup { sub, rg } => crate::iothub::resource_group(ctx, sub, rg),
+        Route::HubList { sub, rg } if m == "GET" => crate::iothub::list(ctx, sub, rg.as_deref()),
+        Route::Hub { sub, rg, name } => crate::iothub::hub(ctx, sub, rg, name),
+        Route::HubKeys { sub, rg, name, key } if m == "POST" => {
+            crate::iothub::list_keys(ctx, sub, rg, name, key.as_deref())
+        }
+        Route::OperationResult { id, .. } if m == "GET" => crate::iothub::operation_result(ctx, id),
+        Route::DpsList { sub, rg } if m == "GET" => crate::dps::list(ctx, sub, rg.as_deref()),
+        Route::Dps { sub, rg, name } => crate::dps::dps(ctx, sub, rg, name),
+        Route::NotFound => Reply::arm_error(
+            404,
+            "NotFound",
+            format!("No route for '{} {}' in the emulator.", ctx.method, ctx.raw_path),
+        ),
+        _ => method_not_allowed(ctx),
+    }
+}
+
+pub(crate) fn method_not_allowed(ctx: &Ctx) -> Reply {
+    Reply::arm_error(
+        405,
+        "MethodNotAllowed",
+        format!("The requested method '{}' is not allowed for '{}'.", ctx.method, ctx.raw_path),
+    )
+}
+
+/// `/_emulator/...`: no auth, no faults, not counted.
+fn admin(ctx: &Ctx, rest: &str) -> Reply {
+    let inner = &ctx.inner;
+    match (ctx.method.as_str(), rest) {
+        ("GET", "state") => Reply::json(200, serde_json::to_value(inner.lock_state().to_seed()).unwrap_or(Value::Null)),
+        ("GET", "stats") => {
+            let s = inner.lock_stats().clone();
+            Reply::json(
+                200,
+                json!({"requests": s.requests, "total": s.total(), "reads": s.reads(), "writes": s.writes(),
+                       "throttled": s.throttled(), "faultsInjected": s.faults_injected()}),
+            )
+        }
+        ("POST", "reset-stats") => {
+            *inner.lock_stats() = crate::Stats::default();
+            Reply::empty(204)
+        }
+        ("PUT", "faults") => match serde_json::from_slice::<crate::Faults>(&ctx.body) {
+            Ok(f) => {
+                *inner.faults.lock().unwrap_or_else(|e| e.into_inner()) = crate::faults::FaultState::new(f.clone());
+                Reply::json(200, serde_json::to_value(f).unwrap_or(Value::Null))
+            }
+            Err(e) => Reply::arm_error(400, "InvalidFaults", e.to_string()),
+        },
+        ("GET", "faults") => {
+            let f = inner.faults.lock().unwrap_or_else(|e| e.into_inner()).faults.clone();
+            Reply::json(200, serde_json::to_value(f).unwrap_or(Value::Null))
+        }
+        ("PUT", "throttle") => match serde_json::from_slice::<Option<crate::ThrottleConfig>>(&ctx.body) {
+            Ok(t) => {
+                *inner.throttle.lock().unwrap_or_else(|e| e.into_inner()) = t.map(crate::throttle::Throttler::new);
+                Reply::json(200, serde_json::to_value(t).unwrap_or(Value::Null))
+            }
+            Err(e) => Reply::arm_error(400, "InvalidThrottle", e.to_string()),
+        },
+        ("POST", "principals") => match serde_json::from_slice::<crate::Principal>(&ctx.body) {
+            Ok(p) if !p.id.is_empty() => {
+                inner.lock_state().add_principal(p.clone());
+                inner.persist();
+                Reply::json(201, serde_json::to_value(p).unwrap_or(Value::Null))
+            }
+            Ok(_) => Reply::arm_error(400, "InvalidPrincipal", "id is required"),
+            Err(e) => Reply::arm_error(400, "InvalidPrincipal", e.to_string()),
+        },
+        _ => Reply::arm_error(404, "NotFound", format!("No admin route '{} /_emulator/{rest}'.", ctx.method)),
+    }
+}

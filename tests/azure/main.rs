@@ -1,0 +1,335 @@
+//! The real Azure client (`ArmClient`, through `azure_mgmt_authorization` and the typed IoT Hub /
+//! DPS client) against the emulator over HTTP: the contract's behaviours as the operator sees
+//! them, faults, throttling, credentials and clouds.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use iothub_access_emulator::{Bucket, Faults, ReplicationDelay, ThrottleConfig};
+use iothub_access_operator::azure::{
+    AssignmentFilter, Azure, AzureError, CreateOutcome, HubAccessChange, NewRoleAssignment, RoleDefinitionFilter,
+};
+use iothub_access_operator::crd::PrincipalType;
+use iothub_access_operator::domain::{
+    Cloud, DpsObservation, HubId, Permission, RoleAssignmentId, RoleDefinition, RoleType, Scope, naming,
+};
+use iothub_access_operator::observe::Observer;
+use uuid::Uuid;
+
+use support::*;
+
+const READER: &str = "b447c946-2db7-41ec-983d-d8bf3b1c77e3";
+const CONTRIBUTOR: &str = "b24988ac-6180-42a0-ab88-20f7382dd24c";
+
+fn hub(name: &str) -> HubId {
+    HubId::new(SUB, RG, name)
+}
+
+fn new_assignment(scope: &Scope, principal: &str, role: &str) -> NewRoleAssignment {
+    let guid = Uuid::parse_str(role).unwrap();
+    NewRoleAssignment {
+        id: RoleAssignmentId { scope: scope.clone(), name: naming::role_assignment_name(scope, guid, principal) },
+        role_definition_id: format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{role}"),
+        principal_id: principal.into(),
+        principal_type: PrincipalType::ServicePrincipal,
+        description: Some("test".into()),
+    }
+}
+
+#[tokio::test]
+async fn role_assignments_round_trip_with_idempotent_create_and_delete() {
+    let emu = emulator(DEMO_SEED, |_| {}).await;
+    let c = client(&emu);
+    let scope = hub(FACTORY_HUB).scope();
+    let new = new_assignment(&scope, TELEMETRY_SP, READER);
+    assert_eq!(c.create_role_assignment(&new).await.unwrap(), CreateOutcome::Created);
+    assert_eq!(c.create_role_assignment(&new).await.unwrap(), CreateOutcome::Created, "PUT again is idempotent");
+
+    let at = c.list_role_assignments(&scope, &AssignmentFilter::AtScope).await.unwrap();
+    let mine: Vec<_> = at.iter().filter(|a| a.principal_id == TELEMETRY_SP).collect();
+    assert_eq!(mine.len(), 1);
+    assert_eq!(mine[0].id, new.id);
+    assert_eq!(mine[0].role_definition, Uuid::parse_str(READER).unwrap());
+    assert!(
+        at.iter()
+            .any(|a| a.role_definition == Uuid::parse_str(CONTRIBUTOR).unwrap()
+                && a.id.scope.level().to_string() != "hub"),
+        "atScope() at the hub includes the Contributor inherited from the resource group: {at:?}"
+    );
+
+    assert!(c.delete_role_assignment(&new.id).await.unwrap(), "deleted (200)");
+    assert!(!c.delete_role_assignment(&new.id).await.unwrap(), "already gone (204) is not an error");
+    let at = c.list_role_assignments(&scope, &AssignmentFilter::AtScope).await.unwrap();
+    assert!(at.iter().all(|a| a.principal_id != TELEMETRY_SP));
+}
+
+#[tokio::test]
+async fn an_equal_assignment_under_another_name_is_reported_for_adoption() {
+    let emu = emulator(DEMO_SEED, |_| {}).await;
+    let c = client(&emu);
+    let scope = Scope::parse(&rg_scope()).unwrap();
+    // The seed holds Contributor for the ops group at the resource group under a random name.
+    let mut new = new_assignment(&scope, OPS_GROUP, CONTRIBUTOR);
+    new.principal_type = PrincipalType::Group;
+    match c.create_role_assignment(&new).await.unwrap() {
+        CreateOutcome::AlreadyExists { existing } => {
+            assert_eq!(existing.name.to_string(), "6f1e2d3c-4b5a-4978-8a6b-5c4d3e2f1a0b");
+            assert_eq!(existing.scope, scope);
+        }
+        other => panic!("expected RoleAssignmentExists, got {other:?}"),
+    }
+    let all = c.list_role_assignments(&scope, &AssignmentFilter::PrincipalId(OPS_GROUP.into())).await.unwrap();
+    assert_eq!(all.len(), 1, "nothing duplicated");
+}
+
+#[tokio::test]
+async fn reusing_a_name_for_another_principal_is_refused() {
+    let emu = emulator(DEMO_SEED, |_| {}).await;
+    let c = client(&emu);
+    let scope = hub(FLEET_HUB).scope();
+    let first = new_assignment(&scope, TELEMETRY_SP, READER);
+    c.create_role_assignment(&first).await.unwrap();
+    let mut clash = new_assignment(&scope, SYNC_SP, READER);
+    clash.id = first.id.clone();
+    match c.create_role_assignment(&clash).await {
+        Err(AzureError::Invalid { code, .. }) => assert_eq!(code, "RoleAssignmentUpdateNotPermitted"),
+        other => panic!("expected RoleAssignmentUpdateNotPermitted, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn custom_roles_are_unique_by_name_and_protected_while_assigned() {
+    let emu = emulator(DEMO_SEED, |_| {}).await;
+    let c = client(&emu);
+    let sub = Scope::Subscription(SUB.into());
+    let def = |guid: Uuid| RoleDefinition {
+        guid,
+        role_name: "Registry Reader".into(),
+        description: "read devices".into(),
+        role_type: RoleType::CustomRole,
+        permissions: vec![Permission {
+            data_actions: vec!["Microsoft.Devices/IotHubs/devices/read".into()],
+            ..Permission::default()
+        }],
+        assignable_scopes: vec![format!("/subscriptions/{SUB}")],
+    };
+    let guid = naming::role_definition_name(SUB, "Registry Reader");
+    c.put_role_definition(&sub, &def(guid)).await.unwrap();
+    c.put_role_definition(&sub, &def(guid)).await.expect("update (PUT again) is fine");
+    let got = c.get_role_definition(&sub, guid).await.unwrap().expect("exists");
+    assert_eq!(got.role_name, "Registry Reader");
+    assert_eq!(got.permissions[0].data_actions, vec!["Microsoft.Devices/IotHubs/devices/read".to_string()]);
+    let named = c.list_role_definitions(&sub, &RoleDefinitionFilter::RoleName("Registry Reader".into())).await.unwrap();
+    assert_eq!(named.len(), 1);
+
+    match c.put_role_definition(&sub, &def(Uuid::new_v4())).await {
+        Err(AzureError::Conflict { code, .. }) => assert_eq!(code, "RoleDefinitionWithSameNameExists"),
+        other => panic!("expected RoleDefinitionWithSameNameExists, got {other:?}"),
+    }
+
+    let scope = hub(FLEET_HUB).scope();
+    let mut uses = new_assignment(&scope, SYNC_SP, &guid.to_string());
+    uses.role_definition_id = format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{guid}");
+    c.create_role_assignment(&uses).await.unwrap();
+    let err = c.delete_role_definition(&sub, guid).await.expect_err("in use");
+    assert!(err.to_string().contains("RoleDefinitionHasAssignments"), "{err}");
+    c.delete_role_assignment(&uses.id).await.unwrap();
+    assert!(c.delete_role_definition(&sub, guid).await.unwrap());
+    assert!(!c.delete_role_definition(&sub, guid).await.unwrap(), "204 when already gone");
+    assert!(c.get_role_definition(&sub, guid).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn hub_access_changes_go_through_if_match_and_the_long_running_operation() {
+    let emu = emulator(DEMO_SEED, |c| c.lro_running_polls = 2).await;
+    let c = client(&emu);
+    let before = c.get_hub(&hub(FLEET_HUB)).await.unwrap().expect("hub");
+    assert!(!before.disable_local_auth);
+    assert_eq!(before.host_name.as_deref(), Some("contoso-fleet-hub.azure-devices.net"));
+    let change =
+        HubAccessChange { disable_local_auth: Some(true), disable_device_sas: None, disable_module_sas: Some(true) };
+    let after = c.set_hub_access(&hub(FLEET_HUB), &change).await.unwrap();
+    assert!(after.disable_local_auth && after.disable_module_sas && !after.disable_device_sas);
+    assert_ne!(after.etag, before.etag, "every write changes the etag");
+    let stats = emu.stats();
+    assert_eq!(stats.count_status("iotHubs.operationResult", 200), 3, "polled Running twice, then Succeeded");
+    assert!(c.get_hub(&hub("no-such-hub")).await.unwrap().is_none(), "a missing hub is None, not an error");
+}
+
+#[tokio::test]
+async fn a_stale_etag_is_re_read_and_retried_keeping_the_other_writer_s_change() {
+    let emu = Arc::new(emulator(DEMO_SEED, |_| {}).await);
+    emu.set_faults(Faults {
+        latency: Duration::from_millis(400),
+        only_operations: Some(vec!["iotHubs.put".into()]),
+        ..Faults::default()
+    });
+    let c = client(&emu);
+    let tamper = {
+        let emu = emu.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            // Another writer changes the hub while our PUT is on its way: our etag is stale.
+            emu.with_state(|s| s.hub_mut(SUB, RG, FLEET_HUB).expect("hub").set_disable_device_sas(true));
+        })
+    };
+    let change = HubAccessChange { disable_local_auth: Some(true), ..HubAccessChange::default() };
+    let after = c.set_hub_access(&hub(FLEET_HUB), &change).await.unwrap();
+    tamper.await.unwrap();
+    assert_eq!(emu.stats().count_status("iotHubs.put", 412), 1, "the stale etag was refused once");
+    assert!(after.disable_local_auth);
+    assert!(after.disable_device_sas, "the re-read kept the other writer's change (PUT replaces the whole hub)");
+}
+
+#[tokio::test]
+async fn dps_links_are_listed_across_pages() {
+    let mut seed: serde_yaml::Value = serde_yaml::from_str(DEMO_SEED).unwrap();
+    let dps = seed["provisioningServices"].as_sequence_mut().unwrap();
+    for i in 0..4 {
+        let mut extra = dps[0].clone();
+        extra["name"] = format!("extra-dps-{i}").into();
+        extra["links"] = serde_yaml::Value::Sequence(vec![]);
+        dps.push(extra);
+    }
+    let emu = emulator(&serde_yaml::to_string(&seed).unwrap(), |c| c.page_size = 2).await;
+    let c = client(&emu);
+    let list = c.list_dps(SUB).await.unwrap();
+    assert_eq!(list.len(), 5, "all pages followed: {list:?}");
+    assert!(emu.stats().count("provisioningServices.list") >= 3);
+    let factory = list.iter().find(|d| d.id.contains("contoso-factory-dps")).unwrap();
+    let obs = c.get_hub(&hub(FACTORY_HUB)).await.unwrap().unwrap();
+    assert!(factory.links.iter().any(|l| l.is_key_based() && l.links(&obs)));
+}
+
+#[tokio::test]
+async fn throttling_is_absorbed_and_paced() {
+    let emu = emulator(DEMO_SEED, |c| {
+        c.accept_unknown_principals = true;
+        c.throttle = Some(ThrottleConfig {
+            reads: Bucket { capacity: 100.0, refill_per_sec: 100.0 },
+            writes: Bucket { capacity: 5.0, refill_per_sec: 40.0 },
+            deletes: None,
+        });
+    })
+    .await;
+    let c = client(&emu);
+    let scope = hub(FLEET_HUB).scope();
+    let creates: Vec<_> = (0..30).map(|_| new_assignment(&scope, &Uuid::new_v4().to_string(), READER)).collect();
+    let results = futures::future::join_all(creates.iter().map(|n| c.create_role_assignment(n))).await;
+    assert!(results.iter().all(Result::is_ok), "no request failed for the user: {results:?}");
+    let listed = c.list_role_assignments(&scope, &AssignmentFilter::AtScope).await.unwrap();
+    for n in &creates {
+        assert_eq!(listed.iter().filter(|a| a.id == n.id).count(), 1);
+    }
+}
+
+#[tokio::test]
+async fn transient_faults_and_lost_answers_lose_nothing_and_duplicate_nothing() {
+    let emu = emulator(DEMO_SEED, |c| c.accept_unknown_principals = true).await;
+    emu.set_faults(Faults {
+        error_rate: 0.25,
+        throttle_rate: 0.1,
+        throttle_retry_after_secs: 0,
+        reset_before_rate: 0.05,
+        reset_after_rate: 0.1,
+        rng_seed: Some(7),
+        ..Faults::default()
+    });
+    let mut cfg = config(&emu, Cloud::AzurePublicCloud);
+    cfg.retry.max_attempts = 12;
+    let c = client_with(cfg);
+    let scope = hub(FACTORY_HUB).scope();
+    let creates: Vec<_> = (0..25).map(|_| new_assignment(&scope, &Uuid::new_v4().to_string(), READER)).collect();
+    for n in &creates {
+        let out = c.create_role_assignment(n).await.expect("retried until it worked");
+        assert_eq!(out, CreateOutcome::Created, "a retried PUT of the same name is idempotent");
+    }
+    emu.set_faults(Faults::default());
+    let snapshot = emu.snapshot();
+    for n in &creates {
+        let same: Vec<_> = snapshot.role_assignments.iter().filter(|a| a.principal_id == n.principal_id).collect();
+        assert_eq!(same.len(), 1, "exactly one assignment for {}", n.principal_id);
+    }
+    assert!(emu.stats().faults_injected() > 0, "faults were injected");
+}
+
+#[tokio::test]
+async fn principal_not_found_is_retried_while_replicating_then_reported_clearly() {
+    let emu = emulator(DEMO_SEED, |c| {
+        c.replication_delay = Some(ReplicationDelay { seconds: 0.6, even_with_principal_type: true });
+    })
+    .await;
+    let c = client(&emu);
+    let scope = hub(FACTORY_HUB).scope();
+    // A principal registered just now: PrincipalNotFound for a while, then it works.
+    let fresh = Uuid::new_v4().to_string();
+    emu.add_principal(iothub_access_emulator::Principal {
+        id: fresh.clone(),
+        principal_type: "ServicePrincipal".into(),
+        ..Default::default()
+    });
+    let out = c.create_role_assignment(&new_assignment(&scope, &fresh, READER)).await.unwrap();
+    assert_eq!(out, CreateOutcome::Created);
+    // A principal the directory does not know: reported once the bounded retry is spent.
+    let unknown = Uuid::new_v4().to_string();
+    let started = std::time::Instant::now();
+    match c.create_role_assignment(&new_assignment(&scope, &unknown, READER)).await {
+        Err(AzureError::PrincipalNotFound { message }) => assert!(!message.is_empty()),
+        other => panic!("expected PrincipalNotFound, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(10), "bounded by principal_not_found_timeout");
+}
+
+#[tokio::test]
+async fn a_wrong_client_secret_is_a_clear_authentication_error() {
+    let emu = emulator(DEMO_SEED, |_| {}).await;
+    let kind = iothub_access_operator::azure::credential::CredentialKind::ClientSecret {
+        tenant_id: TENANT.into(),
+        client_id: CLIENT_ID.into(),
+        secret: "wrong".into(),
+    };
+    let c = iothub_access_operator::cli::azure_args::connect(config(&emu, Cloud::AzurePublicCloud), &kind).unwrap();
+    match c.get_hub(&hub(FLEET_HUB)).await {
+        Err(AzureError::Unauthenticated { message }) => {
+            assert!(message.contains("AADSTS") || message.contains("invalid_client"), "{message}");
+            assert!(!message.contains("wrong"), "the secret is never echoed");
+        }
+        other => panic!("expected an authentication error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn workload_identity_reads_the_rotating_token_file() {
+    let emu = emulator(DEMO_SEED, |_| {}).await;
+    let dir = std::env::temp_dir().join(format!("iothub-access-wi-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("azure-identity-token");
+    std::fs::write(&file, "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.c2ln").unwrap();
+    let kind = iothub_access_operator::azure::credential::CredentialKind::WorkloadIdentity {
+        tenant_id: TENANT.into(),
+        client_id: CLIENT_ID.into(),
+        token_file: file.clone(),
+    };
+    let c = iothub_access_operator::cli::azure_args::connect(config(&emu, Cloud::AzurePublicCloud), &kind).unwrap();
+    assert!(c.get_hub(&hub(FLEET_HUB)).await.unwrap().is_some());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn sovereign_clouds_use_their_audience_and_hub_suffix() {
+    let emu = emulator(DEMO_SEED, |c| c.hub_host_suffix = "azure-devices.cn".into()).await;
+    let c: Arc<dyn Azure> = client_with(config(&emu, Cloud::AzureChinaCloud));
+    let h = c.get_hub(&hub(FACTORY_HUB)).await.unwrap().unwrap();
+    assert_eq!(h.host_name.as_deref(), Some("contoso-factory-hub.azure-devices.cn"));
+    // The DPS link names the .cn host: Deny is still refused.
+    let obs = Observer::new(c.clone());
+    match obs.dps(SUB).await {
+        DpsObservation::Complete(list) => {
+            assert!(list.iter().any(|d| d.links.iter().any(|l| l.links(&h))), "{list:?}")
+        }
+        DpsObservation::Failed(e) => panic!("{e}"),
+    }
+}

@@ -1,0 +1,105 @@
+//! The `plan`, `apply` and `demo` commands as a user runs them: the real binary, the emulator
+//! on loopback, credentials from `AZURE_*` variables, exit codes a pipeline gates on.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use support::*;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_iothub-access-operator"))
+}
+
+fn run(url: &str, args: &[&str]) -> Output {
+    let mut cmd = bin();
+    cmd.args(args)
+        .args(["--arm-endpoint", url, "--authority-host", url])
+        .env("AZURE_TENANT_ID", TENANT)
+        .env("AZURE_CLIENT_ID", CLIENT_ID)
+        .env("AZURE_CLIENT_SECRET", CLIENT_SECRET)
+        .env_remove("AZURE_FEDERATED_TOKEN_FILE")
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")));
+    let out = cmd.output().expect("the binary runs");
+    eprintln!(
+        "$ iothub-access-operator {}\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_then_apply_then_plan_again_gates_a_pipeline() {
+    let emu = emulator(DEMO_SEED, |_| {}).await;
+    let url = emu.base_url();
+
+    let plan = run(&url, &["plan", "-f", "examples"]);
+    assert_eq!(plan.status.code(), Some(2), "changes pending");
+    let text = stdout(&plan);
+    assert!(text.contains("CreateRoleDefinition"), "{text}");
+    assert!(text.contains("CreateRoleAssignment"), "{text}");
+    assert!(text.contains("PrincipalHoldsListKeys"), "the legacy Contributor grant is reported: {text}");
+    assert_eq!(emu.stats().writes(), 0, "plan is read-only");
+
+    let apply = run(&url, &["apply", "-f", "examples"]);
+    assert_eq!(apply.status.code(), Some(0), "Azure matches after apply");
+    let hub = emu.snapshot().hubs.into_iter().find(|h| h.name == FLEET_HUB).unwrap();
+    assert_eq!(hub.disable_local_auth, Some(true), "SAS denied on the fleet hub once a data role holder exists");
+
+    let writes = emu.stats().writes();
+    let again = run(&url, &["apply", "-f", "examples"]);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(stdout(&again).contains("Nothing to write"), "{}", stdout(&again));
+    assert_eq!(emu.stats().writes(), writes, "a second apply writes nothing");
+
+    let plan = run(&url, &["plan", "-f", "examples", "-o", "json"]);
+    assert_eq!(plan.status.code(), Some(0), "nothing to do");
+    let v: serde_json::Value = serde_json::from_slice(&plan.stdout).expect("JSON output");
+    assert_eq!(v["summary"]["changes"], 0);
+    assert_eq!(v["summary"]["resources"], 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_deny_exits_2_with_the_reason_and_writes_nothing() {
+    let emu = emulator(DEMO_SEED, |_| {}).await;
+    let url = emu.base_url();
+    run(&url, &["apply", "-f", "examples"]);
+    let writes = emu.stats().writes();
+    let out = run(&url, &["apply", "-f", "data/demo/deny-factory-hub.yaml", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+    let finding = &v["after"]["resources"][0]["findings"][0];
+    assert_eq!(finding["reason"], "DpsLinked", "{v}");
+    assert!(finding["resourceIds"][0].as_str().unwrap().contains("contoso-factory-dps"));
+    assert_eq!(emu.stats().writes(), writes);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_manifests_change_nothing_and_exit_1() {
+    let emu = emulator(DEMO_SEED, |_| {}).await;
+    let url = emu.base_url();
+    let out = run(&url, &["apply", "-f", "tests/invalid/listkeys-in-data-actions.yaml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("spec.dataActions"), "{}", stdout(&out));
+    assert_eq!(emu.stats().total(), 0, "not even a read");
+}
+
+#[test]
+fn the_demo_runs_end_to_end() {
+    let out = bin().arg("demo").output().expect("demo runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    for needle in
+        ["Step 1/6", "DpsLinked", "contoso-factory-dps", "Azure writes during the second apply: 0", "Demo finished"]
+    {
+        assert!(text.contains(needle), "missing '{needle}' in:\n{text}");
+    }
+}

@@ -1,0 +1,462 @@
+//! The reconcilers against the emulator over HTTP and a mocked Kubernetes API (`tower_test`):
+//! create, steady state, spec change, drift repair, deletion with both policies, observe mode,
+//! the guardrail, the three shared-access blockers and custom-role dependencies.
+
+mod fake_api;
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use iothub_access_emulator::EmulatorHandle;
+use iothub_access_operator::azure::Azure;
+use iothub_access_operator::controller::guardrail::Guardrail;
+use iothub_access_operator::controller::{
+    Context, ReconcileError, Settings, custom_role, role_assignment, shared_access,
+};
+use iothub_access_operator::crd::{IotHubCustomRole, IotHubRoleAssignment, IotHubSharedAccess};
+use iothub_access_operator::telemetry::Metrics;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, store::Writer};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+
+use fake_api::FakeApi;
+use support::*;
+
+const NS: &str = "iot-platform";
+
+struct H {
+    api: FakeApi,
+    ctx: Arc<Context>,
+    emu: EmulatorHandle,
+    roles: Mutex<Writer<IotHubCustomRole>>,
+    assignments: Mutex<Writer<IotHubRoleAssignment>>,
+}
+
+fn resync<K>(w: &Mutex<Writer<K>>, objs: Vec<K>)
+where
+    K: Resource<DynamicType = ()> + Clone,
+{
+    let mut w = w.lock().unwrap();
+    w.apply_watcher_event(&watcher::Event::Init);
+    for o in objs {
+        w.apply_watcher_event(&watcher::Event::InitApply(o));
+    }
+    w.apply_watcher_event(&watcher::Event::InitDone);
+}
+
+impl H {
+    async fn new(allowed: &[&str], namespace_scopes: Option<&str>) -> H {
+        H::with_seed(DEMO_SEED, allowed, namespace_scopes, |_| {}).await
+    }
+
+    async fn with_seed(
+        seed: &str,
+        allowed: &[&str],
+        namespace_scopes: Option<&str>,
+        tweak: impl FnOnce(&mut iothub_access_emulator::EmulatorConfig),
+    ) -> H {
+        let emu = emulator(seed, tweak).await;
+        let api = FakeApi::default();
+        let client = api.client();
+        let (role_store, role_writer) = reflector::store::<IotHubCustomRole>();
+        let (ra_store, ra_writer) = reflector::store::<IotHubRoleAssignment>();
+        let mut cfg = config(&emu, iothub_access_operator::domain::Cloud::AzurePublicCloud);
+        cfg.retry.max_attempts = 2;
+        let azure: Arc<dyn Azure> = client_with(cfg);
+        let ns_scopes = namespace_scopes.map(str::to_string);
+        let ctx = Context::new(
+            client.clone(),
+            azure,
+            Guardrail::new(allowed),
+            Arc::new(move |_ns: &str| ns_scopes.clone()),
+            Recorder::new(client, Reporter { controller: "iothub-access-operator".into(), instance: None }),
+            Arc::new(Metrics::new(None)),
+            role_store,
+            ra_store,
+            Settings { error_backoff: Duration::from_millis(10), ..Settings::default() },
+        );
+        H { api, ctx: Arc::new(ctx), emu, roles: Mutex::new(role_writer), assignments: Mutex::new(ra_writer) }
+    }
+
+    fn sync(&self) {
+        resync(&self.roles, self.api.all::<IotHubCustomRole>());
+        resync(&self.assignments, self.api.all::<IotHubRoleAssignment>());
+    }
+
+    /// Reconcile until the object stops changing (the first pass only adds the finalizer).
+    async fn settle<K, F, Fut>(&self, name: &str, reconcile: F) -> Result<Action, ReconcileError>
+    where
+        K: Resource<DynamicType = ()> + serde::de::DeserializeOwned + Clone,
+        F: Fn(Arc<K>, Arc<Context>) -> Fut,
+        Fut: std::future::Future<Output = Result<Action, ReconcileError>>,
+    {
+        let mut last = Ok(Action::await_change());
+        for _ in 0..4 {
+            self.sync();
+            let Some(obj) = self.api.get::<K>(NS, name) else { return last };
+            let before = obj.resource_version();
+            last = reconcile(Arc::new(obj), self.ctx.clone()).await;
+            let after = self.api.get::<K>(NS, name).and_then(|o| o.resource_version());
+            if after == before {
+                break;
+            }
+        }
+        last
+    }
+
+    async fn ra(&self, name: &str) -> Result<Action, ReconcileError> {
+        self.settle::<IotHubRoleAssignment, _, _>(name, role_assignment::reconcile).await
+    }
+    async fn cr(&self, name: &str) -> Result<Action, ReconcileError> {
+        self.settle::<IotHubCustomRole, _, _>(name, custom_role::reconcile).await
+    }
+    async fn sa(&self, name: &str) -> Result<Action, ReconcileError> {
+        self.settle::<IotHubSharedAccess, _, _>(name, shared_access::reconcile).await
+    }
+
+    fn ra_obj(&self, name: &str) -> IotHubRoleAssignment {
+        self.api.get(NS, name).expect("exists")
+    }
+
+    /// Azure assignments for a principal, as the emulator holds them: (scope, role GUID).
+    fn azure_assignments(&self, principal: &str) -> Vec<(String, String)> {
+        self.emu
+            .snapshot()
+            .role_assignments
+            .iter()
+            .filter(|a| a.principal_id.eq_ignore_ascii_case(principal))
+            .map(|a| {
+                (
+                    a.scope.to_ascii_lowercase(),
+                    a.role_definition_id.rsplit('/').next().unwrap_or_default().to_ascii_lowercase(),
+                )
+            })
+            .collect()
+    }
+
+    fn ready(&self, conds: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> (String, String) {
+        conds.iter().find(|c| c.type_ == "Ready").map(|c| (c.status.clone(), c.reason.clone())).unwrap_or_default()
+    }
+}
+
+fn assignment_yaml(name: &str, hub: &str, principal: &str, ptype: &str, role: &str) -> IotHubRoleAssignment {
+    serde_yaml::from_str(&format!(
+        r#"
+apiVersion: iothubaccess.io/v1alpha1
+kind: IotHubRoleAssignment
+metadata: {{name: {name}, namespace: {NS}}}
+spec:
+  hub: {{subscriptionId: {SUB}, resourceGroup: {RG}, name: {hub}}}
+  principal: {{id: {principal}, type: {ptype}}}
+  role: {role}
+"#
+    ))
+    .expect("assignment manifest")
+}
+
+fn sas_yaml(name: &str, hub: &str, mode: &str) -> IotHubSharedAccess {
+    serde_yaml::from_str(&format!(
+        r#"
+apiVersion: iothubaccess.io/v1alpha1
+kind: IotHubSharedAccess
+metadata: {{name: {name}, namespace: {NS}}}
+spec:
+  hub: {{subscriptionId: {SUB}, resourceGroup: {RG}, name: {hub}}}
+  sharedAccessPolicies: {mode}
+"#
+    ))
+    .expect("shared access manifest")
+}
+
+fn custom_role_yaml(name: &str) -> IotHubCustomRole {
+    serde_yaml::from_str(&format!(
+        r#"
+apiVersion: iothubaccess.io/v1alpha1
+kind: IotHubCustomRole
+metadata: {{name: {name}, namespace: {NS}}}
+spec:
+  roleName: Registry Reader {name}
+  description: read devices
+  subscriptionId: {SUB}
+  dataActions: [Microsoft.Devices/IotHubs/devices/read]
+"#
+    ))
+    .expect("custom role manifest")
+}
+
+const READER: &str = "{builtIn: IoTHubDataReader}";
+const READER_GUID: &str = "b447c946-2db7-41ec-983d-d8bf3b1c77e3";
+
+fn allowed() -> Vec<String> {
+    vec![rg_scope()]
+}
+
+fn allowed_refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[tokio::test]
+async fn create_then_steady_state_writes_nothing_and_leaves_status_alone() {
+    let a = allowed();
+    let h = H::new(&allowed_refs(&a), None).await;
+    h.api.put(&assignment_yaml("telemetry", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER));
+    h.ra("telemetry").await.expect("reconciles");
+
+    let obj = h.ra_obj("telemetry");
+    assert!(obj.finalizers().iter().any(|f| f == "iothubaccess.io/cleanup"));
+    let st = obj.status.clone().expect("status written");
+    assert_eq!(h.ready(&st.conditions), ("True".into(), "Reconciled".into()));
+    assert_eq!(st.observed_generation, Some(1));
+    assert_eq!(st.owned_assignment_ids.len(), 1);
+    assert_eq!(
+        h.azure_assignments(TELEMETRY_SP),
+        vec![(hub_scope(FACTORY_HUB).to_ascii_lowercase(), READER_GUID.into())]
+    );
+    assert!(h.api.events().iter().any(|(r, _)| r == "CreateRoleAssignment"), "{:?}", h.api.events());
+
+    // Steady state: a new observation pass, no Azure write, no status write.
+    let writes = h.emu.stats().writes();
+    let status_writes = h.api.status_writes();
+    h.ctx.observer.rotate();
+    h.ra("telemetry").await.expect("reconciles");
+    assert_eq!(h.emu.stats().writes(), writes, "steady state writes nothing to Azure");
+    assert_eq!(h.api.status_writes(), status_writes, "equal status is not rewritten");
+}
+
+#[tokio::test]
+async fn a_principal_change_creates_the_new_assignment_before_deleting_the_old() {
+    let a = allowed();
+    let h = H::new(&allowed_refs(&a), None).await;
+    h.api.put(&assignment_yaml("sync", FLEET_HUB, TELEMETRY_SP, "ServicePrincipal", READER));
+    h.ra("sync").await.expect("reconciles");
+    let old = h.ra_obj("sync").status.unwrap().owned_assignment_ids;
+
+    h.api.edit::<IotHubRoleAssignment>(NS, "sync", |o| o.spec.principal.id = SYNC_SP.into());
+    h.ra("sync").await.expect("reconciles");
+    let st = h.ra_obj("sync").status.unwrap();
+    assert_eq!(h.ready(&st.conditions).0, "True");
+    assert_eq!(st.observed_generation, Some(2));
+    assert_eq!(st.owned_assignment_ids.len(), 1);
+    assert_ne!(st.owned_assignment_ids, old, "ownership moved to the new assignment");
+    assert!(h.azure_assignments(TELEMETRY_SP).is_empty(), "the old grant is gone");
+    assert_eq!(h.azure_assignments(SYNC_SP).len(), 1);
+    let reasons: Vec<String> = h.api.events().into_iter().map(|(r, _)| r).collect();
+    let created = reasons.iter().rposition(|r| r == "CreateRoleAssignment").unwrap();
+    let deleted = reasons.iter().rposition(|r| r == "DeleteRoleAssignment").unwrap();
+    assert!(created < deleted, "make before break: {reasons:?}");
+}
+
+#[tokio::test]
+async fn drift_is_repaired_on_resync_with_an_event() {
+    let a = allowed();
+    let h = H::new(&allowed_refs(&a), None).await;
+    h.api.put(&assignment_yaml("telemetry", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER));
+    h.ra("telemetry").await.expect("reconciles");
+    let name = h.ra_obj("telemetry").status.unwrap().owned_assignment_ids[0].rsplit('/').next().unwrap().to_string();
+
+    // Someone deletes the assignment in the portal.
+    assert!(h.emu.with_state(|s| s.remove_assignment(&name)));
+    assert!(h.azure_assignments(TELEMETRY_SP).is_empty());
+    h.ctx.observer.rotate();
+    h.ra("telemetry").await.expect("reconciles");
+    assert_eq!(h.azure_assignments(TELEMETRY_SP).len(), 1, "repaired");
+    assert!(
+        h.api.events().iter().any(|(r, n)| r == "DriftRepaired" && n.contains("CreateRoleAssignment")),
+        "{:?}",
+        h.api.events()
+    );
+}
+
+#[tokio::test]
+async fn deletion_removes_only_what_the_resource_owns_and_orphan_keeps_it() {
+    let a = allowed();
+    let h = H::new(&allowed_refs(&a), None).await;
+    let before: Vec<_> = h.emu.snapshot().role_assignments.iter().map(|a| a.name.clone()).collect();
+    h.api.put(&assignment_yaml("telemetry", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER));
+    let mut orphan = assignment_yaml("ops", FLEET_HUB, OPS_GROUP, "Group", READER);
+    orphan.spec.deletion_policy = iothub_access_operator::crd::DeletionPolicy::Orphan;
+    h.api.put(&orphan);
+    h.ra("telemetry").await.expect("reconciles");
+    h.ra("ops").await.expect("reconciles");
+    assert_eq!(h.azure_assignments(TELEMETRY_SP).len(), 1);
+
+    h.api.delete::<IotHubRoleAssignment>(NS, "telemetry");
+    h.api.delete::<IotHubRoleAssignment>(NS, "ops");
+    h.ra("telemetry").await.expect("cleanup");
+    h.ra("ops").await.expect("cleanup");
+    assert!(!h.api.exists::<IotHubRoleAssignment>(NS, "telemetry"), "finalizer removed after cleanup");
+    assert!(!h.api.exists::<IotHubRoleAssignment>(NS, "ops"));
+    assert!(h.azure_assignments(TELEMETRY_SP).is_empty(), "Delete policy removed it");
+    assert!(
+        h.azure_assignments(OPS_GROUP).iter().any(|(_, r)| r == READER_GUID),
+        "Orphan policy left the reader grant in Azure"
+    );
+    let after: Vec<_> = h.emu.snapshot().role_assignments.iter().map(|a| a.name.clone()).collect();
+    for name in before {
+        assert!(after.contains(&name), "pre-existing assignment {name} was not touched");
+    }
+}
+
+#[tokio::test]
+async fn observe_mode_reports_the_plan_and_never_writes() {
+    let a = allowed();
+    let h = H::new(&allowed_refs(&a), None).await;
+    let mut obj = assignment_yaml("telemetry", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER);
+    obj.annotations_mut().insert("iothubaccess.io/reconcile".into(), "observe".into());
+    h.api.put(&obj);
+    let writes = h.emu.stats().writes();
+    h.ra("telemetry").await.expect("reconciles");
+    assert_eq!(h.emu.stats().writes(), writes, "observe mode writes nothing to Azure");
+    let st = h.ra_obj("telemetry").status.unwrap();
+    assert_eq!(h.ready(&st.conditions), ("False".into(), "PendingChanges".into()));
+    assert_eq!(st.pending_actions.len(), 1);
+    assert_eq!(st.pending_actions[0].action, "CreateRoleAssignment");
+}
+
+#[tokio::test]
+async fn the_guardrail_refuses_scopes_the_admin_did_not_allow_without_calling_azure() {
+    // Nothing allowed: deny by default.
+    let h = H::new(&[], None).await;
+    h.api.put(&assignment_yaml("telemetry", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER));
+    h.ra("telemetry").await.expect("reconciles");
+    let st = h.ra_obj("telemetry").status.unwrap();
+    assert_eq!(h.ready(&st.conditions), ("False".into(), "ScopeNotAllowed".into()));
+    assert!(st.conditions[0].message.contains("--allowed-scope"), "{}", st.conditions[0].message);
+    assert_eq!(h.emu.stats().total(), 0, "no Azure call at all");
+
+    // Allowed globally, but the namespace annotation narrows it to another group.
+    let a = allowed();
+    let h =
+        H::new(&allowed_refs(&a), Some("/subscriptions/5f0c7a9e-3b2d-4c1a-9e8f-7d6b5a4c3b2a/resourceGroups/rg-other"))
+            .await;
+    let mut broad = assignment_yaml("telemetry", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER);
+    broad.spec.scope = iothub_access_operator::crd::AssignmentScope::Hub;
+    h.api.put(&broad);
+    h.ra("telemetry").await.expect("reconciles");
+    let st = h.ra_obj("telemetry").status.unwrap();
+    assert_eq!(h.ready(&st.conditions).1, "ScopeNotAllowed");
+    assert!(st.conditions[0].message.contains("namespace iot-platform"), "{}", st.conditions[0].message);
+    assert_eq!(h.emu.stats().total(), 0);
+    assert!(h.api.events().iter().any(|(r, _)| r == "ScopeNotAllowed"));
+}
+
+#[tokio::test]
+async fn an_invalid_spec_is_reported_and_waits_for_the_next_change() {
+    let a = allowed();
+    let h = H::new(&allowed_refs(&a), None).await;
+    h.api.put(&assignment_yaml("bad", FACTORY_HUB, "not-a-guid", "ServicePrincipal", READER));
+    let action = h.ra("bad").await.expect("an invalid spec is not an error to retry");
+    assert_eq!(action, Action::await_change(), "no requeue loop");
+    let st = h.ra_obj("bad").status.unwrap();
+    assert_eq!(h.ready(&st.conditions).1, "InvalidSpec");
+    assert!(st.conditions[0].message.contains("spec.principal.id"), "{}", st.conditions[0].message);
+    assert_eq!(h.emu.stats().total(), 0);
+}
+
+#[tokio::test]
+async fn deny_is_refused_while_a_dps_links_the_hub_by_key() {
+    let a = allowed();
+    let h = H::new(&allowed_refs(&a), None).await;
+    // Give someone a data role so lock-out is not the reason.
+    h.api.put(&assignment_yaml("telemetry", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER));
+    h.ra("telemetry").await.expect("reconciles");
+    h.api.put(&sas_yaml("factory", FACTORY_HUB, "Deny"));
+    let writes = h.emu.stats().writes();
+    h.sa("factory").await.expect("a refusal is a status, not an error");
+    let st: IotHubSharedAccess = h.api.get(NS, "factory").unwrap();
+    let st = st.status.unwrap();
+    assert_eq!(h.ready(&st.conditions), ("False".into(), "DpsLinked".into()));
+    assert!(st.blockers[0].resource_ids.iter().any(|id| id.contains("contoso-factory-dps")), "{:?}", st.blockers);
+    assert_eq!(h.emu.stats().writes(), writes, "the hub was not touched");
+    assert!(h.api.events().iter().any(|(r, n)| r == "DenyRefused" && n.contains("DpsLinked")));
+}
+
+#[tokio::test]
+async fn deny_is_refused_when_nobody_would_keep_access_then_applied_once_someone_does() {
+    let a = allowed();
+    let h = H::new(&allowed_refs(&a), None).await;
+    h.api.put(&sas_yaml("fleet", FLEET_HUB, "Deny"));
+    h.sa("fleet").await.expect("reconciles");
+    let st = h.api.get::<IotHubSharedAccess>(NS, "fleet").unwrap().status.unwrap();
+    assert_eq!(h.ready(&st.conditions).1, "WouldLockOut");
+
+    h.api.put(&assignment_yaml("ops", FLEET_HUB, OPS_GROUP, "Group", "{builtIn: IoTHubRegistryContributor}"));
+    h.ra("ops").await.expect("reconciles");
+    h.ctx.observer.rotate();
+    h.sa("fleet").await.expect("reconciles");
+    let st = h.api.get::<IotHubSharedAccess>(NS, "fleet").unwrap().status.unwrap();
+    assert_eq!(h.ready(&st.conditions), ("True".into(), "Reconciled".into()));
+    assert_eq!(st.shared_access_policies, Some(iothub_access_operator::crd::Access::Deny));
+    let hub = h.emu.snapshot().hubs.into_iter().find(|x| x.name == FLEET_HUB).unwrap();
+    assert_eq!(hub.disable_local_auth, Some(true), "disableLocalAuth set in Azure");
+
+    // Someone re-allows SAS in the portal: the resync repairs it.
+    h.emu.with_state(|s| s.hub_mut(SUB, RG, FLEET_HUB).expect("hub").set_disable_local_auth(false));
+    h.ctx.observer.rotate();
+    h.sa("fleet").await.expect("reconciles");
+    let hub = h.emu.snapshot().hubs.into_iter().find(|x| x.name == FLEET_HUB).unwrap();
+    assert_eq!(hub.disable_local_auth, Some(true), "drift repaired");
+    assert!(h.api.events().iter().any(|(r, _)| r == "DriftRepaired"));
+}
+
+#[tokio::test]
+async fn deny_fails_closed_when_the_dps_check_cannot_complete() {
+    let a = allowed();
+    let h = H::new(&allowed_refs(&a), None).await;
+    h.api.put(&assignment_yaml("ops", FLEET_HUB, OPS_GROUP, "Group", "{builtIn: IoTHubRegistryContributor}"));
+    h.ra("ops").await.expect("reconciles");
+    h.emu.set_faults(iothub_access_emulator::Faults {
+        error_rate: 1.0,
+        only_operations: Some(vec!["provisioningServices.list".into()]),
+        ..Default::default()
+    });
+    h.ctx.observer.rotate();
+    h.api.put(&sas_yaml("fleet", FLEET_HUB, "Deny"));
+    let writes = h.emu.stats().writes();
+    h.sa("fleet").await.expect("reconciles");
+    let st = h.api.get::<IotHubSharedAccess>(NS, "fleet").unwrap().status.unwrap();
+    assert_eq!(h.ready(&st.conditions).1, "DpsCheckFailed");
+    assert_eq!(h.emu.stats().writes(), writes, "nothing written while the check cannot be completed");
+}
+
+#[tokio::test]
+async fn an_assignment_waits_for_its_custom_role_and_the_role_cannot_be_deleted_while_used() {
+    // A custom role lives at the subscription: the admin allows the whole subscription here.
+    let a = vec![format!("/subscriptions/{SUB}")];
+    let h = H::new(&allowed_refs(&a), None).await;
+    h.api.put(&assignment_yaml("sync", FLEET_HUB, SYNC_SP, "ServicePrincipal", "{customRoleRef: {name: reader}}"));
+    h.ra("sync").await.expect("waiting is not an error");
+    let st = h.ra_obj("sync").status.unwrap();
+    assert_eq!(h.ready(&st.conditions).1, "WaitingForCustomRole");
+    assert!(h.azure_assignments(SYNC_SP).is_empty());
+
+    h.api.put(&custom_role_yaml("reader"));
+    h.cr("reader").await.expect("reconciles");
+    let role = h.api.get::<IotHubCustomRole>(NS, "reader").unwrap().status.unwrap();
+    assert_eq!(h.ready(&role.conditions).0, "True", "{:?}", role.conditions);
+    h.ctx.observer.rotate();
+    h.ra("sync").await.expect("reconciles");
+    assert_eq!(h.ready(&h.ra_obj("sync").status.unwrap().conditions).0, "True");
+    assert_eq!(h.azure_assignments(SYNC_SP).len(), 1);
+
+    // Deleting the role while the assignment uses it is refused, naming the assignment.
+    h.api.delete::<IotHubCustomRole>(NS, "reader");
+    let err = h.cr("reader").await.expect_err("refused");
+    assert!(err.to_string().contains("IotHubRoleAssignment/iot-platform/sync"), "{err}");
+    assert!(h.api.exists::<IotHubCustomRole>(NS, "reader"), "the finalizer holds the role");
+
+    // Once the assignment is gone, the role goes too.
+    h.api.delete::<IotHubRoleAssignment>(NS, "sync");
+    h.ra("sync").await.expect("cleanup");
+    h.ctx.observer.rotate();
+    h.cr("reader").await.expect("cleanup");
+    assert!(!h.api.exists::<IotHubCustomRole>(NS, "reader"));
+    assert!(
+        !h.emu.snapshot().role_definitions.iter().any(|d| d.role_name == "Registry Reader reader"),
+        "the definition was deleted from Azure"
+    );
+}
