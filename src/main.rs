@@ -12,8 +12,9 @@ use iothub_access_operator::cli::reconcile::OutputFormat;
 #[derive(Parser)]
 #[command(name = "iothub-access-operator", version, about = "Keeps Azure IoT Hub access the way Git says it should be")]
 struct Cli {
+    /// Without a command, runs `demo`.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -70,7 +71,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let command = cli.command.unwrap_or(Command::Demo { listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)) });
+    let result = match command {
         Command::Crds { output_dir } => cli::crds::run(output_dir.as_deref(), &mut std::io::stdout()),
         Command::Validate { paths } => cli::validate::run(&paths, &mut std::io::stdout()).map_err(anyhow::Error::from),
         Command::Emulator(args) => runtime().and_then(|rt| rt.block_on(cli::emulator::run(args))).map(|()| 0),
