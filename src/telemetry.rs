@@ -255,3 +255,51 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr).await?;
     axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn health_readiness_and_metrics_are_served() {
+        let metrics = Arc::new(Metrics::new(Some(Arc::new(ArmStats::default()))));
+        metrics.reconciled("IotHubRoleAssignment", "ok", Duration::from_millis(12));
+        metrics.set_state("IotHubSharedAccess", "ns/a".into(), false, "DpsLinked");
+        metrics.shared_access_blocked.get_or_create(&ReasonLabels { reason: "DpsLinked".into() }).inc();
+        let health = Arc::new(Health::default());
+        let addr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
+            l.local_addr().expect("addr")
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(addr, metrics.clone(), health.clone(), async {
+            let _ = rx.await;
+        }));
+        let http = reqwest::Client::new();
+        let base = format!("http://{addr}");
+        let mut ok = false;
+        for _ in 0..50 {
+            if http.get(format!("{base}/healthz")).send().await.is_ok_and(|r| r.status().is_success()) {
+                ok = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(ok, "/healthz answers");
+        assert_eq!(http.get(format!("{base}/readyz")).send().await.unwrap().status().as_u16(), 503, "not ready yet");
+        health.ready.store(true, Ordering::Relaxed);
+        assert_eq!(http.get(format!("{base}/readyz")).send().await.unwrap().status().as_u16(), 200);
+        let text = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+        for needle in [
+            r#"iothub_access_reconciles_total{kind="IotHubRoleAssignment",outcome="ok"} 1"#,
+            r#"iothub_access_reconcile_duration_seconds_count{kind="IotHubRoleAssignment"} 1"#,
+            r#"iothub_access_resources{kind="IotHubSharedAccess",ready="False",reason="DpsLinked"} 1"#,
+            r#"iothub_access_shared_access_blocked_total{reason="DpsLinked"} 1"#,
+            "iothub_access_arm_throttle_waits_total 0",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+        let _ = tx.send(());
+        server.await.unwrap().unwrap();
+    }
+}

@@ -143,8 +143,14 @@ async fn apply_one(
             .await;
         }
     }
+    let drift = status::is_true(&st.conditions, READY)
+        && st.observed_generation == obj.metadata.generation
+        && plan.actions.iter().any(|a| matches!(a, Action::PutRoleDefinition { .. }));
     let applied = apply::apply(ctx.azure.clone(), &plan, ctx.settings.write_concurrency).await;
     ctx.report_writes(obj, KIND, &applied).await;
+    if drift {
+        ctx.drift_repaired(obj, "the role definition", &applied).await;
+    }
 
     let mut owned_now = owned;
     let mut desired_present = !blocked;
@@ -233,4 +239,28 @@ async fn cleanup(
     }
     ctx.metrics.forget(KIND, &key_of(obj));
     Ok(Requeue::await_change())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owned_definition_ids_keep_the_scope_they_were_written_at() {
+        let g = Uuid::parse_str("2d0b4c39-8f0e-5b51-9a0c-3f7f5d1c2b4a").unwrap();
+        let rg = format!(
+            "/subscriptions/5f0c7a9e-3b2d-4c1a-9e8f-7d6b5a4c3b2a/resourceGroups/rg/providers/Microsoft.Authorization/roleDefinitions/{g}"
+        );
+        let (scope, guid) = parse_definition_id(&rg).unwrap();
+        assert_eq!(guid, g);
+        assert_eq!(scope.to_string(), "/subscriptions/5f0c7a9e-3b2d-4c1a-9e8f-7d6b5a4c3b2a/resourceGroups/rg");
+        assert_eq!(
+            parse_definition_id(&format!("/providers/microsoft.authorization/roleDefinitions/{g}")),
+            Some((Scope::Root, g))
+        );
+        assert_eq!(
+            parse_definition_id("/subscriptions/x/providers/Microsoft.Authorization/roleDefinitions/not-a-guid"),
+            None
+        );
+    }
 }

@@ -174,6 +174,21 @@ impl Context {
         }
     }
 
+    /// A `DriftRepaired` Event when every write of a reconcile that found `what` drifted worked.
+    pub async fn drift_repaired<K: Resource<DynamicType = ()>>(&self, obj: &K, what: &str, applied: &[Applied]) {
+        if applied.is_empty() || !applied.iter().all(|a| a.outcome.is_ok()) {
+            return;
+        }
+        let done = applied.iter().map(|a| a.action.to_string()).collect::<Vec<_>>().join("; ");
+        self.event(
+            obj,
+            EventType::Normal,
+            "DriftRepaired",
+            format!("{what} had drifted from the spec; repaired: {done}"),
+        )
+        .await;
+    }
+
     /// The guardrail check for a resource's namespace and the ARM ids it touches.
     pub fn check_scopes<'a>(
         &self,

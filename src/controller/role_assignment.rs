@@ -184,15 +184,8 @@ async fn apply_one(
         && plan.actions.iter().any(|a| matches!(a, Action::CreateRoleAssignment { .. }));
     let applied = apply::apply(ctx.azure.clone(), &plan, ctx.settings.write_concurrency).await;
     ctx.report_writes(obj, KIND, &applied).await;
-    if drift && applied.iter().all(|a| a.outcome.is_ok()) {
-        let what = applied.iter().map(|a| a.action.to_string()).collect::<Vec<_>>().join("; ");
-        ctx.event(
-            obj,
-            EventType::Normal,
-            "DriftRepaired",
-            format!("Azure had drifted from the spec; repaired: {what}"),
-        )
-        .await;
+    if drift {
+        ctx.drift_repaired(obj, "the role assignment", &applied).await;
     }
 
     // Ownership: what the resource created (or finds under its derived name) and old ones not

@@ -157,14 +157,7 @@ async fn apply_one(
             st.module_sas = Some(access(m));
         }
         if previously_ready {
-            let what = applied.iter().map(|a| a.action.to_string()).collect::<Vec<_>>().join("; ");
-            ctx.event(
-                obj,
-                EventType::Normal,
-                "DriftRepaired",
-                format!("the hub had drifted from the spec; repaired: {what}"),
-            )
-            .await;
+            ctx.drift_repaired(obj, "the hub", &applied).await;
         }
     }
     let (ready, why, msg) = if plan.blockers().next().is_some() {

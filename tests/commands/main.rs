@@ -103,3 +103,23 @@ fn the_demo_runs_end_to_end() {
         assert!(text.contains(needle), "missing '{needle}' in:\n{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_standalone_emulator_serves_a_state_file_to_plan_against() {
+    use std::io::{BufRead, BufReader};
+    let mut child = bin()
+        .args(["emulator", "--listen", "127.0.0.1:0", "--state", "data/demo/seed.yaml"])
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("emulator starts");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    let url = first.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{first}");
+    let plan = run(&url, &["plan", "-f", "examples"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(plan.status.code(), Some(2), "changes pending against the seeded state");
+    assert!(stdout(&plan).contains("Refused") || stdout(&plan).contains("CreateRoleAssignment"));
+}

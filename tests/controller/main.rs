@@ -460,3 +460,147 @@ async fn an_assignment_waits_for_its_custom_role_and_the_role_cannot_be_deleted_
         "the definition was deleted from Azure"
     );
 }
+
+fn sub_allowed() -> Vec<String> {
+    vec![format!("/subscriptions/{SUB}")]
+}
+
+fn role_in_azure(h: &H, role_name: &str) -> Option<Vec<String>> {
+    h.emu
+        .snapshot()
+        .role_definitions
+        .into_iter()
+        .find(|d| d.role_name == role_name)
+        .map(|d| d.permissions.first().map(|p| p.data_actions.clone()).unwrap_or_default())
+}
+
+#[tokio::test]
+async fn a_custom_role_is_created_kept_updated_repaired_and_orphaned_on_request() {
+    let a = sub_allowed();
+    let h = H::new(&allowed_refs(&a), None).await;
+    let mut role = custom_role_yaml("reader");
+    role.spec.deletion_policy = iothub_access_operator::crd::DeletionPolicy::Orphan;
+    h.api.put(&role);
+    h.cr("reader").await.expect("reconciles");
+    let st = h.api.get::<IotHubCustomRole>(NS, "reader").unwrap().status.unwrap();
+    assert_eq!(h.ready(&st.conditions), ("True".into(), "Reconciled".into()));
+    assert_eq!(st.effective_data_actions, vec!["Microsoft.Devices/IotHubs/devices/read".to_string()]);
+    assert!(st.role_definition_id.as_deref().is_some_and(|id| id.starts_with(&format!("/subscriptions/{SUB}/"))));
+    assert_eq!(
+        role_in_azure(&h, "Registry Reader reader").unwrap(),
+        vec!["Microsoft.Devices/IotHubs/devices/read".to_string()]
+    );
+
+    // Steady state.
+    let writes = h.emu.stats().writes();
+    h.ctx.observer.rotate();
+    h.cr("reader").await.expect("reconciles");
+    assert_eq!(h.emu.stats().writes(), writes, "no write when Azure matches");
+
+    // Spec change: the definition is updated in place (same GUID).
+    h.api.edit::<IotHubCustomRole>(NS, "reader", |r| {
+        r.spec.data_actions.push("Microsoft.Devices/IotHubs/twins/read".into())
+    });
+    h.ctx.observer.rotate();
+    h.cr("reader").await.expect("reconciles");
+    let mut actions = role_in_azure(&h, "Registry Reader reader").unwrap();
+    actions.sort();
+    assert_eq!(
+        actions,
+        vec!["Microsoft.Devices/IotHubs/devices/read".to_string(), "Microsoft.Devices/IotHubs/twins/read".into()]
+    );
+    assert!(h.api.events().iter().any(|(r, _)| r == "UpdateRoleDefinition"));
+
+    // Drift: someone widens the role in the portal; it is put back.
+    h.emu.with_state(|s| {
+        let d = s.role_definitions.iter_mut().find(|d| d.role_name == "Registry Reader reader").expect("role");
+        d.permissions[0].data_actions.push("Microsoft.Devices/IotHubs/devices/write".into());
+    });
+    h.ctx.observer.rotate();
+    h.cr("reader").await.expect("reconciles");
+    assert!(
+        !role_in_azure(&h, "Registry Reader reader").unwrap().iter().any(|a| a.ends_with("devices/write")),
+        "repaired"
+    );
+    assert!(h.api.events().iter().any(|(r, _)| r == "DriftRepaired"), "{:?}", h.api.events());
+
+    // Deletion with Orphan: the resource goes, the definition stays.
+    h.api.delete::<IotHubCustomRole>(NS, "reader");
+    h.cr("reader").await.expect("cleanup");
+    assert!(!h.api.exists::<IotHubCustomRole>(NS, "reader"));
+    assert!(role_in_azure(&h, "Registry Reader reader").is_some(), "Orphan keeps the definition");
+}
+
+#[tokio::test]
+async fn a_custom_role_outside_the_allowed_scopes_or_in_observe_mode_is_not_written() {
+    let a = allowed();
+    let h = H::new(&allowed_refs(&a), None).await;
+    h.api.put(&custom_role_yaml("reader"));
+    h.cr("reader").await.expect("reconciles");
+    let st = h.api.get::<IotHubCustomRole>(NS, "reader").unwrap().status.unwrap();
+    assert_eq!(
+        h.ready(&st.conditions).1,
+        "ScopeNotAllowed",
+        "a subscription-level role needs the subscription allowed"
+    );
+    assert_eq!(h.emu.stats().total(), 0);
+
+    let a = sub_allowed();
+    let h = H::new(&allowed_refs(&a), None).await;
+    let mut role = custom_role_yaml("reader");
+    role.annotations_mut().insert("iothubaccess.io/reconcile".into(), "observe".into());
+    h.api.put(&role);
+    h.cr("reader").await.expect("reconciles");
+    let st = h.api.get::<IotHubCustomRole>(NS, "reader").unwrap().status.unwrap();
+    assert_eq!(h.ready(&st.conditions).1, "PendingChanges");
+    assert_eq!(st.pending_actions[0].action, "CreateRoleDefinition");
+    assert_eq!(h.emu.stats().writes(), 0);
+}
+
+#[tokio::test]
+async fn shared_access_allow_observe_guardrail_and_deletion() {
+    let a = allowed();
+    let h = H::new(&allowed_refs(&a), None).await;
+    // Allow on a hub that already allows: Ready, nothing written, status reports the hub.
+    h.api.put(&sas_yaml("factory", FACTORY_HUB, "Allow"));
+    h.sa("factory").await.expect("reconciles");
+    let st = h.api.get::<IotHubSharedAccess>(NS, "factory").unwrap().status.unwrap();
+    assert_eq!(h.ready(&st.conditions).0, "True");
+    assert_eq!(st.shared_access_policies, Some(iothub_access_operator::crd::Access::Allow));
+    assert_eq!(h.emu.stats().writes(), 0);
+
+    // Observe mode: Deny (with a data role holder present) is only reported.
+    h.api.put(&assignment_yaml("ops", FLEET_HUB, OPS_GROUP, "Group", "{builtIn: IoTHubRegistryContributor}"));
+    h.ra("ops").await.expect("reconciles");
+    let writes = h.emu.stats().writes();
+    let mut observed = sas_yaml("fleet", FLEET_HUB, "Deny");
+    observed.annotations_mut().insert("iothubaccess.io/reconcile".into(), "observe".into());
+    h.api.put(&observed);
+    h.ctx.observer.rotate();
+    h.sa("fleet").await.expect("reconciles");
+    let st = h.api.get::<IotHubSharedAccess>(NS, "fleet").unwrap().status.unwrap();
+    assert_eq!(h.ready(&st.conditions).1, "PendingChanges");
+    assert_eq!(st.pending_actions[0].action, "SetHubAccess");
+    assert_eq!(h.emu.stats().writes(), writes);
+
+    // Switch to manage: applied. Then delete the resource: the hub keeps its settings.
+    h.api.edit::<IotHubSharedAccess>(NS, "fleet", |o| {
+        o.annotations_mut().remove("iothubaccess.io/reconcile");
+    });
+    h.sa("fleet").await.expect("reconciles");
+    let hub = h.emu.snapshot().hubs.into_iter().find(|x| x.name == FLEET_HUB).unwrap();
+    assert_eq!(hub.disable_local_auth, Some(true));
+    h.api.delete::<IotHubSharedAccess>(NS, "fleet");
+    h.sa("fleet").await.expect("cleanup");
+    assert!(!h.api.exists::<IotHubSharedAccess>(NS, "fleet"));
+    let hub = h.emu.snapshot().hubs.into_iter().find(|x| x.name == FLEET_HUB).unwrap();
+    assert_eq!(hub.disable_local_auth, Some(true), "deleting the resource leaves the hub as it is");
+
+    // Outside the allowed scopes: refused without a call.
+    let h = H::new(&["/subscriptions/00000000-0000-0000-0000-000000000000"], None).await;
+    h.api.put(&sas_yaml("fleet", FLEET_HUB, "Deny"));
+    h.sa("fleet").await.expect("reconciles");
+    let st = h.api.get::<IotHubSharedAccess>(NS, "fleet").unwrap().status.unwrap();
+    assert_eq!(h.ready(&st.conditions).1, "ScopeNotAllowed");
+    assert_eq!(h.emu.stats().total(), 0);
+}
