@@ -32,6 +32,11 @@ pub struct AzureArgs {
     /// Timeout of one HTTP request to Azure, in seconds.
     #[arg(long, default_value_t = 30)]
     pub request_timeout: u64,
+    /// DPS api-version used to read hub links. 2022-12-12 (the newest stable) does not report
+    /// `authenticationType`, so an identity-based link looks key-based and blocks Deny (fail
+    /// closed); a newer version (e.g. 2025-02-01-preview) tells them apart.
+    #[arg(long, default_value = "2022-12-12", env = "IOTHUB_ACCESS_DPS_API_VERSION")]
+    pub dps_api_version: String,
     /// Azure writes in flight at once (the client also paces inside ARM's token buckets).
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
@@ -44,6 +49,7 @@ impl AzureArgs {
         let mut config = ArmConfig::new(endpoints);
         config.retry.principal_not_found_timeout = Duration::from_secs(self.principal_not_found_timeout);
         config.request_timeout = Duration::from_secs(self.request_timeout.max(1));
+        config.dps_api_version = self.dps_api_version.clone();
         config
     }
 

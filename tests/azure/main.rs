@@ -333,3 +333,27 @@ async fn sovereign_clouds_use_their_audience_and_hub_suffix() {
         DpsObservation::Failed(e) => panic!("{e}"),
     }
 }
+
+#[tokio::test]
+async fn identity_links_only_stop_blocking_with_a_dps_api_version_that_reports_them() {
+    let mut seed: serde_yaml::Value = serde_yaml::from_str(DEMO_SEED).unwrap();
+    let dps = seed["provisioningServices"].as_sequence_mut().unwrap();
+    let mut identity = dps[0].clone();
+    identity["name"] = "fleet-identity-dps".into();
+    identity["links"] = serde_yaml::from_str("[{hub: contoso-fleet-hub, authenticationType: SystemAssigned}]").unwrap();
+    dps.push(identity);
+    let emu = emulator(&serde_yaml::to_string(&seed).unwrap(), |_| {}).await;
+    let fleet = client(&emu).get_hub(&hub(FLEET_HUB)).await.unwrap().unwrap();
+    let blocks = |list: Vec<iothub_access_operator::domain::ObservedDps>| {
+        list.iter()
+            .any(|d| d.id.contains("fleet-identity-dps") && d.links.iter().any(|l| l.is_key_based() && l.links(&fleet)))
+    };
+    // The stable version cannot tell: fail closed.
+    assert!(blocks(client(&emu).list_dps(SUB).await.unwrap()), "2022-12-12: treated as a key link");
+    let mut cfg = config(&emu, Cloud::AzurePublicCloud);
+    cfg.dps_api_version = "2025-02-01-preview".into();
+    assert!(
+        !blocks(client_with(cfg).list_dps(SUB).await.unwrap()),
+        "a version with authenticationType: identity link does not block"
+    );
+}

@@ -123,3 +123,17 @@ async fn the_standalone_emulator_serves_a_state_file_to_plan_against() {
     assert_eq!(plan.status.code(), Some(2), "changes pending against the seeded state");
     assert!(stdout(&plan).contains("Refused") || stdout(&plan).contains("CreateRoleAssignment"));
 }
+
+#[test]
+fn run_without_a_cluster_says_what_is_missing() {
+    let out = bin()
+        .args(["run", "--metrics-listen", "127.0.0.1:0"])
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .output()
+        .expect("binary runs");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("connecting to Kubernetes"), "{err}");
+}
