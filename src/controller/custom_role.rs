@@ -9,6 +9,7 @@ use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, ResourceExt};
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::status::{self, READY, reason};
@@ -31,13 +32,13 @@ pub async fn reconcile(obj: Arc<IotHubCustomRole>, ctx: Arc<Context>) -> Result<
     let ns = obj.namespace().unwrap_or_default();
     let api: Api<IotHubCustomRole> = Api::namespaced(ctx.client.clone(), &ns);
     let span = tracing::info_span!("reconcile", kind = KIND, namespace = %ns, name = %obj.name_any());
-    let _guard = span.enter();
     let result = finalizer(&api, FINALIZER, obj, |event| async {
         match event {
             Finalizer::Apply(o) => apply_one(&api, &o, &ctx).await,
             Finalizer::Cleanup(o) => cleanup(&api, &o, &ctx).await,
         }
     })
+    .instrument(span)
     .await;
     ctx.metrics.reconciled(KIND, if result.is_ok() { "ok" } else { "error" }, started.elapsed());
     result.map_err(|e| match e {

@@ -9,6 +9,7 @@ use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, ResourceExt};
+use tracing::Instrument;
 
 use super::status::{self, LEAST_PRIVILEGE, READY, reason};
 use super::{Context, ReconcileError, done, key_of, reconcile_mode};
@@ -28,13 +29,13 @@ pub async fn reconcile(obj: Arc<IotHubRoleAssignment>, ctx: Arc<Context>) -> Res
     let ns = obj.namespace().unwrap_or_default();
     let api: Api<IotHubRoleAssignment> = Api::namespaced(ctx.client.clone(), &ns);
     let span = tracing::info_span!("reconcile", kind = KIND, namespace = %ns, name = %obj.name_any());
-    let _guard = span.enter();
     let result = finalizer(&api, FINALIZER, obj, |event| async {
         match event {
             Finalizer::Apply(o) => apply_one(&api, &o, &ctx).await,
             Finalizer::Cleanup(o) => cleanup(&o, &ctx).await,
         }
     })
+    .instrument(span)
     .await;
     let outcome = if result.is_ok() { "ok" } else { "error" };
     ctx.metrics.reconciled(KIND, outcome, started.elapsed());

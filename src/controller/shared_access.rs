@@ -10,6 +10,7 @@ use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::{Api, ResourceExt};
+use tracing::Instrument;
 
 use super::status::{self, READY, reason};
 use super::{Context, ReconcileError, done, key_of, reconcile_mode};
@@ -28,7 +29,6 @@ pub async fn reconcile(obj: Arc<IotHubSharedAccess>, ctx: Arc<Context>) -> Resul
     let ns = obj.namespace().unwrap_or_default();
     let api: Api<IotHubSharedAccess> = Api::namespaced(ctx.client.clone(), &ns);
     let span = tracing::info_span!("reconcile", kind = KIND, namespace = %ns, name = %obj.name_any());
-    let _guard = span.enter();
     let result = finalizer(&api, FINALIZER, obj, |event| async {
         match event {
             Finalizer::Apply(o) => apply_one(&api, &o, &ctx).await,
@@ -38,6 +38,7 @@ pub async fn reconcile(obj: Arc<IotHubSharedAccess>, ctx: Arc<Context>) -> Resul
             }
         }
     })
+    .instrument(span)
     .await;
     ctx.metrics.reconciled(KIND, if result.is_ok() { "ok" } else { "error" }, started.elapsed());
     result.map_err(|e| match e {

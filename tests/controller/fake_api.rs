@@ -23,7 +23,23 @@ pub struct State {
     pub objects: BTreeMap<(String, String, String), Value>,
     pub events: Vec<Value>,
     pub requests: Vec<Seen>,
+    /// Every change, in order, for watches: (plural, ADDED | MODIFIED | DELETED, object).
+    pub changes: Vec<(String, String, Value)>,
+    /// Woken on every change.
+    pub changed: Arc<tokio::sync::Notify>,
     version: u64,
+}
+
+impl State {
+    fn record(&mut self, plural: &str, kind: &str, obj: &Value) {
+        self.changes.push((plural.to_string(), kind.to_string(), obj.clone()));
+        self.changed.notify_waiters();
+    }
+
+    /// The current resourceVersion of the store.
+    pub fn resource_version(&self) -> u64 {
+        self.version
+    }
 }
 
 #[derive(Clone, Default)]
@@ -83,6 +99,8 @@ impl FakeApi {
             meta["namespace"].as_str().unwrap_or("default").to_string(),
             meta["name"].as_str().unwrap_or_default().to_string(),
         );
+        let kind = if s.objects.contains_key(&key) { "MODIFIED" } else { "ADDED" };
+        s.record(&key.0, kind, &v);
         s.objects.insert(key, v.clone());
         v
     }
@@ -117,11 +135,17 @@ impl FakeApi {
         let has_finalizers =
             s.objects.get(&key).is_some_and(|o| o["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty()));
         if has_finalizers {
+            s.version += 1;
+            let version = s.version.to_string();
             if let Some(o) = s.objects.get_mut(&key) {
                 o["metadata"]["deletionTimestamp"] = json!("2026-11-23T00:00:00Z");
+                o["metadata"]["resourceVersion"] = json!(version);
             }
-        } else {
-            s.objects.remove(&key);
+            if let Some(o) = s.objects.get(&key).cloned() {
+                s.record(&key.0, "MODIFIED", &o);
+            }
+        } else if let Some(o) = s.objects.remove(&key) {
+            s.record(&key.0, "DELETED", &o);
         }
     }
 
@@ -167,7 +191,7 @@ impl FakeApi {
             .count()
     }
 
-    async fn handle(&self, request: Request<Body>) -> Response<Body> {
+    pub async fn handle(&self, request: Request<Body>) -> Response<Body> {
         let (parts, body) = request.into_parts();
         let bytes = body.collect_bytes().await.unwrap_or_default();
         let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
@@ -222,7 +246,9 @@ impl FakeApi {
                     && next["metadata"]["finalizers"].as_array().is_none_or(Vec::is_empty);
                 if gone {
                     s.objects.remove(&key);
+                    s.record(&key.0, "DELETED", &next);
                 } else {
+                    s.record(&key.0, "MODIFIED", &next);
                     s.objects.insert(key, next.clone());
                 }
                 ok(StatusCode::OK, &next)
