@@ -6,7 +6,8 @@
 //!
 //! It installs `crds/`, applies `examples/` into a fresh namespace, waits for `Ready` (with
 //! `kubectl wait` when kubectl is on PATH, else by polling the same condition), checks Azure in
-//! the emulator, deletes the resources and checks the cleanup. The operator runs on this machine
+//! the emulator, deletes the resources and checks the cleanup. Two replicas run with leader
+//! election on a Lease in the test namespace. The operator runs on this machine
 //! (not in the cluster), so it reaches the emulator on 127.0.0.1.
 
 #[path = "../support/mod.rs"]
@@ -105,26 +106,32 @@ async fn examples_become_ready_and_clean_up_on_a_real_cluster() {
     let nsobj: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
     namespaces.patch(&ns, &ssa, &Patch::Apply(&nsobj)).await.expect("namespace");
 
-    let _operator = Operator(
-        Command::new(env!("CARGO_BIN_EXE_iothub-access-operator"))
-            .args(["run", "--arm-endpoint", &url, "--authority-host", &url, "--metrics-listen", "127.0.0.1:0"])
-            .args([
-                "--allowed-scope",
-                &format!("/subscriptions/{SUB}"),
-                "--resync-interval",
-                "30s",
-                "--watch-namespace",
-                &ns,
-            ])
-            .env("KUBECONFIG", &kubeconfig)
-            .env("AZURE_TENANT_ID", TENANT)
-            .env("AZURE_CLIENT_ID", CLIENT_ID)
-            .env("AZURE_CLIENT_SECRET", CLIENT_SECRET)
-            .stdout(Stdio::inherit())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("operator starts"),
-    );
+    // Two replicas with leader election: only the holder of the Lease reconciles.
+    let spawn = |id: &str| {
+        Operator(
+            Command::new(env!("CARGO_BIN_EXE_iothub-access-operator"))
+                .args(["run", "--arm-endpoint", &url, "--authority-host", &url, "--metrics-listen", "127.0.0.1:0"])
+                .args([
+                    "--allowed-scope",
+                    &format!("/subscriptions/{SUB}"),
+                    "--resync-interval",
+                    "30s",
+                    "--watch-namespace",
+                    &ns,
+                ])
+                .args(["--leader-elect", "--leader-election-namespace", &ns])
+                .env("POD_NAME", id)
+                .env("KUBECONFIG", &kubeconfig)
+                .env("AZURE_TENANT_ID", TENANT)
+                .env("AZURE_CLIENT_ID", CLIENT_ID)
+                .env("AZURE_CLIENT_SECRET", CLIENT_SECRET)
+                .stdout(Stdio::inherit())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("operator starts"),
+        )
+    };
+    let _replicas = [spawn("replica-a"), spawn("replica-b")];
 
     // The examples, into the test namespace.
     let manifests = iothub_access_operator::manifest::load(&[std::path::PathBuf::from(concat!(
