@@ -1,4 +1,4 @@
-//! One test per contract behaviour (README section 9 and the emulator brief), over real HTTP.
+//! One test per behaviour of the Azure REST contract the emulator reproduces, over real HTTP.
 
 mod support;
 

@@ -93,8 +93,9 @@ async fn invalid_manifests_change_nothing_and_exit_1() {
 }
 
 #[test]
-fn the_demo_runs_end_to_end() {
-    let out = bin().arg("demo").output().expect("demo runs");
+fn the_demo_runs_end_to_end_as_the_default_command() {
+    // No command: what `cargo run --release` (the README's run command) does.
+    let out = bin().output().expect("demo runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
     for needle in
