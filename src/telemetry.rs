@@ -43,6 +43,12 @@ pub struct ReconcileLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WriteLabels {
+    pub action: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub kind: String,
 }
@@ -151,7 +157,7 @@ pub struct Metrics {
     pub reconciles: Family<ReconcileLabels, Counter>,
     pub reconcile_duration: Family<KindLabels, Histogram>,
     pub shared_access_blocked: Family<ReasonLabels, Counter>,
-    pub azure_writes: Family<ReconcileLabels, Counter>,
+    pub azure_writes: Family<WriteLabels, Counter>,
     states: Arc<ResourceStates>,
 }
 
@@ -170,7 +176,7 @@ impl Metrics {
             "shared access Deny refused, by reason (DpsLinked, DpsCheckFailed, WouldLockOut, HubNotFound)",
             shared_access_blocked.clone(),
         );
-        let azure_writes = Family::<ReconcileLabels, Counter>::default();
+        let azure_writes = Family::<WriteLabels, Counter>::default();
         registry.register("azure_writes", "Azure writes by action and outcome", azure_writes.clone());
         let states = Arc::new(ResourceStates::default());
         registry.register_collector(Box::new(states.clone()));

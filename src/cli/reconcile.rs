@@ -16,7 +16,6 @@ use serde_json::{Value, json};
 
 use crate::apply::{self, Applied, Outcome};
 use crate::azure::Azure;
-use crate::crd::common::RECONCILE_ANNOTATION;
 use crate::crd::{IotHubCustomRoleSpec, ReconcileMode};
 use crate::desire::{self, DesireError};
 use crate::engine::{self, AssignmentRequest, CustomRoleRequest};
@@ -90,9 +89,11 @@ impl Summary {
     }
 }
 
-fn reconcile_mode(doc: &Document) -> ReconcileMode {
-    let value = doc.resource.meta().annotations.as_ref().and_then(|a| a.get(RECONCILE_ANNOTATION));
-    ReconcileMode::parse(value.map(String::as_str)).unwrap_or(ReconcileMode::Observe)
+/// The `iothubaccess.io/reconcile` mode, or the error for an unknown value (bad input is an
+/// error here, as in `validate`; the controller observes instead and says so in status).
+fn reconcile_mode(doc: &Document) -> (ReconcileMode, Option<String>) {
+    let none = std::collections::BTreeMap::new();
+    ReconcileMode::from_annotations(doc.resource.meta().annotations.as_ref().unwrap_or(&none))
 }
 
 /// Plan one resource of the manifests.
@@ -144,11 +145,11 @@ pub async fn plan_manifests(azure: Arc<dyn Azure>, manifests: &Manifests) -> Vec
         .map(|doc| {
             let obs = &obs;
             async move {
-                let mode = reconcile_mode(doc);
-                let result = if mode == ReconcileMode::Skip {
-                    Ok(Plan::default())
-                } else {
-                    plan_document(obs, manifests, doc).await
+                let (mode, problem) = reconcile_mode(doc);
+                let result = match problem {
+                    Some(p) => Err(format!("metadata.annotations: {p}")),
+                    None if mode == ReconcileMode::Skip => Ok(Plan::default()),
+                    None => plan_document(obs, manifests, doc).await,
                 };
                 Planned { object: doc.resource.object_ref(), source: doc.source.clone(), mode, result }
             }

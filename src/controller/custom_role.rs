@@ -3,19 +3,16 @@
 //! rename, and refuse deletion while role assignments (in the cluster or in Azure) use the role.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::finalizer::Event as Finalizer;
 use kube::{Api, ResourceExt};
-use tracing::Instrument;
 use uuid::Uuid;
 
 use super::status::{self, READY, reason};
-use super::{Context, ReconcileError, done, key_of, reconcile_mode};
+use super::{Context, Kind, ReconcileError, done, finish, in_finalizer, key_of, reconcile_mode};
 use crate::apply::{self, Outcome};
-use crate::crd::common::FINALIZER;
 use crate::crd::{IotHubCustomRole, IotHubCustomRoleStatus, ReconcileMode};
 use crate::desire::desire_custom_role;
 use crate::domain::Scope;
@@ -23,28 +20,19 @@ use crate::domain::ids::role_definition_id;
 use crate::engine::{self, CustomRoleRequest};
 use crate::plan::{Action, Mode, Severity};
 
-const KIND: &str = "IotHubCustomRole";
+const KIND: &str = <IotHubCustomRole as Kind>::KIND;
 const DEFINITIONS: &str = "/providers/microsoft.authorization/roledefinitions/";
 
 /// The controller's entry point for one object.
 pub async fn reconcile(obj: Arc<IotHubCustomRole>, ctx: Arc<Context>) -> Result<Requeue, ReconcileError> {
-    let started = Instant::now();
-    let ns = obj.namespace().unwrap_or_default();
-    let api: Api<IotHubCustomRole> = Api::namespaced(ctx.client.clone(), &ns);
-    let span = tracing::info_span!("reconcile", kind = KIND, namespace = %ns, name = %obj.name_any());
-    let result = finalizer(&api, FINALIZER, obj, |event| async {
+    let api: Api<IotHubCustomRole> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    in_finalizer(&api, obj, &ctx, |event| async {
         match event {
             Finalizer::Apply(o) => apply_one(&api, &o, &ctx).await,
             Finalizer::Cleanup(o) => cleanup(&api, &o, &ctx).await,
         }
     })
-    .instrument(span)
-    .await;
-    ctx.metrics.reconciled(KIND, if result.is_ok() { "ok" } else { "error" }, started.elapsed());
-    result.map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => ReconcileError::Finalizer(other.to_string()),
-    })
+    .await
 }
 
 /// `{scope}/providers/Microsoft.Authorization/roleDefinitions/{guid}` -> (scope, guid).
@@ -58,23 +46,6 @@ pub fn parse_definition_id(id: &str) -> Option<(Scope, Uuid)> {
 
 fn owned_of(st: &IotHubCustomRoleStatus) -> Vec<(Scope, Uuid)> {
     st.role_definition_id.iter().chain(&st.owned_role_definition_ids).filter_map(|s| parse_definition_id(s)).collect()
-}
-
-async fn finish(
-    api: &Api<IotHubCustomRole>,
-    obj: &IotHubCustomRole,
-    ctx: &Context,
-    mut st: IotHubCustomRoleStatus,
-    ready: bool,
-    why: &str,
-    message: &str,
-) -> Result<(), ReconcileError> {
-    let generation = obj.metadata.generation;
-    st.observed_generation = generation;
-    status::set_condition(&mut st.conditions, READY, ready, why, message, generation);
-    ctx.metrics.set_state(KIND, key_of(obj), ready, why);
-    status::write(api, &obj.name_any(), obj.status.as_ref(), &st).await?;
-    Ok(())
 }
 
 async fn apply_one(
@@ -92,7 +63,7 @@ async fn apply_one(
         Ok(d) => d,
         Err(errors) => {
             let msg = errors.to_string();
-            if !st.conditions.iter().any(|c| c.type_ == READY && c.reason == reason::INVALID_SPEC && c.message == msg) {
+            if !status::already_told(&st.conditions, reason::INVALID_SPEC, Some(&msg)) {
                 ctx.event(obj, EventType::Warning, reason::INVALID_SPEC, msg.clone()).await;
             }
             finish(api, obj, ctx, st, false, reason::INVALID_SPEC, &msg).await?;
@@ -104,7 +75,7 @@ async fn apply_one(
     let ids: Vec<&str> =
         std::iter::once(sub_scope.as_str()).chain(desired.assignable_scopes.iter().map(String::as_str)).collect();
     if let Err(e) = ctx.check_scopes(&ns, ids) {
-        if !st.conditions.iter().any(|c| c.type_ == READY && c.reason == reason::SCOPE_NOT_ALLOWED) {
+        if !status::already_told(&st.conditions, reason::SCOPE_NOT_ALLOWED, None) {
             ctx.event(obj, EventType::Warning, reason::SCOPE_NOT_ALLOWED, e.to_string()).await;
         }
         finish(api, obj, ctx, st, false, reason::SCOPE_NOT_ALLOWED, &e.to_string()).await?;
@@ -134,7 +105,7 @@ async fn apply_one(
     st.pending_actions.clear();
     let blocked = plan.blockers().next().is_some();
     for f in plan.blockers() {
-        if !st.conditions.iter().any(|c| c.type_ == READY && c.reason == f.reason.as_str()) {
+        if !status::already_told(&st.conditions, f.reason.as_str(), None) {
             ctx.event(
                 obj,
                 EventType::Warning,
@@ -153,6 +124,8 @@ async fn apply_one(
         ctx.drift_repaired(obj, "the role definition", &applied).await;
     }
 
+    // A failed update leaves the definition in place: still ours if it was before.
+    let owned_before = owned.iter().any(|(_, g)| *g == desired.guid);
     let mut owned_now = owned;
     let mut desired_present = !blocked;
     for a in &applied {
@@ -164,7 +137,7 @@ async fn apply_one(
     }
     let desired_id = role_definition_id(Some(&desired.scope), desired.guid);
     owned_now.retain(|(_, g)| *g != desired.guid);
-    st.role_definition_id = desired_present.then_some(desired_id).or(st.role_definition_id.filter(|_| false));
+    st.role_definition_id = (desired_present || owned_before).then_some(desired_id);
     st.owned_role_definition_ids = owned_now.iter().map(|(s, g)| role_definition_id(Some(s), *g)).collect();
 
     if let Some(e) = applied.into_iter().find_map(|a| match a.outcome {

@@ -10,6 +10,7 @@
 //!   other failures back off exponentially with jitter, per resource, reset on success.
 
 pub mod custom_role;
+pub mod fence;
 pub mod guardrail;
 pub mod role_assignment;
 pub mod run;
@@ -23,12 +24,13 @@ use std::time::{Duration, Instant};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::Store;
-use kube::{Resource, ResourceExt};
+use kube::{Api, Resource, ResourceExt};
 use rand::Rng;
+use tracing::Instrument;
 
 use crate::apply::{Applied, Outcome};
 use crate::azure::{Azure, AzureError};
-use crate::crd::common::RECONCILE_ANNOTATION;
+use crate::crd::common::FINALIZER;
 use crate::crd::{IotHubCustomRole, IotHubRoleAssignment, ReconcileMode};
 use crate::observe::Observer;
 use crate::telemetry::Metrics;
@@ -159,8 +161,8 @@ impl Context {
             };
             self.metrics
                 .azure_writes
-                .get_or_create(&crate::telemetry::ReconcileLabels {
-                    kind: a.action.verb().into(),
+                .get_or_create(&crate::telemetry::WriteLabels {
+                    action: a.action.verb().into(),
                     outcome: outcome.into(),
                 })
                 .inc();
@@ -240,26 +242,119 @@ impl ReconcileError {
             ReconcileError::Azure(AzureError::Throttled { .. }) => status::reason::THROTTLED,
             ReconcileError::Azure(AzureError::PrincipalNotFound { .. }) => status::reason::PRINCIPAL_NOT_FOUND,
             ReconcileError::Azure(_) => status::reason::AZURE_ERROR,
-            ReconcileError::Kube(_) | ReconcileError::Finalizer(_) => "KubernetesError",
+            ReconcileError::Kube(_) | ReconcileError::Finalizer(_) => status::reason::KUBERNETES_ERROR,
             ReconcileError::Refused(_) => status::reason::IN_USE,
         }
     }
 }
 
-/// The `iothubaccess.io/reconcile` annotation; an unknown value is treated as `observe` (never
-/// write on a typo) and reported.
+/// The `iothubaccess.io/reconcile` annotation (see [`ReconcileMode::from_annotations`]).
 pub fn reconcile_mode<K: ResourceExt>(obj: &K) -> (ReconcileMode, Option<String>) {
-    let value = obj.annotations().get(RECONCILE_ANNOTATION).map(String::as_str);
-    match ReconcileMode::parse(value) {
-        Some(m) => (m, None),
-        None => (
-            ReconcileMode::Observe,
-            Some(format!(
-                "annotation {RECONCILE_ANNOTATION}: '{}' is not one of manage, observe, skip; observing only until it is fixed",
-                value.unwrap_or_default()
-            )),
-        ),
+    ReconcileMode::from_annotations(obj.annotations())
+}
+
+/// The three kinds, as the shared reconcile plumbing sees them.
+pub trait Kind:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + serde::de::DeserializeOwned
+    + serde::Serialize
+    + std::fmt::Debug
+{
+    const KIND: &'static str;
+    type Status: status::Conditioned;
+    fn status(&self) -> Option<&Self::Status>;
+}
+
+macro_rules! kind {
+    ($t:ty, $s:ty, $name:literal) => {
+        impl Kind for $t {
+            const KIND: &'static str = $name;
+            type Status = $s;
+            fn status(&self) -> Option<&$s> {
+                self.status.as_ref()
+            }
+        }
+    };
+}
+kind!(IotHubRoleAssignment, crate::crd::IotHubRoleAssignmentStatus, "IotHubRoleAssignment");
+kind!(IotHubCustomRole, crate::crd::IotHubCustomRoleStatus, "IotHubCustomRole");
+kind!(crate::crd::IotHubSharedAccess, crate::crd::IotHubSharedAccessStatus, "IotHubSharedAccess");
+
+/// Run one reconcile of `obj` inside the finalizer, in a span naming the resource, and count it.
+pub async fn in_finalizer<K, F, Fut>(
+    api: &Api<K>,
+    obj: Arc<K>,
+    ctx: &Context,
+    reconcile: F,
+) -> Result<Requeue, ReconcileError>
+where
+    K: Kind,
+    F: FnOnce(kube::runtime::finalizer::Event<K>) -> Fut,
+    Fut: std::future::Future<Output = Result<Requeue, ReconcileError>>,
+{
+    let started = Instant::now();
+    let span = tracing::info_span!("reconcile", kind = K::KIND, namespace = %obj.namespace().unwrap_or_default(), name = %obj.name_any());
+    let result = kube::runtime::finalizer::finalizer(api, FINALIZER, obj, |event| async move {
+        if let kube::runtime::finalizer::Event::Apply(o) = &event {
+            progressing(api, o).await?;
+        }
+        reconcile(event).await
+    })
+    .instrument(span)
+    .await;
+    ctx.metrics.reconciled(K::KIND, if result.is_ok() { "ok" } else { "error" }, started.elapsed());
+    result.map_err(|e| match e {
+        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+        other => ReconcileError::Finalizer(other.to_string()),
+    })
+}
+
+/// A generation not reconciled yet (a new resource, a changed spec): say `Reconciling` before any
+/// Azure call, so that GitOps tools see InProgress rather than the previous verdict. One status
+/// write per new generation; nothing in steady state.
+async fn progressing<K: Kind>(api: &Api<K>, obj: &K) -> Result<(), ReconcileError> {
+    use status::Conditioned as _;
+    let generation = obj.meta().generation;
+    let mut st = obj.status().cloned().unwrap_or_default();
+    if obj.meta().deletion_timestamp.is_some()
+        || (obj.status().is_some() && st.observed_generation() == generation)
+        || status::is_true(st.conditions(), status::RECONCILING)
+    {
+        return Ok(());
     }
+    let message = format!("reconciling generation {}", generation.unwrap_or_default());
+    status::set_condition(
+        st.conditions_mut(),
+        status::RECONCILING,
+        true,
+        status::reason::PROGRESSING,
+        &message,
+        generation,
+    );
+    status::write(api, &obj.name_any(), obj.status(), &st).await?;
+    Ok(())
+}
+
+/// Set `Ready`, `Reconciling`/`Stalled` and `observedGeneration` on `st`, remember the state for
+/// metrics, and write the status when it changed.
+pub async fn finish<K: Kind>(
+    api: &Api<K>,
+    obj: &K,
+    ctx: &Context,
+    mut st: K::Status,
+    ready: bool,
+    why: &str,
+    message: &str,
+) -> Result<(), ReconcileError> {
+    use status::Conditioned as _;
+    let generation = obj.meta().generation;
+    st.set_observed_generation(generation);
+    status::set_condition(st.conditions_mut(), status::READY, ready, why, message, generation);
+    status::set_progress(st.conditions_mut(), status::progress(ready, why), why, message, generation);
+    ctx.metrics.set_state(K::KIND, key_of(obj), ready, why);
+    status::write(api, &obj.name_any(), obj.status(), &st).await?;
+    Ok(())
 }
 
 /// `namespace/name`.

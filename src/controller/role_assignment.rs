@@ -3,66 +3,52 @@
 //! record what the resource owns so cleanup deletes exactly that.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::finalizer::Event as Finalizer;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
-use tracing::Instrument;
 
 use super::status::{self, LEAST_PRIVILEGE, READY, reason};
-use super::{Context, ReconcileError, done, key_of, reconcile_mode};
+use super::{Context, Kind, ReconcileError, done, finish, in_finalizer, key_of, reconcile_mode};
 use crate::apply::{self, Outcome};
-use crate::crd::common::FINALIZER;
-use crate::crd::{IotHubCustomRoleSpec, IotHubRoleAssignment, IotHubRoleAssignmentStatus, ReconcileMode};
+use crate::crd::{
+    IotHubCustomRole, IotHubCustomRoleSpec, IotHubRoleAssignment, IotHubRoleAssignmentStatus, ReconcileMode,
+};
 use crate::desire::{DesireError, DesiredAssignment, desire_role_assignment};
 use crate::domain::RoleAssignmentId;
 use crate::engine::{self, AssignmentRequest};
 use crate::plan::{Action, Mode, Reason};
 
-const KIND: &str = "IotHubRoleAssignment";
+const KIND: &str = <IotHubRoleAssignment as Kind>::KIND;
 
 /// The controller's entry point for one object.
 pub async fn reconcile(obj: Arc<IotHubRoleAssignment>, ctx: Arc<Context>) -> Result<Requeue, ReconcileError> {
-    let started = Instant::now();
-    let ns = obj.namespace().unwrap_or_default();
-    let api: Api<IotHubRoleAssignment> = Api::namespaced(ctx.client.clone(), &ns);
-    let span = tracing::info_span!("reconcile", kind = KIND, namespace = %ns, name = %obj.name_any());
-    let result = finalizer(&api, FINALIZER, obj, |event| async {
+    let api: Api<IotHubRoleAssignment> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    in_finalizer(&api, obj, &ctx, |event| async {
         match event {
             Finalizer::Apply(o) => apply_one(&api, &o, &ctx).await,
             Finalizer::Cleanup(o) => cleanup(&o, &ctx).await,
         }
     })
-    .instrument(span)
-    .await;
-    let outcome = if result.is_ok() { "ok" } else { "error" };
-    ctx.metrics.reconciled(KIND, outcome, started.elapsed());
-    result.map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => ReconcileError::Finalizer(other.to_string()),
-    })
+    .await
 }
 
-/// The custom role spec a `customRoleRef` names, only when that resource is Ready.
-fn custom_role_lookup(ctx: &Context, ns: &str) -> impl Fn(&str) -> Option<IotHubCustomRoleSpec> {
-    let store = ctx.custom_roles.clone();
-    let ns = ns.to_string();
-    move |name: &str| {
-        store
-            .state()
-            .into_iter()
-            .find(|r| r.namespace().as_deref() == Some(ns.as_str()) && r.name_any() == name)
-            .map(|r| r.spec.clone())
-    }
+/// The `IotHubCustomRole` named `name` in `ns`, from the controller's cache.
+fn custom_role(ctx: &Context, ns: &str, name: &str) -> Option<Arc<IotHubCustomRole>> {
+    ctx.custom_roles.get(&ObjectRef::new(name).within(ns))
 }
 
+/// Looks up the spec a `customRoleRef` names.
+fn custom_role_lookup<'a>(ctx: &'a Context, ns: &'a str) -> impl Fn(&str) -> Option<IotHubCustomRoleSpec> + 'a {
+    move |name: &str| custom_role(ctx, ns, name).map(|r| r.spec.clone())
+}
+
+/// Is the referenced custom role Ready for its current generation (and not being deleted)?
 fn custom_role_ready(ctx: &Context, ns: &str, name: &str) -> bool {
-    ctx.custom_roles.state().into_iter().any(|r| {
-        r.namespace().as_deref() == Some(ns)
-            && r.name_any() == name
-            && r.metadata.deletion_timestamp.is_none()
+    custom_role(ctx, ns, name).is_some_and(|r| {
+        r.metadata.deletion_timestamp.is_none()
             && r.status.as_ref().is_some_and(|s| {
                 status::is_true(&s.conditions, READY) && s.observed_generation == r.metadata.generation
             })
@@ -85,23 +71,6 @@ fn fill_resolved(st: &mut IotHubRoleAssignmentStatus, d: &DesiredAssignment) {
         .unwrap_or_default();
 }
 
-async fn finish(
-    api: &Api<IotHubRoleAssignment>,
-    obj: &IotHubRoleAssignment,
-    ctx: &Context,
-    mut st: IotHubRoleAssignmentStatus,
-    ready: bool,
-    why: &str,
-    message: &str,
-) -> Result<(), ReconcileError> {
-    let generation = obj.metadata.generation;
-    st.observed_generation = generation;
-    status::set_condition(&mut st.conditions, READY, ready, why, message, generation);
-    ctx.metrics.set_state(KIND, key_of(obj), ready, why);
-    status::write(api, &obj.name_any(), obj.status.as_ref(), &st).await?;
-    Ok(())
-}
-
 async fn apply_one(
     api: &Api<IotHubRoleAssignment>,
     obj: &IotHubRoleAssignment,
@@ -118,7 +87,7 @@ async fn apply_one(
         Ok(d) => d,
         Err(DesireError::Invalid(errors)) => {
             let msg = errors.to_string();
-            if !st.conditions.iter().any(|c| c.type_ == READY && c.reason == reason::INVALID_SPEC && c.message == msg) {
+            if !status::already_told(&st.conditions, reason::INVALID_SPEC, Some(&msg)) {
                 ctx.event(obj, EventType::Warning, reason::INVALID_SPEC, msg.clone()).await;
             }
             finish(api, obj, ctx, st, false, reason::INVALID_SPEC, &msg).await?;
@@ -140,7 +109,7 @@ async fn apply_one(
     let hub_id = desired.hub.arm_id();
     let scope_id = desired.scope.to_string();
     if let Err(e) = ctx.check_scopes(&ns, [hub_id.as_str(), scope_id.as_str()]) {
-        if !st.conditions.iter().any(|c| c.type_ == READY && c.reason == reason::SCOPE_NOT_ALLOWED) {
+        if !status::already_told(&st.conditions, reason::SCOPE_NOT_ALLOWED, None) {
             ctx.event(obj, EventType::Warning, reason::SCOPE_NOT_ALLOWED, e.to_string()).await;
         }
         finish(api, obj, ctx, st, false, reason::SCOPE_NOT_ALLOWED, &e.to_string()).await?;

@@ -16,6 +16,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
 
+use super::fence::{Fence, FencedAzure};
 use super::guardrail::Guardrail;
 use super::{Context, NamespaceScopes, Settings, error_policy};
 use crate::azure::Azure;
@@ -124,14 +125,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         tracing::warn!("no --allowed-scope configured: every resource will be refused with ScopeNotAllowed");
     }
 
+    let mut azure: Arc<dyn Azure> = arm;
     if args.leader_elect {
         let ns = args.leader_election_namespace.clone().unwrap_or_else(|| "default".into());
         let identity = std::env::var("POD_NAME").unwrap_or_else(|_| uuid::Uuid::new_v4().to_string());
+        let fence = Fence::new(Api::namespaced(client.clone(), &ns), &args.leader_election_id, &identity);
+        azure = Arc::new(FencedAzure::new(azure, Arc::new(fence)));
         let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.leader_election_id)
             .with_namespace(&ns)
             .with_identity(&identity)
             .with_duration(15)
-            .with_grace(5)
+            .with_grace(10) // renew every 5 s; the write fence allows 10 s (fence.rs)
             .build()
             .await
             .context("setting up leader election")?;
@@ -181,7 +185,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     });
 
     let reporter = Reporter { controller: "iothub-access-operator".into(), instance: std::env::var("POD_NAME").ok() };
-    let azure: Arc<dyn Azure> = arm;
     let settings = Settings { resync_interval: args.resync_interval, ..Settings::default() };
     let ctx = Arc::new(Context::new(
         client.clone(),

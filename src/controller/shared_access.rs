@@ -4,32 +4,27 @@
 //! nobody would keep data access. Deleting the resource leaves the hub as it is.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::finalizer::Event as Finalizer;
 use kube::{Api, ResourceExt};
-use tracing::Instrument;
 
 use super::status::{self, READY, reason};
-use super::{Context, ReconcileError, done, key_of, reconcile_mode};
+use super::{Context, Kind, ReconcileError, done, finish, in_finalizer, key_of, reconcile_mode};
 use crate::apply::{self, Outcome};
-use crate::crd::common::{Blocker, FINALIZER};
-use crate::crd::{Access, IotHubSharedAccess, IotHubSharedAccessStatus, ReconcileMode};
+use crate::crd::common::Blocker;
+use crate::crd::{Access, IotHubSharedAccess, ReconcileMode};
 use crate::desire::desire_shared_access;
 use crate::engine;
 use crate::telemetry::ReasonLabels;
 
-const KIND: &str = "IotHubSharedAccess";
+const KIND: &str = <IotHubSharedAccess as Kind>::KIND;
 
 /// The controller's entry point for one object.
 pub async fn reconcile(obj: Arc<IotHubSharedAccess>, ctx: Arc<Context>) -> Result<Requeue, ReconcileError> {
-    let started = Instant::now();
-    let ns = obj.namespace().unwrap_or_default();
-    let api: Api<IotHubSharedAccess> = Api::namespaced(ctx.client.clone(), &ns);
-    let span = tracing::info_span!("reconcile", kind = KIND, namespace = %ns, name = %obj.name_any());
-    let result = finalizer(&api, FINALIZER, obj, |event| async {
+    let api: Api<IotHubSharedAccess> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    in_finalizer(&api, obj, &ctx, |event| async {
         match event {
             Finalizer::Apply(o) => apply_one(&api, &o, &ctx).await,
             Finalizer::Cleanup(o) => {
@@ -38,34 +33,11 @@ pub async fn reconcile(obj: Arc<IotHubSharedAccess>, ctx: Arc<Context>) -> Resul
             }
         }
     })
-    .instrument(span)
-    .await;
-    ctx.metrics.reconciled(KIND, if result.is_ok() { "ok" } else { "error" }, started.elapsed());
-    result.map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => ReconcileError::Finalizer(other.to_string()),
-    })
+    .await
 }
 
 fn access(disabled: bool) -> Access {
     if disabled { Access::Deny } else { Access::Allow }
-}
-
-async fn finish(
-    api: &Api<IotHubSharedAccess>,
-    obj: &IotHubSharedAccess,
-    ctx: &Context,
-    mut st: IotHubSharedAccessStatus,
-    ready: bool,
-    why: &str,
-    message: &str,
-) -> Result<(), ReconcileError> {
-    let generation = obj.metadata.generation;
-    st.observed_generation = generation;
-    status::set_condition(&mut st.conditions, READY, ready, why, message, generation);
-    ctx.metrics.set_state(KIND, key_of(obj), ready, why);
-    status::write(api, &obj.name_any(), obj.status.as_ref(), &st).await?;
-    Ok(())
 }
 
 async fn apply_one(
@@ -90,7 +62,7 @@ async fn apply_one(
     let hub_id = desired.hub.arm_id();
     st.hub_id = Some(hub_id.clone());
     if let Err(e) = ctx.check_scopes(&ns, [hub_id.as_str()]) {
-        if !st.conditions.iter().any(|c| c.type_ == READY && c.reason == reason::SCOPE_NOT_ALLOWED) {
+        if !status::already_told(&st.conditions, reason::SCOPE_NOT_ALLOWED, None) {
             ctx.event(obj, EventType::Warning, reason::SCOPE_NOT_ALLOWED, e.to_string()).await;
         }
         finish(api, obj, ctx, st, false, reason::SCOPE_NOT_ALLOWED, &e.to_string()).await?;
@@ -128,13 +100,13 @@ async fn apply_one(
     let previously_ready = status::is_true(&st.conditions, READY) && st.observed_generation == obj.metadata.generation;
     for f in plan.blockers() {
         ctx.metrics.shared_access_blocked.get_or_create(&ReasonLabels { reason: f.reason.as_str().into() }).inc();
-        let already_told = st.conditions.iter().any(|c| c.type_ == READY && c.reason == f.reason.as_str());
+        let already_told = status::already_told(&st.conditions, f.reason.as_str(), None);
         if !already_told {
             ctx.event(
                 obj,
                 EventType::Warning,
-                "DenyRefused",
-                format!("{}: {} ({})", f.reason, f.message, f.resource_ids.join(", ")),
+                f.reason.as_str(),
+                format!("Deny refused: {} ({})", f.message, f.resource_ids.join(", ")),
             )
             .await;
         }

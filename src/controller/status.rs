@@ -1,6 +1,9 @@
 //! Status conditions, kstatus style: `Ready` is `True` only when Azure matches the spec;
-//! `lastTransitionTime` only moves when a condition's status changes, and a status equal to the
-//! one stored is never written again (no update storms, no watch loops).
+//! `Reconciling` (work under way that finishes by itself) and `Stalled` (a refusal or an error a
+//! person must fix) are present only while `True`, the "abnormal-true" conditions that the kstatus
+//! library (Flux, `helm --wait`) reads to call a resource InProgress or Failed. `lastTransitionTime`
+//! only moves when a condition's status changes, and a status equal to the one stored is never
+//! written again (no update storms, no watch loops). No I/O but [`write`].
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -10,6 +13,8 @@ use crate::plan::{Action, Plan, Severity};
 
 pub const READY: &str = "Ready";
 pub const LEAST_PRIVILEGE: &str = "LeastPrivilege";
+pub const RECONCILING: &str = "Reconciling";
+pub const STALLED: &str = "Stalled";
 
 /// Reasons shown in `Ready` (bounded: also a metric label).
 pub mod reason {
@@ -25,6 +30,50 @@ pub mod reason {
     pub const DELETING: &str = "Deleting";
     pub const LEAST_PRIVILEGE: &str = "LeastPrivilege";
     pub const UNKNOWN_RECONCILE_MODE: &str = "UnknownReconcileMode";
+    pub const KUBERNETES_ERROR: &str = "KubernetesError";
+    /// A new generation was seen and is being reconciled.
+    pub const PROGRESSING: &str = "Progressing";
+}
+
+/// Where a resource stands, as GitOps tools read it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// Nothing left to do: Azure matches, or observe mode reports what it would do.
+    Done,
+    /// Work under way or retried by itself (throttling, a transient Azure error, a custom role
+    /// still being created).
+    Working,
+    /// Refused or failed until a person changes something (a blocker, an invalid spec, a scope
+    /// not allowed...). Unknown reasons count here: a stall is never hidden.
+    Stalled,
+}
+
+/// The [`Progress`] of a `Ready` verdict.
+pub fn progress(ready: bool, why: &str) -> Progress {
+    if ready {
+        return Progress::Done;
+    }
+    match why {
+        reason::PENDING_CHANGES => Progress::Done,
+        reason::WAITING_FOR_CUSTOM_ROLE
+        | reason::THROTTLED
+        | reason::AZURE_ERROR
+        | reason::KUBERNETES_ERROR
+        | reason::DELETING
+        | reason::PROGRESSING => Progress::Working,
+        _ => Progress::Stalled,
+    }
+}
+
+/// Set `Reconciling` / `Stalled` for `p`, removing the one that is not `True`.
+pub fn set_progress(conditions: &mut Vec<Condition>, p: Progress, why: &str, message: &str, generation: Option<i64>) {
+    for (type_, on) in [(RECONCILING, p == Progress::Working), (STALLED, p == Progress::Stalled)] {
+        if on {
+            set_condition(conditions, type_, true, why, message, generation);
+        } else {
+            conditions.retain(|c| c.type_ != type_);
+        }
+    }
 }
 
 /// Set a condition. Keeps `lastTransitionTime` unless the status flips; returns whether
@@ -63,6 +112,44 @@ pub fn set_condition(
         last_transition_time: Time(Timestamp::now()),
     });
     true
+}
+
+/// Status types with kstatus conditions and `observedGeneration`.
+pub trait Conditioned: Clone + Default + PartialEq + serde::Serialize {
+    fn conditions(&self) -> &[Condition];
+    fn conditions_mut(&mut self) -> &mut Vec<Condition>;
+    fn observed_generation(&self) -> Option<i64>;
+    fn set_observed_generation(&mut self, generation: Option<i64>);
+}
+
+macro_rules! conditioned {
+    ($($t:ty),*) => {$(
+        impl Conditioned for $t {
+            fn conditions(&self) -> &[Condition] {
+                &self.conditions
+            }
+            fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+                &mut self.conditions
+            }
+            fn observed_generation(&self) -> Option<i64> {
+                self.observed_generation
+            }
+            fn set_observed_generation(&mut self, generation: Option<i64>) {
+                self.observed_generation = generation;
+            }
+        }
+    )*};
+}
+conditioned!(
+    crate::crd::IotHubRoleAssignmentStatus,
+    crate::crd::IotHubCustomRoleStatus,
+    crate::crd::IotHubSharedAccessStatus
+);
+
+/// Has `Ready` already told this (same reason, and same message when one is given)? Used to
+/// publish a Warning Event once per new problem, not on every resync.
+pub fn already_told(conditions: &[Condition], reason: &str, message: Option<&str>) -> bool {
+    conditions.iter().any(|c| c.type_ == READY && c.reason == reason && message.is_none_or(|m| c.message == m))
 }
 
 /// Is `type_` `True`?
@@ -132,6 +219,43 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_stall_transient_errors_progress_and_observe_mode_is_done() {
+        assert_eq!(progress(true, reason::RECONCILED), Progress::Done);
+        assert_eq!(progress(false, reason::PENDING_CHANGES), Progress::Done);
+        for working in [reason::THROTTLED, reason::AZURE_ERROR, reason::WAITING_FOR_CUSTOM_ROLE, reason::PROGRESSING] {
+            assert_eq!(progress(false, working), Progress::Working, "{working}");
+        }
+        for stalled in [
+            "DpsLinked",
+            "DpsCheckFailed",
+            "WouldLockOut",
+            "HubNotFound",
+            "RoleNameTaken",
+            reason::INVALID_SPEC,
+            reason::SCOPE_NOT_ALLOWED,
+            reason::PRINCIPAL_NOT_FOUND,
+            reason::UNKNOWN_RECONCILE_MODE,
+            "SomethingNew",
+        ] {
+            assert_eq!(progress(false, stalled), Progress::Stalled, "{stalled}");
+        }
+    }
+
+    #[test]
+    fn only_the_true_progress_condition_is_present() {
+        let mut c = Vec::new();
+        set_progress(&mut c, Progress::Working, reason::THROTTLED, "wait", Some(1));
+        assert_eq!(
+            c.iter().map(|c| (c.type_.as_str(), c.status.as_str())).collect::<Vec<_>>(),
+            [(RECONCILING, "True")]
+        );
+        set_progress(&mut c, Progress::Stalled, "DpsLinked", "linked", Some(1));
+        assert_eq!(c.iter().map(|c| (c.type_.as_str(), c.status.as_str())).collect::<Vec<_>>(), [(STALLED, "True")]);
+        set_progress(&mut c, Progress::Done, reason::RECONCILED, "ok", Some(1));
+        assert!(c.is_empty());
+    }
 
     #[test]
     fn transition_time_moves_only_when_the_status_flips() {

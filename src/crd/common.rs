@@ -84,6 +84,24 @@ impl ReconcileMode {
             Some(_) => None,
         }
     }
+
+    /// The mode from a resource's annotations. An unknown value is treated as `Observe` (never
+    /// write on a typo), with a message saying so.
+    pub fn from_annotations(
+        annotations: &std::collections::BTreeMap<String, String>,
+    ) -> (ReconcileMode, Option<String>) {
+        let value = annotations.get(RECONCILE_ANNOTATION).map(String::as_str);
+        match ReconcileMode::parse(value) {
+            Some(m) => (m, None),
+            None => (
+                ReconcileMode::Observe,
+                Some(format!(
+                    "annotation {RECONCILE_ANNOTATION}: '{}' is not one of manage, observe, skip; observing only until it is fixed",
+                    value.unwrap_or_default()
+                )),
+            ),
+        }
+    }
 }
 
 /// A condition type and its value, kstatus style (`Ready` plus kind-specific ones).

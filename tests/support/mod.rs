@@ -3,6 +3,10 @@
 //! endpoint), with retry delays short enough for tests.
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod envtest;
+pub mod proof;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
