@@ -112,7 +112,7 @@ async fn bench(seed: Seed) -> Bench {
         client.clone(),
         azure,
         Guardrail::new([format!("/subscriptions/{SUB}")]),
-        Arc::new(|_: &str| None),
+        Arc::new(|_: &str| Ok(None)),
         Recorder::new(client, Reporter { controller: "iothub-access-operator".into(), instance: None }),
         Arc::new(Metrics::new(None)),
         roles,

@@ -32,6 +32,8 @@ pub struct AssignmentRequest {
     pub desired: Option<DesiredAssignment>,
     pub owned: Vec<RoleAssignmentId>,
     pub deletion_policy: DeletionPolicy,
+    /// Roles the cluster admin allows beyond IoT Hub data access (`--allowed-role`).
+    pub allowed_roles: Vec<Uuid>,
 }
 
 /// One custom role resource to plan.
@@ -98,8 +100,18 @@ pub async fn plan_assignment(obs: &Observer, req: &AssignmentRequest) -> Result<
     }
     let mut known: Vec<RoleDefinition> = Vec::new();
     if let Some(d) = &req.desired {
-        if let Some(def) = &d.role.definition {
-            known.push(def.clone());
+        match &d.role.definition {
+            Some(def) => known.push(def.clone()),
+            // A `definitionId`: read it now (it gates a grant), so the planner judges what it
+            // grants. A failed read fails the reconcile (never granted unchecked); a missing
+            // definition is refused.
+            None if req.mode == Mode::Apply => {
+                let scope = Scope::Subscription(d.hub.subscription_id.clone());
+                if let Some(def) = obs.role_definition_fresh(&scope, d.role.guid).await? {
+                    known.push(def);
+                }
+            }
+            None => {}
         }
         let principal_roles: BTreeSet<Uuid> = observed
             .iter()
@@ -115,6 +127,7 @@ pub async fn plan_assignment(obs: &Observer, req: &AssignmentRequest) -> Result<
         deletion_policy: req.deletion_policy,
         observed: &observed,
         roles: &known,
+        allowed_roles: &req.allowed_roles,
     }))
 }
 

@@ -135,6 +135,11 @@ impl Observer {
         self.definitions.get(guid, || async move { azure.get_role_definition(&s, guid).await }).await
     }
 
+    /// A role definition read now, not from this pass's cache: for checks that gate a write.
+    pub async fn role_definition_fresh(&self, scope: &Scope, guid: Uuid) -> Result<Option<RoleDefinition>, AzureError> {
+        self.azure.get_role_definition(scope, guid).await
+    }
+
     /// Role definitions named `role_name` (display names are unique per tenant), as seen from a
     /// subscription.
     pub async fn role_definitions_named(

@@ -85,7 +85,7 @@ impl Collector for ArmCollector {
         let requests = self.0.requests();
         let counter = ConstCounter::new(0u64);
         let mut family = encoder.encode_descriptor(
-            "iothub_access_arm_requests",
+            "arm_requests",
             "Azure Resource Manager requests by operation and HTTP status (0 = no answer: reset or timeout)",
             None,
             counter.metric_type(),
@@ -96,18 +96,14 @@ impl Collector for ArmCollector {
         }
         let r = &self.0.retries;
         let simple = [
+            ("arm_throttle_waits", "429 answers waited out (Retry-After)", r.throttle_waits.load(Ordering::Relaxed)),
             (
-                "iothub_access_arm_throttle_waits",
-                "429 answers waited out (Retry-After)",
-                r.throttle_waits.load(Ordering::Relaxed),
-            ),
-            (
-                "iothub_access_arm_transient_retries",
+                "arm_transient_retries",
                 "requests retried after 5xx, timeouts or resets",
                 r.transient_retries.load(Ordering::Relaxed),
             ),
             (
-                "iothub_access_arm_principal_not_found_retries",
+                "arm_principal_not_found_retries",
                 "PrincipalNotFound answers retried (directory replication)",
                 r.principal_retries.load(Ordering::Relaxed),
             ),
@@ -119,7 +115,7 @@ impl Collector for ArmCollector {
         let secs = r.throttle_wait_millis.load(Ordering::Relaxed) as f64 / 1000.0;
         let c = ConstCounter::new(secs);
         c.encode(encoder.encode_descriptor(
-            "iothub_access_arm_throttle_wait_seconds",
+            "arm_throttle_wait_seconds",
             "time spent waiting for Azure throttling",
             None,
             c.metric_type(),
@@ -136,7 +132,7 @@ impl Collector for ResourceStates {
         }
         let g = ConstGauge::new(0i64);
         let mut family = encoder.encode_descriptor(
-            "iothub_access_resources",
+            "resources",
             "custom resources by kind and Ready condition",
             None,
             g.metric_type(),
@@ -303,8 +299,10 @@ mod tests {
             r#"iothub_access_shared_access_blocked_total{reason="DpsLinked"} 1"#,
             "iothub_access_arm_throttle_waits_total 0",
         ] {
-            assert!(text.contains(needle), "missing {needle} in\n{text}");
+            assert!(text.lines().any(|l| l.starts_with(needle)), "missing {needle} in\n{text}");
         }
+        // The registry's prefix is applied once, to collectors too.
+        assert!(!text.contains("iothub_access_iothub_access"), "{text}");
         let _ = tx.send(());
         server.await.unwrap().unwrap();
     }

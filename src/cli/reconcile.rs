@@ -128,6 +128,7 @@ async fn plan_document(obs: &Observer, manifests: &Manifests, doc: &Document) ->
                 desired: Some(desired),
                 owned: vec![],
                 deletion_policy: r.spec.deletion_policy,
+                allowed_roles: vec![],
             };
             engine::plan_assignment(obs, &req).await.map_err(|e| e.to_string())
         }

@@ -74,7 +74,7 @@ async fn apply_one(
     let sub_scope = format!("/subscriptions/{}", desired.subscription_id);
     let ids: Vec<&str> =
         std::iter::once(sub_scope.as_str()).chain(desired.assignable_scopes.iter().map(String::as_str)).collect();
-    if let Err(e) = ctx.check_scopes(&ns, ids) {
+    if let Err(e) = ctx.check_scopes(&ns, ids)? {
         if !status::already_told(&st.conditions, reason::SCOPE_NOT_ALLOWED, None) {
             ctx.event(obj, EventType::Warning, reason::SCOPE_NOT_ALLOWED, e.to_string()).await;
         }

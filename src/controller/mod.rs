@@ -65,8 +65,9 @@ impl ObserverCache {
     }
 }
 
-/// Namespace annotations the guardrail reads (`iothubaccess.io/allowed-scopes`).
-pub type NamespaceScopes = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+/// A namespace's `iothubaccess.io/allowed-scopes` annotation as the guardrail reads it: `Ok(None)`
+/// when the namespace has none, `Err(why)` when it cannot be known now (fail closed).
+pub type NamespaceScopes = Arc<dyn Fn(&str) -> Result<Option<String>, String> + Send + Sync>;
 
 /// Tunables of the controller.
 #[derive(Clone, Debug)]
@@ -77,6 +78,8 @@ pub struct Settings {
     /// First retry delay after a failure; doubles per consecutive failure, jittered.
     pub error_backoff: Duration,
     pub max_error_backoff: Duration,
+    /// Roles the cluster admin allows beyond IoT Hub data access (`--allowed-role`).
+    pub allowed_roles: Vec<uuid::Uuid>,
 }
 
 impl Default for Settings {
@@ -86,6 +89,7 @@ impl Default for Settings {
             write_concurrency: 4,
             error_backoff: Duration::from_secs(5),
             max_error_backoff: Duration::from_secs(300),
+            allowed_roles: Vec::new(),
         }
     }
 }
@@ -191,14 +195,21 @@ impl Context {
         .await;
     }
 
-    /// The guardrail check for a resource's namespace and the ARM ids it touches.
+    /// The guardrail check for a resource's namespace and the ARM ids it touches: the inner
+    /// result is the verdict; the outer error means the namespace's own allowed scopes are not
+    /// known right now (cache not synced, watch failing), so nothing may be written and the
+    /// reconcile is retried.
     pub fn check_scopes<'a>(
         &self,
         namespace: &str,
         ids: impl IntoIterator<Item = &'a str>,
-    ) -> Result<(), guardrail::NotAllowed> {
-        let annotation = (self.namespace_scopes)(namespace);
-        self.guardrail.check(namespace, annotation.as_deref(), ids)
+    ) -> Result<Result<(), guardrail::NotAllowed>, ReconcileError> {
+        let annotation = (self.namespace_scopes)(namespace).map_err(|why| {
+            ReconcileError::ScopesUnknown(format!(
+                "the allowed scopes of namespace {namespace} are not known yet ({why}); nothing is written until they are"
+            ))
+        })?;
+        Ok(self.guardrail.check(namespace, annotation.as_deref(), ids))
     }
 
     fn succeeded(&self, key: &str) {
@@ -233,6 +244,9 @@ pub enum ReconcileError {
     Refused(String),
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// The guardrail cannot decide yet; retried soon.
+    #[error("{0}")]
+    ScopesUnknown(String),
 }
 
 impl ReconcileError {
@@ -244,6 +258,7 @@ impl ReconcileError {
             ReconcileError::Azure(_) => status::reason::AZURE_ERROR,
             ReconcileError::Kube(_) | ReconcileError::Finalizer(_) => status::reason::KUBERNETES_ERROR,
             ReconcileError::Refused(_) => status::reason::IN_USE,
+            ReconcileError::ScopesUnknown(_) => status::reason::SCOPES_UNKNOWN,
         }
     }
 }

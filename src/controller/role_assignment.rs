@@ -108,7 +108,7 @@ async fn apply_one(
     }
     let hub_id = desired.hub.arm_id();
     let scope_id = desired.scope.to_string();
-    if let Err(e) = ctx.check_scopes(&ns, [hub_id.as_str(), scope_id.as_str()]) {
+    if let Err(e) = ctx.check_scopes(&ns, [hub_id.as_str(), scope_id.as_str()])? {
         if !status::already_told(&st.conditions, reason::SCOPE_NOT_ALLOWED, None) {
             ctx.event(obj, EventType::Warning, reason::SCOPE_NOT_ALLOWED, e.to_string()).await;
         }
@@ -121,6 +121,7 @@ async fn apply_one(
         desired: Some(desired.clone()),
         owned: owned.clone(),
         deletion_policy: obj.spec.deletion_policy,
+        allowed_roles: ctx.settings.allowed_roles.clone(),
     };
     let obs = ctx.observer.get();
     let plan = match engine::plan_assignment(&obs, &req).await {
@@ -148,6 +149,13 @@ async fn apply_one(
         return Ok(done(ctx, obj));
     }
     st.pending_actions.clear();
+    let blocked = plan.blockers().next().is_some();
+    for f in plan.blockers() {
+        if !status::already_told(&st.conditions, f.reason.as_str(), None) {
+            let note = format!("{} ({})", f.message, f.resource_ids.join(", "));
+            ctx.event(obj, EventType::Warning, f.reason.as_str(), note).await;
+        }
+    }
 
     let drift = status::is_true(&st.conditions, READY)
         && st.observed_generation == obj.metadata.generation
@@ -163,7 +171,8 @@ async fn apply_one(
     let desired_id = desired.id();
     let mut owned_now: Vec<RoleAssignmentId> = owned;
     let mut adopted = adopted_finding;
-    let mut created_or_present = adopted.is_none();
+    // A refused plan creates nothing: ownership stays as it was.
+    let mut created_or_present = adopted.is_none() && !blocked;
     for a in &applied {
         match (&a.action, &a.outcome) {
             (Action::CreateRoleAssignment { .. }, Outcome::Done) => created_or_present = true,
@@ -191,7 +200,7 @@ async fn apply_one(
         finish(api, obj, ctx, st, false, e.reason(), &e.to_string()).await?;
         return Err(e);
     }
-    let (ready, why, msg) = if plan.blockers().next().is_some() {
+    let (ready, why, msg) = if blocked {
         status::plan_verdict(&plan)
     } else {
         (true, reason::RECONCILED.to_string(), format!("{} holds the role", desired.principal_id))
@@ -217,11 +226,17 @@ async fn cleanup(obj: &IotHubRoleAssignment, ctx: &Context) -> Result<Requeue, R
     if let Some(d) = &desired {
         ids.push(d.scope.to_string());
     }
-    if let Err(e) = ctx.check_scopes(&ns, ids.iter().map(String::as_str)) {
+    if let Err(e) = ctx.check_scopes(&ns, ids.iter().map(String::as_str))? {
         ctx.event(obj, EventType::Warning, reason::SCOPE_NOT_ALLOWED, format!("left in Azure: {e}")).await;
         return Ok(Requeue::await_change());
     }
-    let req = AssignmentRequest { mode: Mode::Cleanup, desired, owned, deletion_policy: obj.spec.deletion_policy };
+    let req = AssignmentRequest {
+        mode: Mode::Cleanup,
+        desired,
+        owned,
+        deletion_policy: obj.spec.deletion_policy,
+        allowed_roles: vec![],
+    };
     let plan = engine::plan_assignment(&ctx.observer.get(), &req).await?;
     for f in &plan.findings {
         ctx.event(obj, EventType::Normal, f.reason.as_str(), format!("{}: {}", f.message, f.resource_ids.join(", ")))

@@ -51,6 +51,11 @@ pub struct RunArgs {
     /// configured means nothing is managed (deny by default).
     #[arg(long = "allowed-scope", env = "IOTHUB_ACCESS_ALLOWED_SCOPES", value_delimiter = ',')]
     pub allowed_scopes: Vec<String>,
+    /// A role definition GUID that may be assigned although it grants more than IoT Hub data
+    /// access (repeatable, or comma separated). By default only roles holding nothing beyond IoT
+    /// Hub data actions and control-plane reads are granted.
+    #[arg(long = "allowed-role", env = "IOTHUB_ACCESS_ALLOWED_ROLES", value_delimiter = ',')]
+    pub allowed_roles: Vec<uuid::Uuid>,
     /// How often everything is re-observed and drift repaired.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub resync_interval: Duration,
@@ -169,23 +174,35 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let custom_roles = cr_ctrl.store();
 
     // Namespace annotations for the guardrail.
+    // Until the cache has synced, and while the watch fails, the guardrail refuses to decide.
     let (ns_reader, ns_writer) = reflector::store::<Namespace>();
-    let ns_watch =
+    let ns_watch_error: Arc<std::sync::Mutex<Option<String>>> = Arc::default();
+    let ns_watch = {
+        let error = ns_watch_error.clone();
         reflector::reflector(ns_writer, watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default()))
             .default_backoff()
-            .touched_objects()
-            .for_each(|r| async move {
-                if let Err(e) = r {
-                    tracing::warn!(error = %e, "namespace watch");
+            .for_each(move |r| {
+                let mut last = error.lock().unwrap_or_else(|e| e.into_inner());
+                match r {
+                    Err(e) => {
+                        tracing::warn!(error = %e, "namespace watch");
+                        *last = Some(e.to_string());
+                    }
+                    Ok(_) => *last = None,
                 }
-            });
+                futures::future::ready(())
+            })
+    };
     tokio::spawn(ns_watch);
-    let namespace_scopes: NamespaceScopes = Arc::new(move |ns: &str| {
-        ns_reader.get(&ObjectRef::new(ns)).and_then(|n| n.annotations().get(ALLOWED_SCOPES_ANNOTATION).cloned())
-    });
+    let namespace_scopes: NamespaceScopes =
+        Arc::new(move |ns: &str| namespace_annotation(&ns_reader, &ns_watch_error, ns));
 
     let reporter = Reporter { controller: "iothub-access-operator".into(), instance: std::env::var("POD_NAME").ok() };
-    let settings = Settings { resync_interval: args.resync_interval, ..Settings::default() };
+    let settings = Settings {
+        resync_interval: args.resync_interval,
+        allowed_roles: args.allowed_roles.clone(),
+        ..Settings::default()
+    };
     let ctx = Arc::new(Context::new(
         client.clone(),
         azure,
@@ -253,6 +270,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let _ = server.await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The allowed-scopes annotation of `ns` from the namespace cache, or why it cannot be known.
+fn namespace_annotation(
+    cache: &reflector::Store<Namespace>,
+    watch_error: &std::sync::Mutex<Option<String>>,
+    ns: &str,
+) -> Result<Option<String>, String> {
+    if let Some(e) = watch_error.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        return Err(format!("the namespace watch is failing: {e}"));
+    }
+    // A resource's namespace exists, so one missing from the cache means the cache lags.
+    let n = cache.get(&ObjectRef::new(ns)).ok_or_else(|| "the namespace cache has not seen it yet".to_string())?;
+    Ok(n.annotations().get(ALLOWED_SCOPES_ANNOTATION).cloned())
 }
 
 async fn shutdown_signal() {

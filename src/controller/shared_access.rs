@@ -61,7 +61,7 @@ async fn apply_one(
     };
     let hub_id = desired.hub.arm_id();
     st.hub_id = Some(hub_id.clone());
-    if let Err(e) = ctx.check_scopes(&ns, [hub_id.as_str()]) {
+    if let Err(e) = ctx.check_scopes(&ns, [hub_id.as_str()])? {
         if !status::already_told(&st.conditions, reason::SCOPE_NOT_ALLOWED, None) {
             ctx.event(obj, EventType::Warning, reason::SCOPE_NOT_ALLOWED, e.to_string()).await;
         }

@@ -31,6 +31,8 @@ pub mod reason {
     pub const LEAST_PRIVILEGE: &str = "LeastPrivilege";
     pub const UNKNOWN_RECONCILE_MODE: &str = "UnknownReconcileMode";
     pub const KUBERNETES_ERROR: &str = "KubernetesError";
+    /// The namespace's allowed scopes are not known yet (the guardrail fails closed).
+    pub const SCOPES_UNKNOWN: &str = "ScopesUnknown";
     /// A new generation was seen and is being reconciled.
     pub const PROGRESSING: &str = "Progressing";
 }
@@ -59,6 +61,7 @@ pub fn progress(ready: bool, why: &str) -> Progress {
         | reason::THROTTLED
         | reason::AZURE_ERROR
         | reason::KUBERNETES_ERROR
+        | reason::SCOPES_UNKNOWN
         | reason::DELETING
         | reason::PROGRESSING => Progress::Working,
         _ => Progress::Stalled,

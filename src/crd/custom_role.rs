@@ -61,10 +61,11 @@ pub struct IotHubCustomRoleSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub operations: Vec<Operation>,
-    /// Control-plane actions (e.g. `Microsoft.Devices/IotHubs/read`). Nothing that grants
-    /// `Microsoft.Devices/iotHubs/listkeys/action`.
+    /// Control-plane read actions only (e.g. `Microsoft.Devices/IotHubs/read`, `*/read`):
+    /// writes and actions are refused (`Microsoft.Devices/IotHubs/write` can add a shared access
+    /// policy, `listkeys` hands out every key).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64), inner(length(max = 256)), transform = rules::action_items)]
+    #[schemars(length(max = 64), inner(length(max = 256)), transform = rules::read_action_items)]
     pub actions: Vec<String>,
     /// Control-plane actions taken away from `actions`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

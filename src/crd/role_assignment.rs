@@ -100,9 +100,12 @@ pub struct RoleRef {
     /// An `IotHubCustomRole` in the same namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_role_ref: Option<CustomRoleRef>,
-    /// Any role definition by its GUID (the last segment of its id).
+    /// A role definition by its GUID (the last segment of its id). The operator reads it from
+    /// Azure and grants it only when it holds nothing beyond IoT Hub data actions and
+    /// control-plane reads (unless the cluster admin allowed it with `--allowed-role`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = rules::string_matches(rules::GUID, rules::msg::GUID))]
+    #[x_kube(validation = rules::not_privileged_role())]
     #[schemars(length(max = 36))]
     pub definition_id: Option<String>,
 }

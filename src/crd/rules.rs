@@ -20,6 +20,9 @@ pub const RESOURCE_GROUP: &str = "^[-A-Za-z0-9_.()]{0,89}[-A-Za-z0-9_()]$";
 pub const MANAGEMENT_GROUP: &str = "^[-A-Za-z0-9_.()]{1,90}$";
 /// A control-plane action pattern (`Microsoft.Devices/IotHubs/read`, `*/read`).
 pub const ACTION: &str = "^[A-Za-z0-9._*/-]{1,256}$";
+/// A control-plane *read* action pattern: the only control-plane actions a role made or granted
+/// here may hold (whatever `*` stands for, the action still ends in `/read`).
+pub const READ_ACTION: &str = "^[A-Za-z0-9._*/-]{0,251}/[rR][eE][aA][dD]$";
 /// An assignable scope: a subscription, resource group, resource or management group id.
 pub const ASSIGNABLE_SCOPE: &str = "(?i)^(/subscriptions/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(/resourcegroups/[-a-z0-9_.()]{1,90}(/providers/[^/]+/[^/]+/[^/]+)?)?|/providers/microsoft\\.management/managementgroups/[-a-z0-9_.()]{1,90})$";
 /// The prefix of management-group scopes, lower-case.
@@ -43,6 +46,8 @@ pub mod msg {
     pub const DATA_ACTION: &str = "must be a documented IoT Hub data action (e.g. Microsoft.Devices/IotHubs/devices/read) or one of their wildcards (e.g. Microsoft.Devices/IotHubs/devices/*, Microsoft.Devices/IotHubs/*/read)";
     pub const ACTION: &str =
         "must be an Azure action such as Microsoft.Devices/IotHubs/read (letters, digits, '.', '_', '-', '/', '*')";
+    pub const READ_ACTION: &str = "must be a control-plane read action ending in /read (e.g. Microsoft.Devices/IotHubs/read): a role made here grants IoT Hub data access; control-plane writes and actions (Microsoft.Devices/IotHubs/write can add a shared access policy, listkeys hands out the keys, Microsoft.Authorization/* grants roles) are refused";
+    pub const PRIVILEGED_ROLE: &str = "names a privileged built-in role (Owner, Contributor, User Access Administrator or Role Based Access Control Administrator): this operator grants IoT Hub access only; use builtIn or customRoleRef, or a role with IoT Hub data actions";
     pub const LISTKEYS: &str = "must not grant Microsoft.Devices/iotHubs/listkeys/action: it hands out every shared access key of the hub; remove it (or the wildcard that covers it), or add it to notActions";
     pub const ASSIGNABLE_SCOPE: &str = "must be a subscription, resource group, resource or management group id, e.g. /subscriptions/{id}/resourceGroups/{name}";
     pub const MG_ASSIGNABLE_WITH_DATA: &str = "a role with data actions (dataActions or operations) cannot have a management group in assignableScopes: Azure refuses it; list subscriptions or resource groups instead";
@@ -62,6 +67,12 @@ fn cel_regex(pattern: &str) -> String {
 /// `self` (a string) matches `pattern`.
 pub fn string_matches(pattern: &str, message: &str) -> Rule {
     Rule::new(format!("self.matches({})", cel_regex(pattern))).message(message)
+}
+
+/// Not one of the privileged built-in role GUIDs (compared case-insensitively).
+pub fn not_privileged_role() -> Rule {
+    let guids = crate::domain::roles::PRIVILEGED_BUILTIN_ROLES.iter().map(|(g, _)| g.to_string());
+    Rule::new(format!("!(self.lowerAscii() in {})", cel_list(guids))).message(msg::PRIVILEGED_ROLE)
 }
 
 /// Hub name: pattern and not digits only.
@@ -94,6 +105,11 @@ pub fn data_action_items(schema: &mut schemars::Schema) {
 /// Schema transform: each entry of a control-plane action list has the shape of an action.
 pub fn action_items(schema: &mut schemars::Schema) {
     add_item_rule(schema, Rule::new(format!("self.matches({})", cel_regex(ACTION))).message(msg::ACTION));
+}
+
+/// Schema transform: each item is a control-plane read action.
+pub fn read_action_items(schema: &mut schemars::Schema) {
+    add_item_rule(schema, Rule::new(format!("self.matches({})", cel_regex(READ_ACTION))).message(msg::READ_ACTION));
 }
 
 /// Schema transform: each assignable scope has the shape of a scope.

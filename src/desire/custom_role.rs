@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use super::{ACTION_RE, ASSIGNABLE_SCOPE_RE, FieldErrors, check_guid, check_max_len};
+use super::{ACTION_RE, ASSIGNABLE_SCOPE_RE, FieldErrors, READ_ACTION_RE, check_guid, check_max_len};
 use crate::crd::IotHubCustomRoleSpec;
 use crate::crd::rules::{MANAGEMENT_GROUP_SCOPE_PREFIX, MAX_ACTIONS, msg};
 use crate::domain::catalog::{self, LISTKEYS_ACTION};
@@ -68,13 +68,16 @@ fn check_data_actions(errs: &mut FieldErrors, field: &str, list: &[String]) {
     }
 }
 
-fn check_actions(errs: &mut FieldErrors, field: &str, list: &[String]) {
+/// `actions` admit control-plane reads only; `notActions` (which only take away) any action.
+fn check_actions(errs: &mut FieldErrors, field: &str, list: &[String], reads_only: bool) {
     if list.len() > MAX_ACTIONS {
         errs.push(format!("spec.{field}"), format!("must have at most {MAX_ACTIONS} entries"));
     }
     for (i, a) in list.iter().enumerate() {
         if !ACTION_RE.is_match(a) {
             errs.push(format!("spec.{field}[{i}]"), format!("'{a}' is not allowed: {}", msg::ACTION));
+        } else if reads_only && !READ_ACTION_RE.is_match(a) {
+            errs.push(format!("spec.{field}[{i}]"), format!("'{a}' is not allowed: {}", msg::READ_ACTION));
         }
     }
 }
@@ -89,8 +92,8 @@ pub fn validate_custom_role(spec: &IotHubCustomRoleSpec) -> Result<(), FieldErro
     check_guid(&mut errs, "spec.subscriptionId", &spec.subscription_id, msg::GUID);
     check_data_actions(&mut errs, "dataActions", &spec.data_actions);
     check_data_actions(&mut errs, "notDataActions", &spec.not_data_actions);
-    check_actions(&mut errs, "actions", &spec.actions);
-    check_actions(&mut errs, "notActions", &spec.not_actions);
+    check_actions(&mut errs, "actions", &spec.actions, true);
+    check_actions(&mut errs, "notActions", &spec.not_actions, false);
     if spec.operations.len() > MAX_ACTIONS {
         errs.push("spec.operations", format!("must have at most {MAX_ACTIONS} entries"));
     }

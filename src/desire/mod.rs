@@ -81,6 +81,7 @@ pattern!(DIGITS_ONLY_RE, rules::DIGITS_ONLY);
 pattern!(RESOURCE_GROUP_RE, rules::RESOURCE_GROUP);
 pattern!(MANAGEMENT_GROUP_RE, rules::MANAGEMENT_GROUP);
 pattern!(ACTION_RE, rules::ACTION);
+pattern!(READ_ACTION_RE, rules::READ_ACTION);
 pattern!(ASSIGNABLE_SCOPE_RE, rules::ASSIGNABLE_SCOPE);
 
 fn check_guid(errs: &mut FieldErrors, path: &str, value: &str, message: &str) {

@@ -84,6 +84,9 @@ pub fn validate_role_assignment(spec: &IotHubRoleAssignmentSpec) -> Result<(), F
     }
     if let Some(id) = &role.definition_id {
         check_guid(&mut errs, "spec.role.definitionId", id, msg::GUID);
+        if roles::PRIVILEGED_BUILTIN_ROLES.iter().any(|(g, _)| g.eq_ignore_ascii_case(id)) {
+            errs.push("spec.role.definitionId", msg::PRIVILEGED_ROLE);
+        }
     }
     if let Some(r) = &role.custom_role_ref
         && (r.name.is_empty() || r.name.len() > 253)

@@ -16,6 +16,9 @@ pub const DATA_ACTION_PREFIX: &str = "Microsoft.Devices/IotHubs/";
 /// hands out full SAS access whatever its data actions say.
 pub const LISTKEYS_ACTION: &str = "Microsoft.Devices/iotHubs/listkeys/action";
 
+/// Every action that reads shared access keys: the hub-wide list and the per-policy one.
+pub const LISTKEYS_ACTIONS: &[&str] = &[LISTKEYS_ACTION, "Microsoft.Devices/iotHubs/iotHubKeys/listkeys/action"];
+
 /// The documented IoT Hub data actions ("Permissions for IoT Hub service APIs"), canonical casing.
 pub const DATA_ACTIONS: &[&str] = &[
     "Microsoft.Devices/IotHubs/devices/read",

@@ -77,7 +77,39 @@ impl RoleDefinition {
     /// True when the role lets its holder read every shared access key of a hub
     /// (`Microsoft.Devices/iotHubs/listkeys/action`, e.g. Owner and Contributor through `*`).
     pub fn grants_listkeys(&self) -> bool {
-        self.grants_action(LISTKEYS_ACTION)
+        catalog::LISTKEYS_ACTIONS.iter().any(|a| self.grants_action(a))
+    }
+
+    /// May this role be granted through the operator? Only when it gives nothing an
+    /// `IotHubCustomRole` could not: IoT Hub data actions (documented ones or their wildcards)
+    /// and control-plane reads. `Err` says what it grants beyond that.
+    pub fn grantable(&self) -> Result<(), String> {
+        let mut beyond = Vec::new();
+        for p in &self.permissions {
+            for a in &p.actions {
+                if !a.to_ascii_lowercase().ends_with("/read") {
+                    beyond.push(format!("control-plane action '{a}'"));
+                }
+            }
+            for a in &p.data_actions {
+                if catalog::canonical_data_action(a).is_none() {
+                    beyond.push(format!("data action '{a}'"));
+                }
+            }
+        }
+        if self.grants_listkeys() {
+            beyond.push(format!("{LISTKEYS_ACTION} (every shared access key)"));
+        }
+        if beyond.is_empty() {
+            return Ok(());
+        }
+        beyond.dedup();
+        Err(format!(
+            "role '{}' ({}) grants more than IoT Hub data access: {}",
+            self.role_name,
+            self.guid,
+            beyond.join(", ")
+        ))
     }
 
     /// The documented IoT Hub data actions this role grants, in catalog order.
@@ -184,6 +216,15 @@ pub static BUILTIN_ROLES: LazyLock<Vec<RoleDefinition>> = LazyLock::new(|| {
         .collect()
 });
 
+/// Built-in roles that grant everything, or the right to grant anything: refused by name at
+/// admission (`definitionId`) whatever Azure would say of them.
+pub const PRIVILEGED_BUILTIN_ROLES: &[(&str, &str)] = &[
+    ("8e3af657-a8ff-443c-a75c-2fe8c4bcb635", "Owner"),
+    ("b24988ac-6180-42a0-ab88-20f7382dd24c", "Contributor"),
+    ("18d7d88d-d35e-4fb5-a5c3-7773c20a72d9", "User Access Administrator"),
+    ("f58310d9-a9f6-439a-9e8d-f62e7b41a168", "Role Based Access Control Administrator"),
+];
+
 /// A known built-in role by its GUID.
 pub fn builtin_by_guid(guid: Uuid) -> Option<&'static RoleDefinition> {
     BUILTIN_ROLES.iter().find(|r| r.guid == guid)
@@ -205,6 +246,36 @@ mod tests {
         assert_eq!(BuiltInRole::IoTHubRegistryContributor.guid().to_string(), "4ea46cd5-c1b2-4a8e-910b-273211f9ce47");
         assert_eq!(BuiltInRole::IoTHubTwinContributor.guid().to_string(), "494bdba2-168f-4f31-a0a1-191d2f7c028c");
         assert_eq!(BuiltInRole::Reader.guid().to_string(), "acdd72a7-3385-48ef-bd42-f606fba81ae7");
+    }
+
+    #[test]
+    fn only_roles_within_iot_hub_data_access_are_grantable() {
+        for r in BuiltInRole::ALL {
+            assert_eq!(r.definition().grantable(), Ok(()), "{r:?}");
+        }
+        for name in ["Owner", "Contributor"] {
+            let e = builtin_by_name(name).unwrap().grantable().unwrap_err();
+            assert!(e.contains("control-plane action '*'") && e.contains("listkeys"), "{e}");
+        }
+        let custom = |actions: &[&str], data: &[&str]| RoleDefinition {
+            guid: Uuid::nil(),
+            role_name: "custom".into(),
+            description: String::new(),
+            role_type: RoleType::CustomRole,
+            permissions: vec![Permission {
+                actions: actions.iter().map(|s| s.to_string()).collect(),
+                data_actions: data.iter().map(|s| s.to_string()).collect(),
+                ..Permission::default()
+            }],
+            assignable_scopes: vec![],
+        };
+        assert!(custom(&["*/read"], &["Microsoft.Devices/IotHubs/*"]).grantable().is_ok());
+        assert!(custom(&["Microsoft.Devices/IotHubs/write"], &[]).grantable().unwrap_err().contains("IotHubs/write"));
+        assert!(custom(&["Microsoft.Authorization/*"], &[]).grantable().is_err());
+        assert!(custom(&[], &["Microsoft.Storage/*"]).grantable().unwrap_err().contains("data action"));
+        let per_key = custom(&["Microsoft.Devices/iotHubs/IOTHUBKEYS/listKeys/Action"], &[]);
+        assert!(per_key.grants_listkeys(), "the per-policy listkeys, any casing");
+        assert!(per_key.grantable().is_err());
     }
 
     #[test]

@@ -148,6 +148,8 @@ pub enum Reason {
     HubNotFound,
     /// Another custom role already has this name in the tenant.
     RoleNameTaken,
+    /// The role grants more than IoT Hub data access (or cannot be read to tell).
+    RoleNotGrantable,
     /// A role definition cannot be deleted while assignments use it.
     RoleDefinitionHasAssignments,
     /// The assignment is broader than the hub.
@@ -168,6 +170,7 @@ impl Reason {
             Reason::WouldLockOut => "WouldLockOut",
             Reason::HubNotFound => "HubNotFound",
             Reason::RoleNameTaken => "RoleNameTaken",
+            Reason::RoleNotGrantable => "RoleNotGrantable",
             Reason::RoleDefinitionHasAssignments => "RoleDefinitionHasAssignments",
             Reason::BroaderScopeThanHub => "BroaderScopeThanHub",
             Reason::PrincipalHoldsListKeys => "PrincipalHoldsListKeys",

@@ -3,6 +3,8 @@
 //! equal assignment that exists under another name, delete only what the resource owns, and
 //! report least-privilege findings. Pure, no I/O.
 
+use uuid::Uuid;
+
 use super::{Action, Finding, Mode, Plan, Reason, RoleCatalog, Severity};
 use crate::crd::DeletionPolicy;
 use crate::desire::DesiredAssignment;
@@ -22,8 +24,11 @@ pub struct AssignmentInput<'a> {
     /// Assignments Azure shows at the scopes involved (the desired scope with inheritance, the
     /// owned ids' scopes). Other principals' assignments may be included; they are ignored.
     pub observed: &'a [ObservedAssignment],
-    /// Role definitions, for least-privilege checks.
+    /// Role definitions: the desired role's when it is not known without Azure (a
+    /// `definitionId`), and the principal's other roles for the least-privilege checks.
     pub roles: &'a dyn RoleCatalog,
+    /// Roles the cluster admin allows beyond IoT Hub data access (`--allowed-role`).
+    pub allowed_roles: &'a [Uuid],
 }
 
 fn is_present(observed: &[ObservedAssignment], id: &RoleAssignmentId) -> bool {
@@ -42,6 +47,9 @@ fn plan_apply(input: &AssignmentInput<'_>) -> Plan {
     let Some(desired) = input.desired else {
         return Plan::default();
     };
+    if let Some(refusal) = not_grantable(input, desired) {
+        return Plan::new(vec![], vec![refusal]);
+    }
     let mut actions = Vec::new();
     let mut findings = Vec::new();
     let desired_id = desired.id();
@@ -74,6 +82,32 @@ fn plan_apply(input: &AssignmentInput<'_>) -> Plan {
     }
     findings.extend(least_privilege(input, desired));
     Plan::new(actions, findings)
+}
+
+/// Only IoT Hub access is granted: the resolved definition must pass
+/// [`RoleDefinition::grantable`](crate::domain::RoleDefinition::grantable) unless the admin
+/// allowed the role; an unknown definition is refused too (fail closed). Nothing is created or
+/// deleted then.
+fn not_grantable(input: &AssignmentInput<'_>, desired: &DesiredAssignment) -> Option<Finding> {
+    if input.allowed_roles.contains(&desired.role.guid) {
+        return None;
+    }
+    let definition = desired.role.definition.clone().or_else(|| input.roles.role_definition(desired.role.guid));
+    let why = match definition {
+        None => format!(
+            "role definition {} was not found: the operator grants only roles whose permissions it can check",
+            desired.role.guid
+        ),
+        Some(d) => d.grantable().err()?,
+    };
+    Some(Finding::new(
+        Severity::Blocker,
+        Reason::RoleNotGrantable,
+        format!(
+            "{why}; this operator grants IoT Hub access only (the cluster admin can allow a role with --allowed-role)"
+        ),
+        vec![desired.role_definition_id()],
+    ))
 }
 
 fn plan_cleanup(input: &AssignmentInput<'_>) -> Plan {

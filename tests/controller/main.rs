@@ -35,6 +35,8 @@ struct H {
     emu: EmulatorHandle,
     roles: Mutex<Writer<IotHubCustomRole>>,
     assignments: Mutex<Writer<IotHubRoleAssignment>>,
+    /// What the namespace cache says of the namespace's allowed-scopes annotation.
+    ns_annotation: Arc<Mutex<Result<Option<String>, String>>>,
 }
 
 fn resync<K>(w: &Mutex<Writer<K>>, objs: Vec<K>)
@@ -68,19 +70,27 @@ impl H {
         let mut cfg = config(&emu, iothub_access_operator::domain::Cloud::AzurePublicCloud);
         cfg.retry.max_attempts = 2;
         let azure: Arc<dyn Azure> = client_with(cfg);
-        let ns_scopes = namespace_scopes.map(str::to_string);
+        let ns_annotation = Arc::new(Mutex::new(Ok(namespace_scopes.map(str::to_string))));
+        let ns_scopes = ns_annotation.clone();
         let ctx = Context::new(
             client.clone(),
             azure,
             Guardrail::new(allowed),
-            Arc::new(move |_ns: &str| ns_scopes.clone()),
+            Arc::new(move |_ns: &str| ns_scopes.lock().unwrap().clone()),
             Recorder::new(client, Reporter { controller: "iothub-access-operator".into(), instance: None }),
             Arc::new(Metrics::new(None)),
             role_store,
             ra_store,
             Settings { error_backoff: Duration::from_millis(10), ..Settings::default() },
         );
-        H { api, ctx: Arc::new(ctx), emu, roles: Mutex::new(role_writer), assignments: Mutex::new(ra_writer) }
+        H {
+            api,
+            ctx: Arc::new(ctx),
+            emu,
+            roles: Mutex::new(role_writer),
+            assignments: Mutex::new(ra_writer),
+            ns_annotation,
+        }
     }
 
     fn sync(&self) {
@@ -343,6 +353,84 @@ async fn the_guardrail_refuses_scopes_the_admin_did_not_allow_without_calling_az
     assert!(st.conditions[0].message.contains("namespace iot-platform"), "{}", st.conditions[0].message);
     assert_eq!(h.emu.stats().total(), 0);
     assert!(h.api.events().iter().any(|(r, _)| r == "ScopeNotAllowed"));
+}
+
+#[tokio::test]
+async fn attack_a_narrowed_namespace_gains_nothing_while_its_annotation_is_unknown() {
+    // The admin narrowed the tenant's namespace to another resource group; the operator has just
+    // started (or its namespace watch fails), so the annotation is not known yet. The tenant's
+    // resource targets a hub the global list allows but the namespace does not.
+    let a = allowed();
+    let h = H::new(&allowed_refs(&a), None).await;
+    *h.ns_annotation.lock().unwrap() = Err("the namespace cache has not seen it yet".into());
+    h.api.put(&assignment_yaml("telemetry", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER));
+    let err = h.ra("telemetry").await.expect_err("no verdict without the annotation");
+    assert!(matches!(err, ReconcileError::ScopesUnknown(_)), "{err}");
+    assert!(err.to_string().contains("not known yet"), "{err}");
+    assert_eq!(h.emu.stats().writes(), 0, "nothing written while the guardrail cannot decide");
+
+    // Once known, the narrowed list refuses it; still nothing in Azure.
+    *h.ns_annotation.lock().unwrap() =
+        Ok(Some("/subscriptions/5f0c7a9e-3b2d-4c1a-9e8f-7d6b5a4c3b2a/resourceGroups/rg-other".into()));
+    h.ra("telemetry").await.expect("reconciles");
+    assert_eq!(h.ready(&h.ra_obj("telemetry").status.unwrap().conditions).1, "ScopeNotAllowed");
+    assert!(h.azure_assignments(TELEMETRY_SP).is_empty());
+    assert_eq!(h.emu.stats().writes(), 0);
+
+    // A granted resource is not cleaned up (nor its finalizer dropped) while the annotation is
+    // unknown: the deletion waits instead of deciding blind.
+    *h.ns_annotation.lock().unwrap() = Ok(None);
+    h.ra("telemetry").await.expect("reconciles");
+    assert_eq!(h.azure_assignments(TELEMETRY_SP).len(), 1);
+    *h.ns_annotation.lock().unwrap() = Err("the namespace watch is failing: 403".into());
+    h.api.delete::<IotHubRoleAssignment>(NS, "telemetry");
+    assert!(h.ra("telemetry").await.is_err());
+    assert!(h.api.exists::<IotHubRoleAssignment>(NS, "telemetry"), "finalizer kept");
+    assert_eq!(h.azure_assignments(TELEMETRY_SP).len(), 1, "nothing deleted blind");
+}
+
+#[tokio::test]
+async fn attack_definition_id_cannot_grant_more_than_iot_hub_data_access() {
+    // Someone made a custom role in Azure that can write hubs (and so add a shared access policy)
+    // and assign roles; a tenant names it by GUID, bypassing the custom-role admission rules.
+    let evil = "0e5c0c0a-1b2c-4d3e-8f4a-5b6c7d8e9f00";
+    let seed = format!(
+        "{DEMO_SEED}\nroleDefinitions:\n  - name: {evil}\n    roleName: Hub helper\n    assignableScopes: [/subscriptions/{SUB}]\n    permissions:\n      - actions: [Microsoft.Devices/IotHubs/write, Microsoft.Authorization/roleAssignments/write]\n        dataActions: [Microsoft.Devices/IotHubs/devices/read]\n"
+    );
+    let a = allowed();
+    let h = H::with_seed(&seed, &allowed_refs(&a), None, |_| {}).await;
+    h.api.put(&assignment_yaml(
+        "helper",
+        FACTORY_HUB,
+        TELEMETRY_SP,
+        "ServicePrincipal",
+        &format!("{{definitionId: {evil}}}"),
+    ));
+    h.ra("helper").await.expect("reconciles");
+    let st = h.ra_obj("helper").status.unwrap();
+    assert_eq!(h.ready(&st.conditions), ("False".into(), "RoleNotGrantable".into()));
+    let message = &st.conditions.iter().find(|c| c.type_ == "Ready").unwrap().message;
+    assert!(
+        message.contains("Microsoft.Devices/IotHubs/write") && message.contains("Microsoft.Authorization"),
+        "{message}"
+    );
+    assert!(h.azure_assignments(TELEMETRY_SP).is_empty(), "nothing granted");
+    assert_eq!(h.emu.stats().writes(), 0);
+    assert!(h.api.events().iter().any(|(r, _)| r == "RoleNotGrantable"));
+
+    // Owner by GUID (admission bypassed, e.g. an older CRD still installed): the operator's own
+    // validation refuses it before any Azure call.
+    h.api.put(&assignment_yaml(
+        "owner",
+        FACTORY_HUB,
+        TELEMETRY_SP,
+        "ServicePrincipal",
+        "{definitionId: 8E3AF657-A8FF-443C-A75C-2FE8C4BCB635}",
+    ));
+    h.ra("owner").await.expect("reconciles");
+    let st = h.ra_obj("owner").status.unwrap();
+    assert_eq!(h.ready(&st.conditions).1, "InvalidSpec");
+    assert!(h.azure_assignments(TELEMETRY_SP).is_empty());
 }
 
 #[tokio::test]

@@ -17,7 +17,85 @@ fn run(
     observed: &[iothub_access_operator::domain::ObservedAssignment],
 ) -> Plan {
     let roles: Vec<RoleDefinition> = vec![];
-    plan(&AssignmentInput { mode, desired: d, owned, deletion_policy: policy, observed, roles: &roles })
+    plan(&AssignmentInput {
+        mode,
+        desired: d,
+        owned,
+        deletion_policy: policy,
+        observed,
+        roles: &roles,
+        allowed_roles: &[],
+    })
+}
+
+/// A `definitionId` role: the planner knows only what Azure returned (`in_azure`).
+fn run_definition_id(
+    d: &iothub_access_operator::desire::DesiredAssignment,
+    in_azure: Option<RoleDefinition>,
+    allowed_roles: &[uuid::Uuid],
+) -> Plan {
+    let mut d = d.clone();
+    d.role.definition = None;
+    let roles: Vec<RoleDefinition> = in_azure.into_iter().collect();
+    plan(&AssignmentInput {
+        mode: Mode::Apply,
+        desired: Some(&d),
+        owned: &[],
+        deletion_policy: DeletionPolicy::Delete,
+        observed: &[],
+        roles: &roles,
+        allowed_roles,
+    })
+}
+
+fn custom_definition(guid: uuid::Uuid, actions: &[&str], data_actions: &[&str]) -> RoleDefinition {
+    RoleDefinition {
+        guid,
+        role_name: "Made in the portal".into(),
+        description: String::new(),
+        role_type: iothub_access_operator::domain::RoleType::CustomRole,
+        permissions: vec![iothub_access_operator::domain::Permission {
+            actions: actions.iter().map(|s| s.to_string()).collect(),
+            data_actions: data_actions.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }],
+        assignable_scopes: vec![],
+    }
+}
+
+#[test]
+fn only_roles_within_iot_hub_data_access_are_granted_whatever_definition_id_names() {
+    let base = desired(&assignment_spec(TELEMETRY, BuiltInRole::IoTHubDataReader));
+    let with_role = |guid: uuid::Uuid| {
+        let mut d = base.clone();
+        d.role.guid = guid;
+        d
+    };
+    let refused = |p: &Plan| {
+        assert_eq!(p.actions, vec![], "nothing is written for a role that is not grantable");
+        assert_eq!(p.findings.len(), 1, "{p:?}");
+        assert_eq!((p.findings[0].severity, p.findings[0].reason), (Severity::Blocker, Reason::RoleNotGrantable));
+        p.findings[0].message.clone()
+    };
+    // Owner, by its built-in GUID: refused, naming what it grants.
+    let owner = iothub_access_operator::domain::roles::builtin_by_name("Owner").unwrap().clone();
+    let d = with_role(owner.guid);
+    let m = refused(&run_definition_id(&d, Some(owner.clone()), &[]));
+    assert!(m.contains("'Owner'") && m.contains("listkeys"), "{m}");
+    // A custom role someone made in Azure is judged by its permissions.
+    let guid = uuid::Uuid::from_u128(0xc057_0000_0000_4000_8000_0000_0000_0001);
+    let writer =
+        custom_definition(guid, &["Microsoft.Devices/IotHubs/write"], &["Microsoft.Devices/IotHubs/devices/read"]);
+    let m = refused(&run_definition_id(&with_role(guid), Some(writer.clone()), &[]));
+    assert!(m.contains("Microsoft.Devices/IotHubs/write"), "{m}");
+    let data_only =
+        custom_definition(guid, &["Microsoft.Devices/IotHubs/read"], &["Microsoft.Devices/IotHubs/twins/*"]);
+    assert_eq!(run_definition_id(&with_role(guid), Some(data_only), &[]).actions, vec![create(&with_role(guid))]);
+    // Unknown to Azure: refused (fail closed), never granted unchecked.
+    let m = refused(&run_definition_id(&with_role(guid), None, &[]));
+    assert!(m.contains("was not found"), "{m}");
+    // The cluster admin may allow a role explicitly; nothing else widens it.
+    assert_eq!(run_definition_id(&with_role(guid), Some(writer), &[guid]).actions, vec![create(&with_role(guid))]);
 }
 
 fn create(d: &iothub_access_operator::desire::DesiredAssignment) -> Action {

@@ -163,6 +163,11 @@ async fn the_operator_process_reconciles_resyncs_cleans_up_and_stops_on_sigterm(
             Resource::SharedAccess(r) => api.put(r),
         };
     }
+    // The namespace, as a cluster has it: the guardrail reads its annotations and refuses to
+    // decide until it has seen it.
+    let ns: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(json!({"metadata": {"name": NS}})).expect("namespace");
+    api.put(&ns);
     let addr = serve(api.clone()).await;
     let dir = std::env::temp_dir().join(format!("iothub-access-run-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -194,7 +199,8 @@ async fn the_operator_process_reconciles_resyncs_cleans_up_and_stops_on_sigterm(
     // Every example becomes Ready (the Deny on the fleet hub once the operators' role exists).
     let all_ready = || {
         let s = api.0.lock().unwrap();
-        s.objects.len() == 5 && s.objects.values().all(ready)
+        let ours: Vec<&Value> = s.objects.iter().filter(|(k, _)| k.0 != "namespaces").map(|(_, v)| v).collect();
+        ours.len() == 5 && ours.into_iter().all(ready)
     };
     eventually("all five examples Ready", 60, all_ready).await;
     let snap = emu.snapshot();
