@@ -311,9 +311,11 @@ where
     let started = Instant::now();
     let span = tracing::info_span!("reconcile", kind = K::KIND, namespace = %obj.namespace().unwrap_or_default(), name = %obj.name_any());
     let result = kube::runtime::finalizer::finalizer(api, FINALIZER, obj, |event| async move {
-        if let kube::runtime::finalizer::Event::Apply(o) = &event {
-            progressing(api, o).await?;
-        }
+        use kube::runtime::finalizer::Event;
+        let event = match event {
+            Event::Apply(o) => Event::Apply(progressing(api, o).await?),
+            cleanup => cleanup,
+        };
         reconcile(event).await
     })
     .instrument(span)
@@ -328,7 +330,7 @@ where
 /// A generation not reconciled yet (a new resource, a changed spec): say `Reconciling` before any
 /// Azure call, so that GitOps tools see InProgress rather than the previous verdict. One status
 /// write per new generation; nothing in steady state.
-async fn progressing<K: Kind>(api: &Api<K>, obj: &K) -> Result<(), ReconcileError> {
+async fn progressing<K: Kind>(api: &Api<K>, obj: Arc<K>) -> Result<Arc<K>, ReconcileError> {
     use status::Conditioned as _;
     let generation = obj.meta().generation;
     let mut st = obj.status().cloned().unwrap_or_default();
@@ -336,7 +338,7 @@ async fn progressing<K: Kind>(api: &Api<K>, obj: &K) -> Result<(), ReconcileErro
         || (obj.status().is_some() && st.observed_generation() == generation)
         || status::is_true(st.conditions(), status::RECONCILING)
     {
-        return Ok(());
+        return Ok(obj);
     }
     let message = format!("reconciling generation {}", generation.unwrap_or_default());
     status::set_condition(
@@ -347,8 +349,8 @@ async fn progressing<K: Kind>(api: &Api<K>, obj: &K) -> Result<(), ReconcileErro
         &message,
         generation,
     );
-    status::write(api, &obj.name_any(), obj.status(), &st).await?;
-    Ok(())
+    // The rest of the reconcile writes on top of the version written here.
+    Ok(status::write(api, obj.as_ref(), obj.status(), &st).await?.map_or(obj, Arc::new))
 }
 
 /// Set `Ready`, `Reconciling`/`Stalled` and `observedGeneration` on `st`, remember the state for
@@ -368,7 +370,7 @@ pub async fn finish<K: Kind>(
     status::set_condition(st.conditions_mut(), status::READY, ready, why, message, generation);
     status::set_progress(st.conditions_mut(), status::progress(ready, why), why, message, generation);
     ctx.metrics.set_state(K::KIND, key_of(obj), ready, why);
-    status::write(api, &obj.name_any(), obj.status(), &st).await?;
+    status::write(api, obj, obj.status(), &st).await?;
     Ok(())
 }
 

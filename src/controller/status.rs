@@ -200,23 +200,31 @@ pub fn least_privilege(plan: &Plan) -> (bool, String, String) {
     }
 }
 
-/// Write `new` as the whole status when it differs from `old` (a JSON patch `add /status`
-/// replaces it, clearing fields that went away). Returns whether a write happened.
-pub async fn write<K, S>(api: &kube::Api<K>, name: &str, old: Option<&S>, new: &S) -> Result<bool, kube::Error>
+/// Write `new` as the whole status of `obj` when it differs from the status `obj` holds (a JSON
+/// patch `add /status` replaces it, clearing fields that went away). Optimistic concurrency: the
+/// patch carries the `resourceVersion` the decision was made on, so the API server refuses it
+/// (409 Conflict) when the object changed meanwhile, and the reconcile runs again on fresh data.
+/// Returns the object as written, `None` when nothing needed writing.
+pub async fn write<K, S>(api: &kube::Api<K>, obj: &K, old: Option<&S>, new: &S) -> Result<Option<K>, kube::Error>
 where
-    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
     S: serde::Serialize + PartialEq,
 {
     if old == Some(new) {
-        return Ok(false);
+        return Ok(None);
     }
     let value = serde_json::to_value(new).map_err(kube::Error::SerdeError)?;
-    let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
-        {"op": "add", "path": "/status", "value": value}
-    ]))
-    .map_err(kube::Error::SerdeError)?;
-    api.patch_status(name, &kube::api::PatchParams::default(), &kube::api::Patch::<()>::Json(patch)).await?;
-    Ok(true)
+    let mut ops = Vec::new();
+    if let Some(rv) = &obj.meta().resource_version {
+        ops.push(serde_json::json!({"op": "replace", "path": "/metadata/resourceVersion", "value": rv}));
+    }
+    ops.push(serde_json::json!({"op": "add", "path": "/status", "value": value}));
+    let patch: json_patch::Patch =
+        serde_json::from_value(serde_json::Value::Array(ops)).map_err(kube::Error::SerdeError)?;
+    let name = obj.meta().name.clone().unwrap_or_default();
+    let written =
+        api.patch_status(&name, &kube::api::PatchParams::default(), &kube::api::Patch::<()>::Json(patch)).await?;
+    Ok(Some(written))
 }
 
 #[cfg(test)]

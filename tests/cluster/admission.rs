@@ -117,6 +117,21 @@ async fn the_server_prunes_nothing_we_write_and_keeps_status_apart_from_spec() {
     assert!(api.get(name).await.unwrap().status.is_none(), "status ignored on the main resource");
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch)).await.expect("status patch");
     let got = api.get(name).await.unwrap();
-    assert_eq!(got.status.and_then(|s| s.observed_generation), Some(7));
+    assert_eq!(got.status.clone().and_then(|s| s.observed_generation), Some(7));
     assert_eq!(got.metadata.generation, Some(1), "a status write is not a spec change");
+
+    // The operator's status writes are conditional on the version it decided on: a write based
+    // on a stale read is refused (409), never silently overwriting what changed meanwhile.
+    use iothub_access_operator::controller::status;
+    let stale = got.clone();
+    let mut other = got.status.clone().unwrap_or_default();
+    other.observed_generation = Some(8);
+    status::write(&api, &got, got.status.as_ref(), &other).await.expect("a fresh write passes");
+    let mut mine = stale.status.clone().unwrap_or_default();
+    mine.observed_generation = Some(9);
+    match status::write(&api, &stale, stale.status.as_ref(), &mine).await {
+        Err(kube::Error::Api(e)) => assert_eq!(e.code, 409, "{e:?}"),
+        other => panic!("a stale status write must be refused with a conflict, got {other:?}"),
+    }
+    assert_eq!(api.get(name).await.unwrap().status.and_then(|s| s.observed_generation), Some(8));
 }
