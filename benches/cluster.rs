@@ -43,16 +43,16 @@ async fn memory() {
     println!("  {N} resources created in {:.1} s", t.elapsed().as_secs_f64());
     let op = Operator::start(server, &emu.base_url(), &ns, "memory", &["--reconcile-concurrency", "16"]);
     let t = Instant::now();
-    let mut peak = 0.0f64;
+    // Listing 10,000 objects loads the API server as much as the operator does: look rarely.
     loop {
-        let all = objects(&client, &ns).await;
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        let ready_now = objects(&client, &ns).await.iter().filter(|v| ready(v)).count();
         let (rss, _) = memory_mib(op.pid());
-        peak = peak.max(rss);
-        if all.iter().filter(|v| ready(v)).count() == N {
+        println!("  {:>5.0} s: {ready_now} Ready, VmRSS {rss:.1} MiB", t.elapsed().as_secs_f64());
+        if ready_now == N {
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(1800), "not all Ready after 30 min:\n{}", op.log_tail());
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(t.elapsed() < Duration::from_secs(2400), "not all Ready after 40 min:\n{}", op.log_tail());
     }
     println!("  all {N} Ready in {:.1} s", t.elapsed().as_secs_f64());
     tokio::time::sleep(Duration::from_secs(5)).await;

@@ -73,6 +73,8 @@ pub struct EmulatorConfig {
     pub role_definition_has_assignments_status: u16,
     /// Status of `RoleDefinitionDoesNotExist` on a role assignment PUT (unverified; 400).
     pub unknown_role_on_assignment_status: u16,
+    /// Lifetime of the access tokens the token endpoint issues (`expires_in`), in seconds.
+    pub token_lifetime_secs: u64,
 }
 
 impl Default for EmulatorConfig {
@@ -94,6 +96,7 @@ impl Default for EmulatorConfig {
             keep_policies_when_omitted: true,
             role_definition_has_assignments_status: 409,
             unknown_role_on_assignment_status: 400,
+            token_lifetime_secs: 3599,
         }
     }
 }
@@ -107,6 +110,9 @@ pub struct Stats {
     faults: u64,
     #[serde(default)]
     writes: u64,
+    /// Federated assertions (`client_assertion`) the token endpoint accepted, in order.
+    #[serde(default)]
+    pub federated_assertions: Vec<String>,
 }
 
 /// Operations that only read.

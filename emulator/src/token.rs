@@ -227,9 +227,13 @@ pub(crate) fn token_endpoint(ctx: &Ctx, tenant: &str) -> Reply {
             );
         }
     }
+    if let Some(a) = assertion {
+        ctx.inner.lock_stats().federated_assertions.push(a);
+    }
     let aud = audience_of(&scope);
-    let token = issue(&ctx.inner.token_secret, &ctx.inner.base_url, &aud, &state_tenant, &client_id, 3599);
-    Reply::json(200, json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token}))
+    let life = ctx.inner.config.token_lifetime_secs;
+    let token = issue(&ctx.inner.token_secret, &ctx.inner.base_url, &aud, &state_tenant, &client_id, life as i64);
+    Reply::json(200, json!({"token_type": "Bearer", "expires_in": life, "ext_expires_in": life, "access_token": token}))
 }
 
 /// `GET /metadata/identity/oauth2/token` (IMDS, v1 `resource`, string-typed numbers).

@@ -212,7 +212,7 @@ struct OAuthFlow {
 
 /// The client-credentials flow of Entra ID v2 over the project's HTTP client, for authorities
 /// `azure_identity` will not talk to (plain http: the emulator). Caches tokens per scope until
-/// five minutes before expiry.
+/// five minutes before expiry (halfway, for tokens that live less than ten minutes).
 struct OAuthCredential {
     http: reqwest::Client,
     flow: OAuthFlow,
@@ -285,7 +285,9 @@ impl TokenSource for OAuthCredential {
             serde_json::Value::String(s) => s.parse().unwrap_or(300),
             _ => 300,
         };
-        let until = Instant::now() + Duration::from_secs(secs.saturating_sub(300).max(30));
+        // Refresh five minutes before expiry, or halfway through a token that lives less than
+        // ten minutes.
+        let until = Instant::now() + Duration::from_secs(secs - (secs / 2).min(300));
         cache.insert(scope.to_string(), (parsed.access_token.clone(), until));
         Ok(parsed.access_token)
     }

@@ -303,11 +303,15 @@ async fn a_wrong_client_secret_is_a_clear_authentication_error() {
 
 #[tokio::test]
 async fn workload_identity_reads_the_rotating_token_file() {
-    let emu = emulator(DEMO_SEED, |_| {}).await;
+    // Access tokens that live 2 s: the second request needs a new one, by then the kubelet has
+    // rotated the projected service account token in the file.
+    let emu = emulator(DEMO_SEED, |c| c.token_lifetime_secs = 2).await;
     let dir = std::env::temp_dir().join(format!("iothub-access-wi-{}", Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("azure-identity-token");
-    std::fs::write(&file, "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQifQ.c2ln").unwrap();
+    let first = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJmaXJzdCJ9.c2ln";
+    let rotated = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyb3RhdGVkIn0.c2ln";
+    std::fs::write(&file, first).unwrap();
     let kind = iothub_access_operator::azure::credential::CredentialKind::WorkloadIdentity {
         tenant_id: TENANT.into(),
         client_id: CLIENT_ID.into(),
@@ -315,6 +319,10 @@ async fn workload_identity_reads_the_rotating_token_file() {
     };
     let c = iothub_access_operator::cli::azure_args::connect(config(&emu, Cloud::AzurePublicCloud), &kind).unwrap();
     assert!(c.get_hub(&hub(FLEET_HUB)).await.unwrap().is_some());
+    std::fs::write(&file, rotated).unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(c.get_hub(&hub(FLEET_HUB)).await.unwrap().is_some());
+    assert_eq!(emu.stats().federated_assertions, vec![first.to_string(), rotated.to_string()]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

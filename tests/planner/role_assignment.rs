@@ -265,12 +265,27 @@ fn plans_are_deterministic_and_sorted() {
     let d = desired(&assignment_spec(TELEMETRY, BuiltInRole::IoTHubDataReader));
     let old1 = desired(&assignment_spec(TELEMETRY, BuiltInRole::IoTHubTwinContributor));
     let old2 = desired(&assignment_spec(TELEMETRY, BuiltInRole::IoTHubRegistryContributor));
-    let observed = [observed_of(&old2), observed_of(&old1)];
-    let a = run(Mode::Apply, Some(&d), &[old1.id(), old2.id()], DeletionPolicy::Delete, &observed);
-    let b = run(Mode::Apply, Some(&d), &[old2.id(), old1.id()], DeletionPolicy::Delete, &observed);
-    assert_eq!(a, b);
-    assert!(matches!(a.actions[0], Action::CreateRoleAssignment { .. }));
-    assert_eq!(a.actions.len(), 3);
+    let a = run(
+        Mode::Apply,
+        Some(&d),
+        &[old1.id(), old2.id()],
+        DeletionPolicy::Delete,
+        &[observed_of(&old2), observed_of(&old1)],
+    );
+    let b = run(
+        Mode::Apply,
+        Some(&d),
+        &[old2.id(), old1.id()],
+        DeletionPolicy::Delete,
+        &[observed_of(&old1), observed_of(&old2)],
+    );
+    assert_eq!(a, b, "the order Azure and status list things in does not change the plan");
+    // Make before break: the create first, then the deletions in id order.
+    let mut old_ids = vec![old1.id(), old2.id()];
+    old_ids.sort_by_key(ToString::to_string);
+    let mut want = vec![create(&d)];
+    want.extend(old_ids.into_iter().map(|id| Action::DeleteRoleAssignment { id }));
+    assert_eq!(a.actions, want);
 }
 
 #[test]
