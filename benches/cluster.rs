@@ -34,14 +34,20 @@ async fn memory() {
     println!("\n== memory of `run` with {N} role assignments on the real API server");
     let Some((server, client, ns)) = setup("bench-memory").await else { return };
     let emu = support::emulator(support::DEMO_SEED, |c: &mut EmulatorConfig| {
-        c.seed = converged_seed(N);
+        c.seed = converged_seed(N, "bench", &ns);
         c.accept_unknown_principals = true;
     })
     .await;
     let t = Instant::now();
     apply(&client, &ns, &assignments(N)).await;
     println!("  {N} resources created in {:.1} s", t.elapsed().as_secs_f64());
-    let op = Operator::start(server, &emu.base_url(), &ns, "memory", &["--reconcile-concurrency", "16"]);
+    let op = Operator::start(
+        server,
+        &emu.base_url(),
+        &ns,
+        "memory",
+        &["--reconcile-concurrency", "16", "--instance-id", "bench"],
+    );
     let t = Instant::now();
     // Listing 10,000 objects loads the API server as much as the operator does: look rarely.
     loop {

@@ -14,22 +14,30 @@
 //!   assignments effective at the hub (lock-out check).
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use uuid::Uuid;
 
 use crate::azure::AzureError;
 use crate::crd::DeletionPolicy;
 use crate::desire::{DesiredAssignment, DesiredCustomRole, DesiredSharedAccess};
+use crate::domain::naming::Owner;
 use crate::domain::{DpsObservation, ObservedAssignment, RoleAssignmentId, RoleDefinition, Scope, roles};
 use crate::observe::Observer;
+use crate::plan::ownership::Others;
 use crate::plan::{self, Mode, Plan};
 
 /// One role assignment resource to plan.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct AssignmentRequest {
     pub mode: Mode,
     /// `None` when the spec is invalid (cleanup can still remove what is owned).
     pub desired: Option<DesiredAssignment>,
+    /// This resource, under the operator instance: what it may delete is proven from it.
+    pub owner: Owner,
+    /// The other managed resources and what they want (never revoked under them).
+    pub others: Arc<dyn Others + Send + Sync>,
+    /// Assignments status says this resource made: only a hint of which scopes to read.
     pub owned: Vec<RoleAssignmentId>,
     pub deletion_policy: DeletionPolicy,
     /// Roles the cluster admin allows beyond IoT Hub data access (`--allowed-role`).
@@ -41,17 +49,18 @@ pub struct AssignmentRequest {
 pub struct CustomRoleRequest {
     pub mode: Mode,
     pub desired: Option<DesiredCustomRole>,
-    /// Definitions this resource created, with the scope each was written at.
+    /// This resource, under the operator instance.
+    pub owner: Owner,
+    /// Definitions status says this resource created, with their scopes: a hint, proven first.
     pub owned: Vec<(Scope, Uuid)>,
     pub deletion_policy: DeletionPolicy,
 }
 
+/// Append the assignments of `items` not in `out` yet (by id): linear, since a hub's list can
+/// hold thousands.
 fn push_unique(out: &mut Vec<ObservedAssignment>, items: Vec<ObservedAssignment>) {
-    for a in items {
-        if !out.iter().any(|o| o.id == a.id) {
-            out.push(a);
-        }
-    }
+    let mut seen: std::collections::HashSet<RoleAssignmentId> = out.iter().map(|o| o.id.clone()).collect();
+    out.extend(items.into_iter().filter(|a| seen.insert(a.id.clone())));
 }
 
 /// The definitions of every non-built-in role among `guids` (GETs, shared by the observer).
@@ -123,7 +132,8 @@ pub async fn plan_assignment(obs: &Observer, req: &AssignmentRequest) -> Result<
     Ok(plan::role_assignment::plan(&plan::role_assignment::AssignmentInput {
         mode: req.mode,
         desired: req.desired.as_ref(),
-        owned: &req.owned,
+        me: &req.owner,
+        others: req.others.as_ref(),
         deletion_policy: req.deletion_policy,
         observed: &observed,
         roles: &known,
@@ -180,6 +190,7 @@ pub async fn plan_custom_role(obs: &Observer, req: &CustomRoleRequest) -> Result
     Ok(plan::custom_role::plan(&plan::custom_role::CustomRoleInput {
         mode: req.mode,
         desired: req.desired.as_ref(),
+        me: &req.owner,
         owned: &req.owned,
         deletion_policy: req.deletion_policy,
         observed: &observed,

@@ -18,9 +18,11 @@ use crate::apply::{self, Applied, Outcome};
 use crate::azure::Azure;
 use crate::crd::{IotHubCustomRoleSpec, ReconcileMode};
 use crate::desire::{self, DesireError};
+use crate::domain::naming::Owner;
 use crate::engine::{self, AssignmentRequest, CustomRoleRequest};
 use crate::manifest::{Document, Manifests, Resource};
 use crate::observe::Observer;
+use crate::plan::ownership::Wants;
 use crate::plan::{Action, Mode, Plan, Severity};
 
 /// How many resources are planned at once (reads are shared and paced by the client).
@@ -96,14 +98,53 @@ fn reconcile_mode(doc: &Document) -> (ReconcileMode, Option<String>) {
     ReconcileMode::from_annotations(doc.resource.meta().annotations.as_ref().unwrap_or(&none))
 }
 
+/// The operator instance the command line derives names under (the controller's is its
+/// cluster's): objects `apply` creates are never claimed by a controller, nor the reverse.
+pub const CLI_INSTANCE: &str = "cli";
+
+fn owner(doc: &Document) -> Owner {
+    Owner::new(CLI_INSTANCE, doc.resource.namespace(), doc.resource.name())
+}
+
+/// The custom role spec of `name` in `namespace`, from the manifests.
+fn custom_role_in(manifests: &Manifests, namespace: &str, name: &str) -> Option<IotHubCustomRoleSpec> {
+    manifests.valid_resources().find_map(|d| match &d.resource {
+        Resource::CustomRole(c) if d.resource.namespace() == namespace && d.resource.name() == name => {
+            Some(c.spec.clone())
+        }
+        _ => None,
+    })
+}
+
+/// What every role assignment of the manifests wants (so none is revoked under another).
+fn wants(manifests: &Manifests) -> Arc<Wants> {
+    let mut out = Vec::new();
+    for doc in manifests.valid_resources() {
+        if let Resource::RoleAssignment(r) = &doc.resource {
+            let ns = doc.resource.namespace();
+            let o = owner(doc);
+            if let Ok(d) = desire::desire_role_assignment(&r.spec, &|n| custom_role_in(manifests, ns, n), &o) {
+                out.push((o, d.scope.clone(), d.role.guid, d.principal_id.clone()));
+            }
+        }
+    }
+    Arc::new(Wants(out))
+}
+
 /// Plan one resource of the manifests.
-async fn plan_document(obs: &Observer, manifests: &Manifests, doc: &Document) -> Result<Plan, String> {
+async fn plan_document(
+    obs: &Observer,
+    manifests: &Manifests,
+    wants: &Arc<Wants>,
+    doc: &Document,
+) -> Result<Plan, String> {
     match &doc.resource {
         Resource::CustomRole(r) => {
-            let desired = desire::desire_custom_role(&r.spec).map_err(|e| e.to_string())?;
+            let desired = desire::desire_custom_role(&r.spec, &owner(doc)).map_err(|e| e.to_string())?;
             let req = CustomRoleRequest {
                 mode: Mode::Apply,
                 desired: Some(desired),
+                owner: owner(doc),
                 owned: vec![],
                 deletion_policy: r.spec.deletion_policy,
             };
@@ -111,21 +152,16 @@ async fn plan_document(obs: &Observer, manifests: &Manifests, doc: &Document) ->
         }
         Resource::RoleAssignment(r) => {
             let namespace = doc.resource.namespace();
-            let lookup = |name: &str| -> Option<IotHubCustomRoleSpec> {
-                manifests.valid_resources().find_map(|d| match &d.resource {
-                    Resource::CustomRole(c) if d.resource.namespace() == namespace && d.resource.name() == name => {
-                        Some(c.spec.clone())
-                    }
-                    _ => None,
-                })
-            };
-            let desired = desire::desire_role_assignment(&r.spec, &lookup).map_err(|e| match e {
+            let lookup = |name: &str| custom_role_in(manifests, namespace, name);
+            let desired = desire::desire_role_assignment(&r.spec, &lookup, &owner(doc)).map_err(|e| match e {
                 DesireError::Invalid(f) => f.to_string(),
                 other => other.to_string(),
             })?;
             let req = AssignmentRequest {
                 mode: Mode::Apply,
                 desired: Some(desired),
+                owner: owner(doc),
+                others: wants.clone(),
                 owned: vec![],
                 deletion_policy: r.spec.deletion_policy,
                 allowed_roles: vec![],
@@ -142,15 +178,17 @@ async fn plan_document(obs: &Observer, manifests: &Manifests, doc: &Document) ->
 /// Plan every valid resource of `manifests` against Azure (one observation pass).
 pub async fn plan_manifests(azure: Arc<dyn Azure>, manifests: &Manifests) -> Vec<Planned> {
     let obs = Observer::new(azure);
+    let wants = wants(manifests);
     futures::stream::iter(manifests.valid_resources())
         .map(|doc| {
             let obs = &obs;
+            let wants = &wants;
             async move {
                 let (mode, problem) = reconcile_mode(doc);
                 let result = match problem {
                     Some(p) => Err(format!("metadata.annotations: {p}")),
                     None if mode == ReconcileMode::Skip => Ok(Plan::default()),
-                    None => plan_document(obs, manifests, doc).await,
+                    None => plan_document(obs, manifests, wants, doc).await,
                 };
                 Planned { object: doc.resource.object_ref(), source: doc.source.clone(), mode, result }
             }

@@ -11,7 +11,7 @@ use kube::{Api, ResourceExt};
 use uuid::Uuid;
 
 use super::status::{self, READY, reason};
-use super::{Context, Kind, ReconcileError, done, finish, in_finalizer, key_of, reconcile_mode};
+use super::{Context, Kind, ReconcileError, done, finish, in_finalizer, key_of, owner_of, reconcile_mode};
 use crate::apply::{self, Outcome};
 use crate::crd::{IotHubCustomRole, IotHubCustomRoleStatus, ReconcileMode};
 use crate::desire::desire_custom_role;
@@ -59,7 +59,7 @@ async fn apply_one(
         return Ok(done(ctx, obj));
     }
     let mut st = obj.status.clone().unwrap_or_default();
-    let desired = match desire_custom_role(&obj.spec) {
+    let desired = match desire_custom_role(&obj.spec, &owner_of(ctx, obj)) {
         Ok(d) => d,
         Err(errors) => {
             let msg = errors.to_string();
@@ -85,6 +85,7 @@ async fn apply_one(
     let req = CustomRoleRequest {
         mode: Mode::Apply,
         desired: Some(desired.clone()),
+        owner: owner_of(ctx, obj),
         owned: owned.clone(),
         deletion_policy: obj.spec.deletion_policy,
     };
@@ -192,9 +193,11 @@ async fn cleanup(
         ctx.event(obj, EventType::Warning, "DeletionRefused", msg.clone()).await;
         return Err(ReconcileError::Refused(msg));
     }
-    let desired = desire_custom_role(&obj.spec).ok();
+    let owner = owner_of(ctx, obj);
+    let desired = desire_custom_role(&obj.spec, &owner).ok();
     let owned = owned_of(&st);
-    let req = CustomRoleRequest { mode: Mode::Cleanup, desired, owned, deletion_policy: obj.spec.deletion_policy };
+    let req =
+        CustomRoleRequest { mode: Mode::Cleanup, desired, owner, owned, deletion_policy: obj.spec.deletion_policy };
     let plan = engine::plan_custom_role(&ctx.observer.get(), &req).await?;
     if let Some(b) = plan.findings.iter().find(|f| f.severity == Severity::Blocker) {
         st.assignment_ids = b.resource_ids.clone();

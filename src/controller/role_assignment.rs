@@ -11,7 +11,9 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
 use super::status::{self, LEAST_PRIVILEGE, READY, reason};
-use super::{Context, Kind, ReconcileError, done, finish, in_finalizer, key_of, reconcile_mode};
+use super::{
+    ClusterWants, Context, Kind, ReconcileError, done, finish, in_finalizer, key_of, owner_of, reconcile_mode,
+};
 use crate::apply::{self, Outcome};
 use crate::crd::{
     IotHubCustomRole, IotHubCustomRoleSpec, IotHubRoleAssignment, IotHubRoleAssignmentStatus, ReconcileMode,
@@ -83,7 +85,8 @@ async fn apply_one(
     }
     let mut st = obj.status.clone().unwrap_or_default();
     let lookup = custom_role_lookup(ctx, &ns);
-    let desired = match desire_role_assignment(&obj.spec, &lookup) {
+    let owner = owner_of(ctx, obj);
+    let desired = match desire_role_assignment(&obj.spec, &lookup, &owner) {
         Ok(d) => d,
         Err(DesireError::Invalid(errors)) => {
             let msg = errors.to_string();
@@ -119,6 +122,8 @@ async fn apply_one(
     let req = AssignmentRequest {
         mode: Mode::Apply,
         desired: Some(desired.clone()),
+        owner,
+        others: ClusterWants::or_unknown(ctx),
         owned: owned.clone(),
         deletion_policy: obj.spec.deletion_policy,
         allowed_roles: ctx.settings.allowed_roles.clone(),
@@ -134,12 +139,7 @@ async fn apply_one(
     };
     let (lp_ok, lp_reason, lp_msg) = status::least_privilege(&plan);
     status::set_condition(&mut st.conditions, LEAST_PRIVILEGE, lp_ok, &lp_reason, &lp_msg, obj.metadata.generation);
-    let adopted_finding = plan
-        .findings
-        .iter()
-        .find(|f| f.reason == Reason::AdoptedExisting)
-        .and_then(|f| f.resource_ids.first())
-        .and_then(|id| RoleAssignmentId::parse(id).ok());
+    let adopted_finding = assignment_found(&plan, Reason::AdoptedExisting);
 
     if mode != ReconcileMode::Manage {
         st.pending_actions = status::pending(&plan.actions);
@@ -166,9 +166,10 @@ async fn apply_one(
         ctx.drift_repaired(obj, "the role assignment", &applied).await;
     }
 
-    // Ownership: what the resource created (or finds under its derived name) and old ones not
-    // yet deleted.
-    let desired_id = desired.id();
+    // What status reports (a hint for the next reconcile, never an authority): the grant this
+    // resource holds (the one it made, or one made for a resource that is gone) and old ones
+    // not yet deleted.
+    let desired_id = assignment_found(&plan, Reason::TakenOver).unwrap_or_else(|| desired.id());
     let mut owned_now: Vec<RoleAssignmentId> = owned;
     let mut adopted = adopted_finding;
     // A refused plan creates nothing: ownership stays as it was.
@@ -209,6 +210,12 @@ async fn apply_one(
     Ok(done(ctx, obj))
 }
 
+/// The assignment a finding of `reason` names.
+fn assignment_found(plan: &crate::plan::Plan, reason: Reason) -> Option<RoleAssignmentId> {
+    let finding = plan.findings.iter().find(|f| f.reason == reason)?;
+    RoleAssignmentId::parse(finding.resource_ids.first()?).ok()
+}
+
 async fn cleanup(obj: &IotHubRoleAssignment, ctx: &Context) -> Result<Requeue, ReconcileError> {
     let ns = obj.namespace().unwrap_or_default();
     ctx.metrics.forget(KIND, &key_of(obj));
@@ -220,19 +227,26 @@ async fn cleanup(obj: &IotHubRoleAssignment, ctx: &Context) -> Result<Requeue, R
     }
     let st = obj.status.clone().unwrap_or_default();
     let lookup = custom_role_lookup(ctx, &ns);
-    let desired = desire_role_assignment(&obj.spec, &lookup).ok();
-    let owned = parse_owned(&st);
-    let mut ids: Vec<String> = owned.iter().map(|o| o.scope.to_string()).collect();
-    if let Some(d) = &desired {
-        ids.push(d.scope.to_string());
-    }
-    if let Err(e) = ctx.check_scopes(&ns, ids.iter().map(String::as_str))? {
+    let owner = owner_of(ctx, obj);
+    let desired = desire_role_assignment(&obj.spec, &lookup, &owner).ok();
+    if let Some(d) = &desired
+        && let Err(e) = ctx.check_scopes(&ns, [d.scope.to_string().as_str()])?
+    {
         ctx.event(obj, EventType::Warning, reason::SCOPE_NOT_ALLOWED, format!("left in Azure: {e}")).await;
         return Ok(Requeue::await_change());
+    }
+    // Status only hints where else to look; hints outside the namespace's scopes are not read.
+    let mut owned = Vec::new();
+    for id in parse_owned(&st) {
+        if ctx.check_scopes(&ns, [id.scope.to_string().as_str()])?.is_ok() {
+            owned.push(id);
+        }
     }
     let req = AssignmentRequest {
         mode: Mode::Cleanup,
         desired,
+        owner,
+        others: ClusterWants::of(ctx).ok_or(ReconcileError::NotSynced)?,
         owned,
         deletion_policy: obj.spec.deletion_policy,
         allowed_roles: vec![],

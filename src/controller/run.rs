@@ -56,6 +56,11 @@ pub struct RunArgs {
     /// Hub data actions and control-plane reads are granted.
     #[arg(long = "allowed-role", env = "IOTHUB_ACCESS_ALLOWED_ROLES", value_delimiter = ',')]
     pub allowed_roles: Vec<uuid::Uuid>,
+    /// This operator instance, part of every Azure name it derives: two operators managing one
+    /// subscription must have different ids, or they claim each other's objects. Default: the
+    /// UID of this cluster's `kube-system` namespace (stable for the cluster's life).
+    #[arg(long, env = "IOTHUB_ACCESS_INSTANCE_ID")]
+    pub instance_id: Option<String>,
     /// How often everything is re-observed and drift repaired.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub resync_interval: Duration,
@@ -198,9 +203,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         Arc::new(move |ns: &str| namespace_annotation(&ns_reader, &ns_watch_error, ns));
 
     let reporter = Reporter { controller: "iothub-access-operator".into(), instance: std::env::var("POD_NAME").ok() };
+    let instance_id = match &args.instance_id {
+        Some(id) if !id.trim().is_empty() => id.trim().to_string(),
+        _ => Api::<Namespace>::all(client.clone())
+            .get("kube-system")
+            .await
+            .context("reading the kube-system namespace's UID for the default --instance-id (or set --instance-id)")?
+            .metadata
+            .uid
+            .context("the kube-system namespace has no UID: set --instance-id")?,
+    };
+    tracing::info!(instance_id = %instance_id, "operator instance");
     let settings = Settings {
         resync_interval: args.resync_interval,
         allowed_roles: args.allowed_roles.clone(),
+        instance_id,
+        watch_namespace: args.watch_namespace.clone(),
         ..Settings::default()
     };
     let ctx = Arc::new(Context::new(

@@ -8,12 +8,13 @@ use crate::crd::IotHubCustomRoleSpec;
 use crate::crd::rules::{MANAGEMENT_GROUP_SCOPE_PREFIX, MAX_ACTIONS, msg};
 use crate::domain::catalog::{self, LISTKEYS_ACTION};
 use crate::domain::ids::role_definition_id;
-use crate::domain::{Permission, RoleDefinition, RoleType, Scope, naming};
+use crate::domain::naming::Owner;
+use crate::domain::{Permission, RoleDefinition, RoleType, Scope};
 
 /// The role definition a spec asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesiredCustomRole {
-    /// Content-derived definition GUID (subscription, role name).
+    /// The definition GUID this resource derives (see `domain::naming`).
     pub guid: Uuid,
     pub subscription_id: String,
     /// The scope the definition is written at: the first assignable scope.
@@ -127,8 +128,9 @@ fn dedup_case_insensitive(items: impl IntoIterator<Item = String>) -> Vec<String
     items.into_iter().filter(|s| seen.insert(s.to_ascii_lowercase())).collect()
 }
 
-/// Validate and convert: operations expanded, data actions canonical, sorted and deduplicated.
-pub fn desire_custom_role(spec: &IotHubCustomRoleSpec) -> Result<DesiredCustomRole, FieldErrors> {
+/// Validate and convert: operations expanded, data actions canonical, sorted and deduplicated;
+/// the GUID is the one `owner` (this resource) derives.
+pub fn desire_custom_role(spec: &IotHubCustomRoleSpec, owner: &Owner) -> Result<DesiredCustomRole, FieldErrors> {
     validate_custom_role(spec)?;
     let canonical = |list: &[String]| -> Vec<String> {
         let mut v: Vec<String> =
@@ -149,7 +151,7 @@ pub fn desire_custom_role(spec: &IotHubCustomRoleSpec) -> Result<DesiredCustomRo
     };
     let scope = Scope::parse(&assignable_scopes[0]).unwrap_or_else(|_| Scope::Subscription(subscription_id.clone()));
     Ok(DesiredCustomRole {
-        guid: naming::role_definition_name(&subscription_id, &spec.role_name),
+        guid: owner.definition_name(),
         subscription_id,
         scope,
         role_name: spec.role_name.trim().to_string(),

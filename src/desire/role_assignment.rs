@@ -7,7 +7,8 @@ use super::{FieldErrors, GUID_RE, MANAGEMENT_GROUP_RE, check_guid, check_hub, ch
 use crate::crd::rules::msg;
 use crate::crd::{AssignmentScope, IotHubCustomRoleSpec, IotHubRoleAssignmentSpec, PrincipalType};
 use crate::domain::ids::{RoleAssignmentId, role_definition_id};
-use crate::domain::{HubId, RoleDefinition, Scope, naming, roles};
+use crate::domain::naming::Owner;
+use crate::domain::{HubId, RoleDefinition, Scope, roles};
 
 /// Finds an `IotHubCustomRole` spec by name in the assignment's namespace.
 pub type CustomRoleLookup<'a> = &'a dyn Fn(&str) -> Option<IotHubCustomRoleSpec>;
@@ -39,7 +40,7 @@ pub struct DesiredAssignment {
     pub principal_id: String,
     pub principal_type: PrincipalType,
     pub description: Option<String>,
-    /// Content-derived assignment name (see `domain::naming`).
+    /// The assignment name this resource derives (see `domain::naming`).
     pub name: Uuid,
 }
 
@@ -109,10 +110,11 @@ pub fn validate_role_assignment(spec: &IotHubRoleAssignmentSpec) -> Result<(), F
     errs.into_result()
 }
 
-/// Validate, resolve the role and derive the assignment.
+/// Validate, resolve the role and derive the assignment `owner` (this resource) asks for.
 pub fn desire_role_assignment(
     spec: &IotHubRoleAssignmentSpec,
     custom_roles: CustomRoleLookup<'_>,
+    owner: &Owner,
 ) -> Result<DesiredAssignment, DesireError> {
     validate_role_assignment(spec).map_err(DesireError::Invalid)?;
     let hub = spec.hub.to_hub_id();
@@ -127,9 +129,9 @@ pub fn desire_role_assignment(
             Scope::ManagementGroup(spec.management_group_id.clone().unwrap_or_default())
         }
     };
-    let role = resolve_role(spec, custom_roles)?;
+    let role = resolve_role(spec, custom_roles, owner)?;
     let principal_id = spec.principal.id.to_ascii_lowercase();
-    let name = naming::role_assignment_name(&scope, role.guid, &principal_id);
+    let name = owner.assignment_name(&scope, role.guid, &principal_id);
     Ok(DesiredAssignment {
         hub,
         scope,
@@ -144,13 +146,16 @@ pub fn desire_role_assignment(
 fn resolve_role(
     spec: &IotHubRoleAssignmentSpec,
     custom_roles: CustomRoleLookup<'_>,
+    owner: &Owner,
 ) -> Result<ResolvedRole, DesireError> {
     if let Some(b) = spec.role.built_in {
         return Ok(ResolvedRole { guid: b.guid(), definition: Some(b.definition().clone()) });
     }
     if let Some(r) = &spec.role.custom_role_ref {
         let custom = custom_roles(&r.name).ok_or_else(|| DesireError::CustomRoleNotFound(r.name.clone()))?;
-        let desired = desire_custom_role(&custom)
+        // The IotHubCustomRole of that name in this namespace, under this operator instance.
+        let role_owner = Owner::new(&owner.instance, &owner.namespace, &r.name);
+        let desired = desire_custom_role(&custom, &role_owner)
             .map_err(|errors| DesireError::CustomRoleInvalid { name: r.name.clone(), errors })?;
         return Ok(ResolvedRole { guid: desired.guid, definition: Some(desired.definition()) });
     }

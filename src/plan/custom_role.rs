@@ -1,12 +1,15 @@
 //! Planning one `IotHubCustomRole`: create or update the definition (permissions, description,
-//! assignable scopes); refuse a role name another definition holds; never delete a definition
-//! that assignments still use (a finding, not an action). Pure, no I/O.
+//! assignable scopes); refuse a role name another definition holds (another namespace's, an
+//! earlier version's, anyone's: never an update); delete only definitions whose GUID this
+//! resource derives (status only hints where to look); never delete a definition that
+//! assignments still use (a finding, not an action). Pure, no I/O.
 
 use uuid::Uuid;
 
 use super::{Action, Finding, Mode, Plan, Reason, Severity};
 use crate::crd::DeletionPolicy;
 use crate::desire::DesiredCustomRole;
+use crate::domain::naming::{Owner, legacy_definition_name};
 use crate::domain::{ObservedAssignment, RoleDefinition, RoleType, Scope};
 
 /// Everything the planner needs for one custom role resource.
@@ -14,7 +17,10 @@ pub struct CustomRoleInput<'a> {
     pub mode: Mode,
     /// The desired definition (in cleanup: the one the spec names, if the spec is valid).
     pub desired: Option<&'a DesiredCustomRole>,
-    /// Definition GUIDs this resource created earlier (status), each with the scope it lives at.
+    /// Who asks: only definitions whose GUID this identity derives are ever changed or deleted.
+    pub me: &'a Owner,
+    /// Definitions status says this resource created, each with the scope it lives at: a hint of
+    /// where to look, proven against `me` before anything is deleted.
     pub owned: &'a [(Scope, Uuid)],
     pub deletion_policy: DeletionPolicy,
     /// Custom role definitions Azure has that matter: the desired GUID, the owned ones, and
@@ -44,29 +50,46 @@ pub fn plan(input: &CustomRoleInput<'_>) -> Plan {
     let mut actions = Vec::new();
     let mut findings = Vec::new();
     let find = |guid: Uuid| input.observed.iter().find(|r| r.guid == guid && r.role_type == RoleType::CustomRole);
-    let mut ours: Vec<(Scope, Uuid)> = input.owned.to_vec();
+    // Status hints, kept only where the GUID is the one this resource derives.
+    let mine = input.me.definition_name();
+    let mut ours: Vec<(Scope, Uuid)> = input.owned.iter().filter(|(_, g)| *g == mine).cloned().collect();
     if input.mode == Mode::Apply
         && let Some(d) = input.desired
     {
         match find(d.guid) {
             Some(existing) if same_definition(existing, d) => {}
-            Some(_) => actions.push(Action::PutRoleDefinition { scope: d.scope.clone(), definition: d.definition(), create: false }),
-            None => match input
-                .observed
-                .iter()
-                .find(|r| r.guid != d.guid && r.role_name.eq_ignore_ascii_case(&d.role_name))
-            {
-                Some(taken) => findings.push(Finding::new(
-                    Severity::Blocker,
-                    Reason::RoleNameTaken,
-                    format!(
-                        "a role named '{}' already exists in the tenant ({}), not created by this resource; role names are unique per tenant: choose another roleName or remove that role",
-                        taken.role_name, taken.guid
-                    ),
-                    vec![taken.guid.to_string()],
-                )),
-                None => actions.push(Action::PutRoleDefinition { scope: d.scope.clone(), definition: d.definition(), create: true }),
-            },
+            Some(_) => actions.push(Action::PutRoleDefinition {
+                scope: d.scope.clone(),
+                definition: d.definition(),
+                create: false,
+            }),
+            None => {
+                match input.observed.iter().find(|r| r.guid != d.guid && r.role_name.eq_ignore_ascii_case(&d.role_name))
+                {
+                    Some(taken) => {
+                        let legacy = taken.guid == legacy_definition_name(&d.subscription_id, &d.role_name);
+                        let whose = if legacy {
+                            "made by an earlier version of this operator, whose names prove no owner: delete it in Azure (after moving its assignments) or choose another roleName".to_string()
+                        } else {
+                            "not created by this resource; role names are unique per tenant: choose another roleName or remove that role".to_string()
+                        };
+                        findings.push(Finding::new(
+                            Severity::Blocker,
+                            Reason::RoleNameTaken,
+                            format!(
+                                "a role named '{}' already exists in the tenant ({}), {whose}",
+                                taken.role_name, taken.guid
+                            ),
+                            vec![taken.guid.to_string()],
+                        ))
+                    }
+                    None => actions.push(Action::PutRoleDefinition {
+                        scope: d.scope.clone(),
+                        definition: d.definition(),
+                        create: true,
+                    }),
+                }
+            }
         }
         // Keep the desired one; everything else we own is a leftover (e.g. after a rename).
         ours.retain(|(_, g)| *g != d.guid);

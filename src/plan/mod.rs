@@ -7,6 +7,7 @@
 //! change is always make-before-break.
 
 pub mod custom_role;
+pub mod ownership;
 pub mod role_assignment;
 pub mod shared_access;
 
@@ -160,6 +161,10 @@ pub enum Reason {
     AdoptedExisting,
     /// Left in Azure because of `deletionPolicy: Orphan`.
     Orphaned,
+    /// Left in Azure for another resource that wants the same grant.
+    HandedOver,
+    /// Made for a resource that no longer exists; this one now owns it.
+    TakenOver,
 }
 
 impl Reason {
@@ -176,6 +181,8 @@ impl Reason {
             Reason::PrincipalHoldsListKeys => "PrincipalHoldsListKeys",
             Reason::AdoptedExisting => "AdoptedExisting",
             Reason::Orphaned => "Orphaned",
+            Reason::HandedOver => "HandedOver",
+            Reason::TakenOver => "TakenOver",
         }
     }
 }

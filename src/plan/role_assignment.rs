@@ -1,15 +1,17 @@
 //! Planning one `IotHubRoleAssignment`: create when missing, nothing in steady state, make the
 //! new assignment before deleting the old one when principal, role or scope changed, adopt an
-//! equal assignment that exists under another name, delete only what the resource owns, and
-//! report least-privilege findings. Pure, no I/O.
+//! equal assignment that exists under another name, delete only what the resource provably owns
+//! (and no other resource wants: `ownership`), and report least-privilege findings. Pure, no I/O.
 
 use uuid::Uuid;
 
+use super::ownership::{self, Claim, Others, Release};
 use super::{Action, Finding, Mode, Plan, Reason, RoleCatalog, Severity};
 use crate::crd::DeletionPolicy;
 use crate::desire::DesiredAssignment;
+use crate::domain::ObservedAssignment;
 use crate::domain::ids::ScopeLevelName;
-use crate::domain::{ObservedAssignment, RoleAssignmentId};
+use crate::domain::naming::{Owner, tagged_description};
 
 /// Everything the planner needs for one role assignment resource.
 pub struct AssignmentInput<'a> {
@@ -18,21 +20,21 @@ pub struct AssignmentInput<'a> {
     /// (so cleanup finds it even when status was never written), and may be `None` when the
     /// spec is invalid.
     pub desired: Option<&'a DesiredAssignment>,
-    /// `status.ownedAssignmentIds`: assignments this resource created earlier.
-    pub owned: &'a [RoleAssignmentId],
+    /// Who asks: the operator instance and this resource. What it may delete is proven from
+    /// this identity and Azure's data (`ownership`), never from status.
+    pub me: &'a Owner,
+    /// The other resources the operator manages, and what they want.
+    pub others: &'a dyn Others,
     pub deletion_policy: DeletionPolicy,
     /// Assignments Azure shows at the scopes involved (the desired scope with inheritance, the
-    /// owned ids' scopes). Other principals' assignments may be included; they are ignored.
+    /// scopes status hints at). Other principals' assignments may be included; only those this
+    /// resource can prove are its own are ever deleted.
     pub observed: &'a [ObservedAssignment],
     /// Role definitions: the desired role's when it is not known without Azure (a
     /// `definitionId`), and the principal's other roles for the least-privilege checks.
     pub roles: &'a dyn RoleCatalog,
     /// Roles the cluster admin allows beyond IoT Hub data access (`--allowed-role`).
     pub allowed_roles: &'a [Uuid],
-}
-
-fn is_present(observed: &[ObservedAssignment], id: &RoleAssignmentId) -> bool {
-    observed.iter().any(|o| o.id.scope == id.scope && o.id.name == id.name)
 }
 
 /// Plan one role assignment resource.
@@ -50,38 +52,66 @@ fn plan_apply(input: &AssignmentInput<'_>) -> Plan {
     if let Some(refusal) = not_grantable(input, desired) {
         return Plan::new(vec![], vec![refusal]);
     }
+    let me = input.me;
     let mut actions = Vec::new();
     let mut findings = Vec::new();
-    let desired_id = desired.id();
     let existing =
         input.observed.iter().find(|o| o.same_grant(&desired.scope, desired.role.guid, &desired.principal_id));
-    match existing {
-        Some(e) if e.id.name == desired.name || input.owned.contains(&e.id) => {}
-        Some(e) => findings.push(Finding::new(
+    match existing.map(|e| (e, ownership::claim(me, e))) {
+        Some((_, Claim::Mine)) => {}
+        Some((e, Claim::MadeFor(o))) if !input.others.is_live(&o) => findings.push(Finding::new(
             Severity::Info,
-            Reason::AdoptedExisting,
-            format!(
-                "the same role assignment already exists as {}; it satisfies this resource and, not being created by it, is never deleted by it",
-                e.id
-            ),
+            Reason::TakenOver,
+            format!("the assignment {} was made for {o}, which no longer exists; this resource now owns it", e.id),
             vec![e.id.to_string()],
         )),
+        Some((e, claim)) => {
+            let why = match claim {
+                Claim::MadeFor(o) => format!("made for {o}, which still wants it"),
+                Claim::Legacy => "made by an earlier version of this operator (its name proves no owner)".into(),
+                _ => "not made by this operator".into(),
+            };
+            findings.push(Finding::new(
+                Severity::Info,
+                Reason::AdoptedExisting,
+                format!(
+                    "the same role assignment already exists as {} ({why}); it satisfies this resource and is never deleted by it",
+                    e.id
+                ),
+                vec![e.id.to_string()],
+            ))
+        }
         None => actions.push(Action::CreateRoleAssignment {
-            id: desired_id.clone(),
+            id: desired.id(),
             role_definition_id: desired.role_definition_id(),
             principal_id: desired.principal_id.clone(),
             principal_type: desired.principal_type,
-            description: desired.description.clone(),
+            description: Some(tagged_description(desired.description.as_deref(), me)),
         }),
     }
-    let satisfied_by = existing.map(|e| e.id.clone()).unwrap_or(desired_id);
-    for old in input.owned {
-        if *old != satisfied_by && is_present(input.observed, old) {
-            actions.push(Action::DeleteRoleAssignment { id: old.clone() });
+    // What this resource made earlier for a grant it no longer wants (principal, role or scope
+    // changed): deleted once the new one exists, unless another resource wants it.
+    for o in input.observed {
+        if existing.is_some_and(|e| e.id == o.id) {
+            continue;
+        }
+        match ownership::release(me, o, input.others, false) {
+            Release::Delete => actions.push(Action::DeleteRoleAssignment { id: o.id.clone() }),
+            Release::HandOver(to) => findings.push(handed_over(o, &to)),
+            Release::NotMine => {}
         }
     }
     findings.extend(least_privilege(input, desired));
     Plan::new(actions, findings)
+}
+
+fn handed_over(o: &ObservedAssignment, to: &Owner) -> Finding {
+    Finding::new(
+        Severity::Info,
+        Reason::HandedOver,
+        format!("{} is left in Azure: {to} wants the same grant", o.id),
+        vec![o.id.to_string()],
+    )
 }
 
 /// Only IoT Hub access is granted: the resolved definition must pass
@@ -111,25 +141,30 @@ fn not_grantable(input: &AssignmentInput<'_>, desired: &DesiredAssignment) -> Op
 }
 
 fn plan_cleanup(input: &AssignmentInput<'_>) -> Plan {
-    let mut ours: Vec<RoleAssignmentId> = input.owned.to_vec();
-    if let Some(d) = input.desired {
-        ours.push(d.id());
+    let me = input.me;
+    let mut present: Vec<&ObservedAssignment> = Vec::new();
+    let mut findings = Vec::new();
+    for o in input.observed {
+        // The grant this resource wants may have been made for a resource that is gone.
+        let taken_over = input.desired.is_some_and(|d| o.same_grant(&d.scope, d.role.guid, &d.principal_id));
+        match ownership::release(me, o, input.others, taken_over) {
+            Release::Delete => present.push(o),
+            Release::HandOver(to) => findings.push(handed_over(o, &to)),
+            Release::NotMine => {}
+        }
     }
-    let present: Vec<RoleAssignmentId> = ours.into_iter().filter(|id| is_present(input.observed, id)).collect();
     if input.deletion_policy == DeletionPolicy::Orphan {
-        let findings = if present.is_empty() {
-            vec![]
-        } else {
-            vec![Finding::new(
+        if !present.is_empty() {
+            findings.push(Finding::new(
                 Severity::Info,
                 Reason::Orphaned,
                 "deletionPolicy is Orphan: the role assignment stays in Azure",
-                present.iter().map(ToString::to_string).collect(),
-            )]
-        };
+                present.iter().map(|o| o.id.to_string()).collect(),
+            ));
+        }
         return Plan::new(vec![], findings);
     }
-    Plan::new(present.into_iter().map(|id| Action::DeleteRoleAssignment { id }).collect(), vec![])
+    Plan::new(present.into_iter().map(|o| Action::DeleteRoleAssignment { id: o.id.clone() }).collect(), findings)
 }
 
 fn least_privilege(input: &AssignmentInput<'_>, desired: &DesiredAssignment) -> Vec<Finding> {

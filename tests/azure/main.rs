@@ -31,7 +31,10 @@ fn hub(name: &str) -> HubId {
 fn new_assignment(scope: &Scope, principal: &str, role: &str) -> NewRoleAssignment {
     let guid = Uuid::parse_str(role).unwrap();
     NewRoleAssignment {
-        id: RoleAssignmentId { scope: scope.clone(), name: naming::role_assignment_name(scope, guid, principal) },
+        id: RoleAssignmentId {
+            scope: scope.clone(),
+            name: naming::Owner::new("test", "iot", "client").assignment_name(scope, guid, principal),
+        },
         role_definition_id: format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{role}"),
         principal_id: principal.into(),
         principal_type: PrincipalType::ServicePrincipal,
@@ -116,7 +119,7 @@ async fn custom_roles_are_unique_by_name_and_protected_while_assigned() {
         }],
         assignable_scopes: vec![format!("/subscriptions/{SUB}")],
     };
-    let guid = naming::role_definition_name(SUB, "Registry Reader");
+    let guid = naming::Owner::new("test", "iot", "registry-reader").definition_name();
     c.put_role_definition(&sub, &def(guid)).await.unwrap();
     c.put_role_definition(&sub, &def(guid)).await.expect("update (PUT again) is fine");
     let got = c.get_role_definition(&sub, guid).await.unwrap().expect("exists");

@@ -2,6 +2,7 @@
 //! create, steady state, spec change, drift repair, deletion with both policies, observe mode,
 //! the guardrail, the three shared-access blockers and custom-role dependencies.
 
+mod attacks;
 #[allow(dead_code)] // shared with the `run` test and the controller benchmark
 mod fake_api;
 #[path = "../support/mod.rs"]

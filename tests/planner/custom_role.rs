@@ -19,7 +19,7 @@ fn run(
     observed: &[RoleDefinition],
     assignments: &[ObservedAssignment],
 ) -> Plan {
-    plan(&CustomRoleInput { mode, desired: d, owned, deletion_policy: policy, observed, assignments })
+    plan(&CustomRoleInput { mode, desired: d, me: &me(), owned, deletion_policy: policy, observed, assignments })
 }
 
 fn sub_scope() -> Scope {
@@ -92,17 +92,31 @@ fn role_name_held_by_another_definition_blocks_creation() {
 }
 
 #[test]
-fn rename_creates_the_new_definition_and_deletes_the_old_one_when_unused() {
+fn a_rename_updates_the_same_definition_in_place() {
     let old = desired_role(&custom_role_spec("Registry reader", &["Microsoft.Devices/IotHubs/devices/read"]));
     let new = desired_role(&custom_role_spec("Device registry reader", &["Microsoft.Devices/IotHubs/devices/read"]));
-    assert_ne!(old.guid, new.guid);
+    assert_eq!(old.guid, new.guid, "the GUID comes from the resource, not from its role name");
     let p = run(Mode::Apply, Some(&new), &[(sub_scope(), old.guid)], DeletionPolicy::Delete, &[old.definition()], &[]);
     assert_eq!(
         p.actions,
-        vec![
-            Action::PutRoleDefinition { scope: sub_scope(), definition: new.definition(), create: true },
-            Action::DeleteRoleDefinition { scope: sub_scope(), guid: old.guid, role_name: "Registry reader".into() },
-        ]
+        vec![Action::PutRoleDefinition { scope: sub_scope(), definition: new.definition(), create: false }]
+    );
+}
+
+#[test]
+fn a_forged_status_hint_never_deletes_another_definition() {
+    let d = desired_role(&custom_role_spec("Registry reader", &["Microsoft.Devices/IotHubs/devices/read"]));
+    // Status claims another team's definition (its GUID derives from another resource).
+    let mut theirs =
+        desired_role(&custom_role_spec("Their role", &["Microsoft.Devices/IotHubs/twins/read"])).definition();
+    theirs.guid = iothub_access_operator::domain::naming::Owner::new("test", "team-b", "theirs").definition_name();
+    let hint = [(sub_scope(), theirs.guid)];
+    let observed = [d.definition(), theirs.clone()];
+    assert_eq!(run(Mode::Apply, Some(&d), &hint, DeletionPolicy::Delete, &observed, &[]), Plan::default());
+    let p = run(Mode::Cleanup, Some(&d), &hint, DeletionPolicy::Delete, &observed, &[]);
+    assert_eq!(
+        p.actions,
+        vec![Action::DeleteRoleDefinition { scope: d.scope.clone(), guid: d.guid, role_name: d.role_name.clone() }]
     );
 }
 

@@ -5,8 +5,14 @@ use iothub_access_operator::crd::{
     PrincipalType, RoleRef,
 };
 use iothub_access_operator::desire::{self, DesiredAssignment, DesiredCustomRole};
+use iothub_access_operator::domain::naming::Owner;
 use iothub_access_operator::domain::{BuiltInRole, HubId, ObservedAssignment, ObservedHub, RoleAssignmentId, Scope};
 use uuid::Uuid;
+
+/// The resource every table plans for (operator instance "test", namespace "iot").
+pub fn me() -> Owner {
+    Owner::new("test", "iot", "planned")
+}
 
 pub const SUB: &str = "5f0c7a9e-3b2d-4c1a-9e8f-7d6b5a4c3b2a";
 pub const RG: &str = "rg-iot-prod";
@@ -40,8 +46,13 @@ pub fn custom_role_ref_spec(principal: &str, name: &str) -> IotHubRoleAssignment
     s
 }
 
+/// What another resource (`owner`) asks for.
+pub fn desired_by(spec: &IotHubRoleAssignmentSpec, owner: &Owner) -> DesiredAssignment {
+    desire::desire_role_assignment(spec, &|_| None, owner).expect("valid spec")
+}
+
 pub fn desired(spec: &IotHubRoleAssignmentSpec) -> DesiredAssignment {
-    desire::desire_role_assignment(spec, &|_| None).expect("valid spec")
+    desire::desire_role_assignment(spec, &|_| None, &me()).expect("valid spec")
 }
 
 pub fn custom_role_spec(name: &str, data_actions: &[&str]) -> IotHubCustomRoleSpec {
@@ -60,7 +71,7 @@ pub fn custom_role_spec(name: &str, data_actions: &[&str]) -> IotHubCustomRoleSp
 }
 
 pub fn desired_role(spec: &IotHubCustomRoleSpec) -> DesiredCustomRole {
-    desire::desire_custom_role(spec).expect("valid spec")
+    desire::desire_custom_role(spec, &me()).expect("valid spec")
 }
 
 /// What Azure lists for an assignment that `d` would create (same name).

@@ -2,7 +2,9 @@
 //! cleanup with both deletion policies, least-privilege findings.
 
 use iothub_access_operator::crd::{AssignmentScope, DeletionPolicy};
+use iothub_access_operator::domain::naming::{Owner, tagged_description};
 use iothub_access_operator::domain::{BuiltInRole, RoleAssignmentId, RoleDefinition, Scope};
+use iothub_access_operator::plan::ownership::NoOthers;
 use iothub_access_operator::plan::role_assignment::{AssignmentInput, plan};
 use iothub_access_operator::plan::{Action, Finding, Mode, Plan, Reason, Severity};
 use pretty_assertions::assert_eq;
@@ -12,7 +14,7 @@ use super::fixtures::*;
 fn run(
     mode: Mode,
     d: Option<&iothub_access_operator::desire::DesiredAssignment>,
-    owned: &[RoleAssignmentId],
+    _status_says_owned: &[RoleAssignmentId],
     policy: DeletionPolicy,
     observed: &[iothub_access_operator::domain::ObservedAssignment],
 ) -> Plan {
@@ -20,7 +22,8 @@ fn run(
     plan(&AssignmentInput {
         mode,
         desired: d,
-        owned,
+        me: &me(),
+        others: &NoOthers,
         deletion_policy: policy,
         observed,
         roles: &roles,
@@ -40,7 +43,8 @@ fn run_definition_id(
     plan(&AssignmentInput {
         mode: Mode::Apply,
         desired: Some(&d),
-        owned: &[],
+        me: &me(),
+        others: &NoOthers,
         deletion_policy: DeletionPolicy::Delete,
         observed: &[],
         roles: &roles,
@@ -107,7 +111,7 @@ fn create(d: &iothub_access_operator::desire::DesiredAssignment) -> Action {
         ),
         principal_id: d.principal_id.clone(),
         principal_type: iothub_access_operator::crd::PrincipalType::ServicePrincipal,
-        description: d.description.clone(),
+        description: Some(tagged_description(d.description.as_deref(), &me())),
     }
 }
 
@@ -123,7 +127,8 @@ fn missing_assignment_is_created_under_its_derived_name() {
 #[test]
 fn steady_state_plans_zero_actions() {
     let d = desired(&assignment_spec(TELEMETRY, BuiltInRole::IoTHubDataReader));
-    let other = desired(&assignment_spec(SYNC, BuiltInRole::IoTHubDataContributor));
+    let other =
+        desired_by(&assignment_spec(SYNC, BuiltInRole::IoTHubDataContributor), &Owner::new("test", "iot", "other"));
     let observed = [observed_of(&d), observed_of(&other)];
     let p = run(Mode::Apply, Some(&d), &[d.id()], DeletionPolicy::Delete, &observed);
     assert_eq!(p, Plan::default());
@@ -293,8 +298,9 @@ fn custom_role_reference_resolves_to_the_derived_definition() {
     let role = custom_role_spec("IoT Hub Device Registry Reader", &["Microsoft.Devices/IotHubs/devices/read"]);
     let spec = custom_role_ref_spec(SYNC, "device-registry-reader");
     let lookup = |name: &str| (name == "device-registry-reader").then(|| role.clone());
-    let d = iothub_access_operator::desire::desire_role_assignment(&spec, &lookup).unwrap();
-    assert_eq!(d.role.guid, desired_role(&role).guid);
-    let missing = iothub_access_operator::desire::desire_role_assignment(&spec, &|_| None).unwrap_err();
+    let d = iothub_access_operator::desire::desire_role_assignment(&spec, &lookup, &me()).unwrap();
+    let role_owner = Owner::new("test", "iot", "device-registry-reader");
+    assert_eq!(d.role.guid, role_owner.definition_name(), "the IotHubCustomRole's own derived GUID");
+    let missing = iothub_access_operator::desire::desire_role_assignment(&spec, &|_| None, &me()).unwrap_err();
     assert!(missing.to_string().contains("no IotHubCustomRole named 'device-registry-reader'"));
 }

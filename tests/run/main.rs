@@ -164,7 +164,8 @@ async fn the_operator_process_reconciles_resyncs_cleans_up_and_stops_on_sigterm(
         };
     }
     // The namespace, as a cluster has it: the guardrail reads its annotations and refuses to
-    // decide until it has seen it.
+    // decide until it has seen it. (The default --instance-id, kube-system's UID, is covered by
+    // the tests on the real API server; this in-memory API serves no single-object GETs.)
     let ns: k8s_openapi::api::core::v1::Namespace =
         serde_json::from_value(json!({"metadata": {"name": NS}})).expect("namespace");
     api.put(&ns);
@@ -184,6 +185,7 @@ async fn the_operator_process_reconciles_resyncs_cleans_up_and_stops_on_sigterm(
         Command::new(env!("CARGO_BIN_EXE_iothub-access-operator"))
             .args(["run", "--arm-endpoint", &url, "--authority-host", &url])
             .args(["--allowed-scope", &format!("/subscriptions/{SUB}"), "--resync-interval", "2s"])
+            .args(["--instance-id", "run-test"])
             .args(["--metrics-listen", &format!("127.0.0.1:{metrics}"), "--log-format", "json"])
             .env("KUBECONFIG", &kubeconfig)
             .env("AZURE_TENANT_ID", TENANT)

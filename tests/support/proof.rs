@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use iothub_access_emulator::{EmulatorConfig, Faults, Seed};
-use iothub_access_operator::domain::naming::role_assignment_name;
+use iothub_access_operator::domain::naming::Owner;
 use iothub_access_operator::domain::{BuiltInRole, Scope};
 use iothub_access_operator::manifest::{self, Resource};
 use kube::Client;
@@ -177,15 +177,18 @@ pub fn memory_mib(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-/// The emulator's Azure already holding every grant of [`assignments`] under the operator's own
-/// names: reconciling `n` resources is then reads and status writes only, as in a steady cluster.
-pub fn converged_seed(n: usize) -> Seed {
+/// The emulator's Azure already holding every grant of [`assignments`] (in namespace `ns`) under
+/// the names operator instance `instance` derives: reconciling `n` resources is then reads and
+/// status writes only, as in a steady cluster.
+pub fn converged_seed(n: usize, instance: &str, ns: &str) -> Seed {
     let mut seed = Seed::from_str_auto(DEMO_SEED).expect("seed");
     for i in 0..n {
         let scope = Scope::parse(&hub_scope(hub(i))).expect("scope");
         let role = ROLES[i % ROLES.len()].guid();
         seed.role_assignments.push(iothub_access_emulator::RoleAssignment {
-            name: role_assignment_name(&scope, role, &principal(i)).to_string(),
+            name: Owner::new(instance, ns, &format!("ra-{i:05}"))
+                .assignment_name(&scope, role, &principal(i))
+                .to_string(),
             scope: hub_scope(hub(i)),
             role_definition_id: role.to_string(),
             principal_id: principal(i),
