@@ -23,7 +23,7 @@ use iothub_access_operator::azure::Azure;
 use iothub_access_operator::azure::arm::{ArmClient, ArmConfig};
 use iothub_access_operator::azure::credential::{CloudEndpoints, CredentialKind};
 use iothub_access_operator::cli::azure_args::connect;
-use iothub_access_operator::cli::reconcile::{Summary, apply_manifests};
+use iothub_access_operator::cli::reconcile::{Policy, Summary, apply_manifests};
 use iothub_access_operator::domain::Cloud;
 use iothub_access_operator::manifest::{self, Manifests};
 use uuid::Uuid;
@@ -113,7 +113,7 @@ async fn steady() {
     let azure: Arc<dyn Azure> = c.clone();
     let m = manifests();
     let t = Instant::now();
-    let first = apply_manifests(azure.clone(), &m, CONCURRENCY).await;
+    let first = apply_manifests(azure.clone(), &m, CONCURRENCY, &Policy::default()).await;
     println!(
         "  first apply: {} writes in {:.1} s, {} pass(es)",
         first.applied.len(),
@@ -122,7 +122,7 @@ async fn steady() {
     );
     emu.reset_stats();
     let t = Instant::now();
-    let second = apply_manifests(azure, &m, CONCURRENCY).await;
+    let second = apply_manifests(azure, &m, CONCURRENCY, &Policy::default()).await;
     let took = t.elapsed();
     let s = emu.stats();
     let lists = s.count("roleAssignments.list");
@@ -160,7 +160,7 @@ async fn convergence() {
     let azure: Arc<dyn Azure> = c.clone();
     let m = manifests();
     let t = Instant::now();
-    let report = apply_manifests(azure, &m, CONCURRENCY).await;
+    let report = apply_manifests(azure, &m, CONCURRENCY, &Policy::default()).await;
     let took = t.elapsed().as_secs_f64();
     let s = emu.stats();
     let failed = report.failed().count();
@@ -201,7 +201,7 @@ async fn faults() {
     let azure: Arc<dyn Azure> = c.clone();
     let m = manifests();
     let t = Instant::now();
-    let report = apply_manifests(azure, &m, CONCURRENCY).await;
+    let report = apply_manifests(azure, &m, CONCURRENCY, &Policy::default()).await;
     let took = t.elapsed().as_secs_f64();
     emu.set_faults(Faults::default());
     let snap = emu.snapshot();

@@ -41,6 +41,8 @@ enum Command {
         output: OutputFormat,
         #[command(flatten)]
         azure: AzureArgs,
+        #[command(flatten)]
+        policy: cli::reconcile::Policy,
     },
     /// Make Azure match these manifests, then re-observe. Idempotent. Exit 0: Azure matches;
     /// 2: changes refused (e.g. Deny while a DPS is linked); 1: error.
@@ -52,6 +54,8 @@ enum Command {
         output: OutputFormat,
         #[command(flatten)]
         azure: AzureArgs,
+        #[command(flatten)]
+        policy: cli::reconcile::Policy,
     },
     /// Serve the local Azure emulator (ARM roles, IoT Hub, DPS, token endpoints) on loopback.
     Emulator(iothub_access_operator::cli::emulator::EmulatorArgs),
@@ -82,19 +86,20 @@ fn main() -> ExitCode {
         Command::Run(args) => {
             runtime().and_then(|rt| rt.block_on(iothub_access_operator::controller::run::run(*args))).map(|()| 0)
         }
-        Command::Plan { paths, output, azure } => runtime().and_then(|rt| {
+        Command::Plan { paths, output, azure, policy } => runtime().and_then(|rt| {
             rt.block_on(async {
                 let manifests = iothub_access_operator::manifest::load(&paths);
                 let client = azure.client()?;
-                Ok(cli::reconcile::run_plan(client, &manifests, output, &mut std::io::stdout()).await?)
+                Ok(cli::reconcile::run_plan(client, &manifests, &policy, output, &mut std::io::stdout()).await?)
             })
         }),
-        Command::Apply { paths, output, azure } => runtime().and_then(|rt| {
+        Command::Apply { paths, output, azure, policy } => runtime().and_then(|rt| {
             rt.block_on(async {
                 let manifests = iothub_access_operator::manifest::load(&paths);
                 let client = azure.client()?;
                 let concurrency = azure.concurrency;
-                Ok(cli::reconcile::run_apply(client, &manifests, concurrency, output, &mut std::io::stdout()).await?)
+                let mut out = std::io::stdout();
+                Ok(cli::reconcile::run_apply(client, &manifests, concurrency, &policy, output, &mut out).await?)
             })
         }),
     };

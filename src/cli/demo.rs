@@ -77,13 +77,15 @@ pub async fn run(listen: SocketAddr, out: &mut dyn Write) -> anyhow::Result<i32>
     let azure: Arc<dyn Azure> = arm;
     let examples = manifest::parse_sources(EXAMPLES.iter().copied());
     ensure!(examples.errors.is_empty(), "the bundled examples are invalid: {:?}", examples.errors);
+    // The guardrail, as an admin sets it: this subscription only.
+    let policy = reconcile::Policy { allowed_scopes: vec![format!("/subscriptions/{SUB}")], ..Default::default() };
 
     step(out, 1, "plan examples/ (read-only: what would change in Azure)")?;
-    let code = reconcile::run_plan(azure.clone(), &examples, reconcile::OutputFormat::Table, out).await?;
+    let code = reconcile::run_plan(azure.clone(), &examples, &policy, reconcile::OutputFormat::Table, out).await?;
     ensure!(code == 2, "plan should report pending changes (exit 2), got {code}");
 
     step(out, 2, "apply examples/")?;
-    let report = reconcile::apply_manifests(azure.clone(), &examples, 16).await;
+    let report = reconcile::apply_manifests(azure.clone(), &examples, 16, &policy).await;
     reconcile::write_apply_report(&report, out)?;
     let after = Summary::of(&report.final_plans);
     ensure!(report.failed().next().is_none(), "a write failed");
@@ -91,7 +93,7 @@ pub async fn run(listen: SocketAddr, out: &mut dyn Write) -> anyhow::Result<i32>
     let first_writes = emu.stats().writes();
 
     step(out, 3, "apply again: idempotent, nothing to write")?;
-    let again = reconcile::apply_manifests(azure.clone(), &examples, 16).await;
+    let again = reconcile::apply_manifests(azure.clone(), &examples, 16, &policy).await;
     reconcile::write_apply_report(&again, out)?;
     let extra = emu.stats().writes() - first_writes;
     writeln!(out, "Azure writes during the second apply: {extra}")?;
@@ -117,10 +119,10 @@ pub async fn run(listen: SocketAddr, out: &mut dyn Write) -> anyhow::Result<i32>
     });
     ensure!(removed == 1, "the demo expected one telemetry assignment to delete, found {removed}");
     writeln!(out, "plan now shows the drift:\n")?;
-    let code = reconcile::run_plan(azure.clone(), &examples, reconcile::OutputFormat::Table, out).await?;
+    let code = reconcile::run_plan(azure.clone(), &examples, &policy, reconcile::OutputFormat::Table, out).await?;
     ensure!(code == 2, "plan should see the drift (exit 2), got {code}");
     writeln!(out, "\napply repairs it:\n")?;
-    let repair = reconcile::apply_manifests(azure.clone(), &examples, 16).await;
+    let repair = reconcile::apply_manifests(azure.clone(), &examples, 16, &policy).await;
     reconcile::write_apply_report(&repair, out)?;
     let repaired = Summary::of(&repair.final_plans);
     ensure!(repaired.changes == 0 && repair.failed().next().is_none(), "drift was not repaired: {repaired:?}");
@@ -128,7 +130,7 @@ pub async fn run(listen: SocketAddr, out: &mut dyn Write) -> anyhow::Result<i32>
     step(out, 5, "deny SAS on contoso-factory-hub, which a DPS links by shared access policy")?;
     let deny: Manifests = manifest::parse_sources([DENY_FACTORY]);
     let before = emu.stats().writes();
-    let refused = reconcile::apply_manifests(azure.clone(), &deny, 16).await;
+    let refused = reconcile::apply_manifests(azure.clone(), &deny, 16, &policy).await;
     reconcile::write_apply_report(&refused, out)?;
     let blocked =
         refused.final_plans.iter().filter_map(|p| p.result.as_ref().ok()).flat_map(|p| p.blockers()).any(|f| {

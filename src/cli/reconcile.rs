@@ -16,14 +16,17 @@ use serde_json::{Value, json};
 
 use crate::apply::{self, Applied, Outcome};
 use crate::azure::Azure;
+use crate::controller::gate::{GatedAzure, ScopeGate};
+use crate::controller::guardrail::Guardrail;
 use crate::crd::{IotHubCustomRoleSpec, ReconcileMode};
 use crate::desire::{self, DesireError};
+use crate::domain::Scope;
 use crate::domain::naming::Owner;
 use crate::engine::{self, AssignmentRequest, CustomRoleRequest};
 use crate::manifest::{Document, Manifests, Resource};
 use crate::observe::Observer;
 use crate::plan::ownership::Wants;
-use crate::plan::{Action, Mode, Plan, Severity};
+use crate::plan::{Action, Finding, Mode, Plan, Reason, Severity};
 
 /// How many resources are planned at once (reads are shared and paced by the client).
 const PLAN_CONCURRENCY: usize = 32;
@@ -98,12 +101,73 @@ fn reconcile_mode(doc: &Document) -> (ReconcileMode, Option<String>) {
     ReconcileMode::from_annotations(doc.resource.meta().annotations.as_ref().unwrap_or(&none))
 }
 
-/// The operator instance the command line derives names under (the controller's is its
-/// cluster's): objects `apply` creates are never claimed by a controller, nor the reverse.
+/// The operator instance the command line derives names under by default (the controller's is
+/// its cluster's): objects `apply` creates are never claimed by a controller, nor the reverse.
 pub const CLI_INSTANCE: &str = "cli";
 
-fn owner(doc: &Document) -> Owner {
-    Owner::new(CLI_INSTANCE, doc.resource.namespace(), doc.resource.name())
+/// What `plan` and `apply` may touch: the same guardrail flags as `run`.
+#[derive(clap::Args, Clone, Debug)]
+pub struct Policy {
+    /// ARM id prefix that may be planned and written (repeatable, or comma separated). None: every
+    /// scope the credential reaches, and every run says so.
+    #[arg(long = "allowed-scope", env = "IOTHUB_ACCESS_ALLOWED_SCOPES", value_delimiter = ',')]
+    pub allowed_scopes: Vec<String>,
+    /// A role definition GUID that may be granted although it grants more than IoT Hub data access.
+    #[arg(long = "allowed-role", env = "IOTHUB_ACCESS_ALLOWED_ROLES", value_delimiter = ',')]
+    pub allowed_roles: Vec<uuid::Uuid>,
+    /// The operator instance names are derived under (see README, "Names the operator gives").
+    #[arg(long, env = "IOTHUB_ACCESS_INSTANCE_ID", default_value = CLI_INSTANCE)]
+    pub instance_id: String,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy { allowed_scopes: vec![], allowed_roles: vec![], instance_id: CLI_INSTANCE.into() }
+    }
+}
+
+impl Policy {
+    /// The guardrail, when scopes were given.
+    fn guardrail(&self) -> Option<Guardrail> {
+        (!self.allowed_scopes.is_empty()).then(|| Guardrail::new(&self.allowed_scopes))
+    }
+
+    /// `Some(refusal)` when `ids` leave the allowed scopes.
+    fn refuse(&self, ids: &[String]) -> Option<Plan> {
+        let e = self.guardrail()?.check("", None, ids.iter().map(String::as_str)).err()?;
+        Some(Plan::new(
+            vec![],
+            vec![Finding::new(Severity::Blocker, Reason::ScopeNotAllowed, e.to_string(), ids.to_vec())],
+        ))
+    }
+
+    /// Said on every run without `--allowed-scope`.
+    pub fn warn_if_open(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        if self.allowed_scopes.is_empty() {
+            writeln!(
+                out,
+                "warning: no --allowed-scope given: every scope the credential reaches is planned and written (the controller refuses everything without one)"
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The client `apply` writes through: with scopes, every write is checked on its exact ids.
+    fn gate(&self, azure: Arc<dyn Azure>) -> Arc<dyn Azure> {
+        match self.guardrail() {
+            None => azure,
+            Some(g) => {
+                let gate = ScopeGate(Box::new(move |ids: &[String]| {
+                    g.check("", None, ids.iter().map(String::as_str)).map_err(|e| e.to_string())
+                }));
+                Arc::new(GatedAzure::new(azure, Arc::new(gate)))
+            }
+        }
+    }
+}
+
+fn owner(policy: &Policy, doc: &Document) -> Owner {
+    Owner::new(&policy.instance_id, doc.resource.namespace(), doc.resource.name())
 }
 
 /// The custom role spec of `name` in `namespace`, from the manifests.
@@ -117,12 +181,12 @@ fn custom_role_in(manifests: &Manifests, namespace: &str, name: &str) -> Option<
 }
 
 /// What every role assignment of the manifests wants (so none is revoked under another).
-fn wants(manifests: &Manifests) -> Arc<Wants> {
+fn wants(policy: &Policy, manifests: &Manifests) -> Arc<Wants> {
     let mut out = Vec::new();
     for doc in manifests.valid_resources() {
         if let Resource::RoleAssignment(r) = &doc.resource {
             let ns = doc.resource.namespace();
-            let o = owner(doc);
+            let o = owner(policy, doc);
             if let Ok(d) = desire::desire_role_assignment(&r.spec, &|n| custom_role_in(manifests, ns, n), &o) {
                 out.push((o, d.scope.clone(), d.role.guid, d.principal_id.clone()));
             }
@@ -135,16 +199,22 @@ fn wants(manifests: &Manifests) -> Arc<Wants> {
 async fn plan_document(
     obs: &Observer,
     manifests: &Manifests,
+    policy: &Policy,
     wants: &Arc<Wants>,
     doc: &Document,
 ) -> Result<Plan, String> {
     match &doc.resource {
         Resource::CustomRole(r) => {
-            let desired = desire::desire_custom_role(&r.spec, &owner(doc)).map_err(|e| e.to_string())?;
+            let desired = desire::desire_custom_role(&r.spec, &owner(policy, doc)).map_err(|e| e.to_string())?;
+            let mut ids = vec![Scope::Subscription(desired.subscription_id.clone()).to_string()];
+            ids.extend(desired.assignable_scopes.iter().cloned());
+            if let Some(refused) = policy.refuse(&ids) {
+                return Ok(refused);
+            }
             let req = CustomRoleRequest {
                 mode: Mode::Apply,
                 desired: Some(desired),
-                owner: owner(doc),
+                owner: owner(policy, doc),
                 owned: vec![],
                 deletion_policy: r.spec.deletion_policy,
             };
@@ -153,32 +223,39 @@ async fn plan_document(
         Resource::RoleAssignment(r) => {
             let namespace = doc.resource.namespace();
             let lookup = |name: &str| custom_role_in(manifests, namespace, name);
-            let desired = desire::desire_role_assignment(&r.spec, &lookup, &owner(doc)).map_err(|e| match e {
-                DesireError::Invalid(f) => f.to_string(),
-                other => other.to_string(),
-            })?;
+            let desired =
+                desire::desire_role_assignment(&r.spec, &lookup, &owner(policy, doc)).map_err(|e| match e {
+                    DesireError::Invalid(f) => f.to_string(),
+                    other => other.to_string(),
+                })?;
+            if let Some(refused) = policy.refuse(&[desired.hub.arm_id(), desired.scope.to_string()]) {
+                return Ok(refused);
+            }
             let req = AssignmentRequest {
                 mode: Mode::Apply,
                 desired: Some(desired),
-                owner: owner(doc),
+                owner: owner(policy, doc),
                 others: wants.clone(),
                 owned: vec![],
                 deletion_policy: r.spec.deletion_policy,
-                allowed_roles: vec![],
+                allowed_roles: policy.allowed_roles.clone(),
             };
             engine::plan_assignment(obs, &req).await.map_err(|e| e.to_string())
         }
         Resource::SharedAccess(r) => {
             let desired = desire::desire_shared_access(&r.spec).map_err(|e| e.to_string())?;
+            if let Some(refused) = policy.refuse(&[desired.hub.arm_id()]) {
+                return Ok(refused);
+            }
             engine::plan_shared_access(obs, &desired).await.map_err(|e| e.to_string())
         }
     }
 }
 
 /// Plan every valid resource of `manifests` against Azure (one observation pass).
-pub async fn plan_manifests(azure: Arc<dyn Azure>, manifests: &Manifests) -> Vec<Planned> {
+pub async fn plan_manifests(azure: Arc<dyn Azure>, manifests: &Manifests, policy: &Policy) -> Vec<Planned> {
     let obs = Observer::new(azure);
-    let wants = wants(manifests);
+    let wants = wants(policy, manifests);
     futures::stream::iter(manifests.valid_resources())
         .map(|doc| {
             let obs = &obs;
@@ -188,7 +265,7 @@ pub async fn plan_manifests(azure: Arc<dyn Azure>, manifests: &Manifests) -> Vec
                 let result = match problem {
                     Some(p) => Err(format!("metadata.annotations: {p}")),
                     None if mode == ReconcileMode::Skip => Ok(Plan::default()),
-                    None => plan_document(obs, manifests, wants, doc).await,
+                    None => plan_document(obs, manifests, policy, wants, doc).await,
                 };
                 Planned { object: doc.resource.object_ref(), source: doc.source.clone(), mode, result }
             }
@@ -352,10 +429,12 @@ pub fn plan_exit_code(manifests: &Manifests, planned: &[Planned]) -> i32 {
 pub async fn run_plan(
     azure: Arc<dyn Azure>,
     manifests: &Manifests,
+    policy: &Policy,
     format: OutputFormat,
     out: &mut dyn Write,
 ) -> std::io::Result<i32> {
-    let planned = plan_manifests(azure, manifests).await;
+    policy.warn_if_open(&mut std::io::stderr())?;
+    let planned = plan_manifests(azure, manifests, policy).await;
     match format {
         OutputFormat::Table => {
             write_manifest_report(manifests, out)?;
@@ -390,10 +469,16 @@ impl ApplyReport {
 pub const MAX_PASSES: usize = 4;
 
 /// Plan, write, re-observe; repeat while writes make progress.
-pub async fn apply_manifests(azure: Arc<dyn Azure>, manifests: &Manifests, concurrency: usize) -> ApplyReport {
+pub async fn apply_manifests(
+    azure: Arc<dyn Azure>,
+    manifests: &Manifests,
+    concurrency: usize,
+    policy: &Policy,
+) -> ApplyReport {
     let mut report = ApplyReport::default();
+    let writer = policy.gate(azure.clone());
     loop {
-        let planned = plan_manifests(azure.clone(), manifests).await;
+        let planned = plan_manifests(azure.clone(), manifests, policy).await;
         report.passes += 1;
         let writable: Vec<&Planned> = planned.iter().filter(|p| p.writes()).collect();
         let merged = Plan::merge(writable.iter().filter_map(|p| p.plan().cloned()));
@@ -407,14 +492,14 @@ pub async fn apply_manifests(azure: Arc<dyn Azure>, manifests: &Manifests, concu
                 owners.entry(a.to_string()).or_default().push(p.object.clone());
             }
         }
-        let applied = apply::apply(azure.clone(), &merged, concurrency).await;
+        let applied = apply::apply(writer.clone(), &merged, concurrency).await;
         let progressed = applied.iter().any(|a| matches!(a.outcome, Outcome::Done | Outcome::Adopted(_)));
         for a in applied {
             let who = owners.get(&a.action.to_string()).cloned().unwrap_or_default();
             report.applied.push((a, who));
         }
         if !progressed {
-            report.final_plans = plan_manifests(azure.clone(), manifests).await;
+            report.final_plans = plan_manifests(azure.clone(), manifests, policy).await;
             report.passes += 1;
             return report;
         }
@@ -468,16 +553,18 @@ pub async fn run_apply(
     azure: Arc<dyn Azure>,
     manifests: &Manifests,
     concurrency: usize,
+    policy: &Policy,
     format: OutputFormat,
     out: &mut dyn Write,
 ) -> std::io::Result<i32> {
+    policy.warn_if_open(&mut std::io::stderr())?;
     if !manifests.errors.is_empty() {
         // Nothing is written while any manifest is invalid: a half-applied folder is worse.
         write_manifest_report(manifests, out)?;
         writeln!(out, "Nothing applied: fix the invalid manifest(s) above first.")?;
         return Ok(1);
     }
-    let report = apply_manifests(azure, manifests, concurrency).await;
+    let report = apply_manifests(azure, manifests, concurrency, policy).await;
     match format {
         OutputFormat::Table => {
             write_manifest_report(manifests, out)?;

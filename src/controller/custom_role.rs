@@ -119,7 +119,7 @@ async fn apply_one(
     let drift = status::is_true(&st.conditions, READY)
         && st.observed_generation == obj.metadata.generation
         && plan.actions.iter().any(|a| matches!(a, Action::PutRoleDefinition { .. }));
-    let applied = apply::apply(ctx.azure.clone(), &plan, ctx.settings.write_concurrency).await;
+    let applied = apply::apply(ctx.azure_for(&ns), &plan, ctx.settings.write_concurrency).await;
     ctx.report_writes(obj, KIND, &applied).await;
     if drift {
         ctx.drift_repaired(obj, "the role definition", &applied).await;
@@ -206,7 +206,7 @@ async fn cleanup(
         ctx.event(obj, EventType::Warning, "DeletionRefused", format!("{msg} ({})", b.resource_ids.join(", "))).await;
         return Err(ReconcileError::Refused(msg));
     }
-    let applied = apply::apply(ctx.azure.clone(), &plan, ctx.settings.write_concurrency).await;
+    let applied = apply::apply(ctx.azure_for(&ns), &plan, ctx.settings.write_concurrency).await;
     ctx.report_writes(obj, KIND, &applied).await;
     if let Some(e) = applied.into_iter().find_map(|a| match a.outcome {
         Outcome::Failed(e) => Some(e),

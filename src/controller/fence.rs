@@ -5,18 +5,15 @@
 //! over; reads are never gated. Does I/O: one Lease GET per write, a positive answer reused for
 //! at most [`RECHECK`] and never past the renew deadline.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
-use uuid::Uuid;
 
-use crate::azure::{
-    AssignmentFilter, Azure, AzureError, CreateOutcome, HubAccessChange, NewRoleAssignment, RoleDefinitionFilter,
-};
-use crate::domain::{HubId, ObservedAssignment, ObservedDps, ObservedHub, RoleAssignmentId, RoleDefinition, Scope};
+use super::gate::WriteGate;
+use crate::azure::AzureError;
 
 /// How long a positive check is reused.
 pub const RECHECK: Duration = Duration::from_secs(2);
@@ -74,78 +71,13 @@ pub fn verdict(lease: &Lease, identity: &str, now: jiff::Timestamp) -> Result<Du
     Ok(deadline - age)
 }
 
-/// The Azure trait with every write behind the [`Fence`].
-pub struct FencedAzure {
-    inner: Arc<dyn Azure>,
-    fence: Arc<Fence>,
-}
-
-impl FencedAzure {
-    pub fn new(inner: Arc<dyn Azure>, fence: Arc<Fence>) -> FencedAzure {
-        FencedAzure { inner, fence }
-    }
-
-    async fn may_write(&self) -> Result<(), AzureError> {
-        self.fence.check().await.map_err(|why| {
+#[async_trait]
+impl WriteGate for Fence {
+    async fn allow(&self, _ids: &[String]) -> Result<(), AzureError> {
+        self.check().await.map_err(|why| {
             tracing::warn!(reason = %why, "Azure write withheld: not provably the leader");
             AzureError::Transient { message: format!("write withheld: {why}") }
         })
-    }
-}
-
-#[async_trait]
-impl Azure for FencedAzure {
-    async fn list_role_assignments(
-        &self,
-        scope: &Scope,
-        filter: &AssignmentFilter,
-    ) -> Result<Vec<ObservedAssignment>, AzureError> {
-        self.inner.list_role_assignments(scope, filter).await
-    }
-
-    async fn create_role_assignment(&self, new: &NewRoleAssignment) -> Result<CreateOutcome, AzureError> {
-        self.may_write().await?;
-        self.inner.create_role_assignment(new).await
-    }
-
-    async fn delete_role_assignment(&self, id: &RoleAssignmentId) -> Result<bool, AzureError> {
-        self.may_write().await?;
-        self.inner.delete_role_assignment(id).await
-    }
-
-    async fn get_role_definition(&self, scope: &Scope, guid: Uuid) -> Result<Option<RoleDefinition>, AzureError> {
-        self.inner.get_role_definition(scope, guid).await
-    }
-
-    async fn list_role_definitions(
-        &self,
-        scope: &Scope,
-        filter: &RoleDefinitionFilter,
-    ) -> Result<Vec<RoleDefinition>, AzureError> {
-        self.inner.list_role_definitions(scope, filter).await
-    }
-
-    async fn put_role_definition(&self, scope: &Scope, definition: &RoleDefinition) -> Result<(), AzureError> {
-        self.may_write().await?;
-        self.inner.put_role_definition(scope, definition).await
-    }
-
-    async fn delete_role_definition(&self, scope: &Scope, guid: Uuid) -> Result<bool, AzureError> {
-        self.may_write().await?;
-        self.inner.delete_role_definition(scope, guid).await
-    }
-
-    async fn get_hub(&self, hub: &HubId) -> Result<Option<ObservedHub>, AzureError> {
-        self.inner.get_hub(hub).await
-    }
-
-    async fn set_hub_access(&self, hub: &HubId, change: &HubAccessChange) -> Result<ObservedHub, AzureError> {
-        self.may_write().await?;
-        self.inner.set_hub_access(hub, change).await
-    }
-
-    async fn list_dps(&self, subscription_id: &str) -> Result<Vec<ObservedDps>, AzureError> {
-        self.inner.list_dps(subscription_id).await
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod custom_role;
 pub mod fence;
+pub mod gate;
 pub mod guardrail;
 pub mod role_assignment;
 pub mod run;
@@ -220,6 +221,19 @@ impl Context {
             ))
         })?;
         Ok(self.guardrail.check(namespace, annotation.as_deref(), ids))
+    }
+
+    /// The Azure client for one reconcile of a resource in `namespace`: every write and delete
+    /// is checked against that namespace's allowed scopes on the exact ids it touches, right
+    /// before it is sent (`gate.rs`).
+    pub fn azure_for(&self, namespace: &str) -> Arc<dyn Azure> {
+        let (guardrail, scopes, ns) = (self.guardrail.clone(), self.namespace_scopes.clone(), namespace.to_string());
+        let gate = gate::ScopeGate(Box::new(move |ids: &[String]| {
+            let annotation =
+                scopes(&ns).map_err(|why| format!("the allowed scopes of namespace {ns} are not known ({why})"))?;
+            guardrail.check(&ns, annotation.as_deref(), ids.iter().map(String::as_str)).map_err(|e| e.to_string())
+        }));
+        Arc::new(gate::GatedAzure::new(self.azure.clone(), Arc::new(gate)))
     }
 
     fn succeeded(&self, key: &str) {

@@ -160,7 +160,7 @@ async fn apply_one(
     let drift = status::is_true(&st.conditions, READY)
         && st.observed_generation == obj.metadata.generation
         && plan.actions.iter().any(|a| matches!(a, Action::CreateRoleAssignment { .. }));
-    let applied = apply::apply(ctx.azure.clone(), &plan, ctx.settings.write_concurrency).await;
+    let applied = apply::apply(ctx.azure_for(&ns), &plan, ctx.settings.write_concurrency).await;
     ctx.report_writes(obj, KIND, &applied).await;
     if drift {
         ctx.drift_repaired(obj, "the role assignment", &applied).await;
@@ -256,7 +256,7 @@ async fn cleanup(obj: &IotHubRoleAssignment, ctx: &Context) -> Result<Requeue, R
         ctx.event(obj, EventType::Normal, f.reason.as_str(), format!("{}: {}", f.message, f.resource_ids.join(", ")))
             .await;
     }
-    let applied = apply::apply(ctx.azure.clone(), &plan, ctx.settings.write_concurrency).await;
+    let applied = apply::apply(ctx.azure_for(&ns), &plan, ctx.settings.write_concurrency).await;
     ctx.report_writes(obj, KIND, &applied).await;
     if let Some(e) = applied.into_iter().find_map(|a| match a.outcome {
         Outcome::Failed(e) => Some(e),

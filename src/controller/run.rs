@@ -16,7 +16,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::watch;
 
-use super::fence::{Fence, FencedAzure};
+use super::fence::Fence;
+use super::gate::GatedAzure;
 use super::guardrail::Guardrail;
 use super::{Context, NamespaceScopes, Settings, error_policy};
 use crate::azure::Azure;
@@ -24,6 +25,10 @@ use crate::cli::azure_args::AzureArgs;
 use crate::crd::common::ALLOWED_SCOPES_ANNOTATION;
 use crate::crd::{IotHubCustomRole, IotHubRoleAssignment, IotHubSharedAccess};
 use crate::telemetry::{self, Health, LogFormat, Metrics};
+
+/// How long reconciles in flight may run on after the stop signal (under Kubernetes' default
+/// 30 s termination grace).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
 /// Parse `600`, `600s`, `10m`, `1h`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -140,7 +145,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         let ns = args.leader_election_namespace.clone().unwrap_or_else(|| "default".into());
         let identity = std::env::var("POD_NAME").unwrap_or_else(|_| uuid::Uuid::new_v4().to_string());
         let fence = Fence::new(Api::namespaced(client.clone(), &ns), &args.leader_election_id, &identity);
-        azure = Arc::new(FencedAzure::new(azure, Arc::new(fence)));
+        azure = Arc::new(GatedAzure::new(azure, Arc::new(fence)));
         let manager = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &args.leader_election_id)
             .with_namespace(&ns)
             .with_identity(&identity)
@@ -283,7 +288,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         resync = ?args.resync_interval,
         "controllers started"
     );
-    futures::join!(ra, cr, sa);
+    // Shutdown is bounded: reconciles in flight get SHUTDOWN_GRACE after the stop signal (SIGTERM
+    // or a lost Lease), then the process exits; the fence already stops a deposed leader's writes.
+    let controllers = async {
+        futures::join!(ra, cr, sa);
+    };
+    let deadline = async {
+        stopped(stop_rx.clone()).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        () = controllers => {}
+        () = deadline => tracing::warn!(grace = ?SHUTDOWN_GRACE, "reconciles still in flight at the end of the shutdown grace: exiting"),
+    }
     let _ = stop_tx.send(true);
     let _ = server.await;
     tracing::info!("stopped");

@@ -111,7 +111,7 @@ async fn apply_one(
             .await;
         }
     }
-    let applied = apply::apply(ctx.azure.clone(), &plan, ctx.settings.write_concurrency).await;
+    let applied = apply::apply(ctx.azure_for(&ns), &plan, ctx.settings.write_concurrency).await;
     ctx.report_writes(obj, KIND, &applied).await;
     if let Some(e) = applied.iter().find_map(|a| match &a.outcome {
         Outcome::Failed(e) => Some(e.clone()),

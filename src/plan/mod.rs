@@ -151,6 +151,8 @@ pub enum Reason {
     RoleNameTaken,
     /// The role grants more than IoT Hub data access (or cannot be read to tell).
     RoleNotGrantable,
+    /// Outside the scopes the operator may manage (`--allowed-scope`).
+    ScopeNotAllowed,
     /// A role definition cannot be deleted while assignments use it.
     RoleDefinitionHasAssignments,
     /// The assignment is broader than the hub.
@@ -176,6 +178,7 @@ impl Reason {
             Reason::HubNotFound => "HubNotFound",
             Reason::RoleNameTaken => "RoleNameTaken",
             Reason::RoleNotGrantable => "RoleNotGrantable",
+            Reason::ScopeNotAllowed => "ScopeNotAllowed",
             Reason::RoleDefinitionHasAssignments => "RoleDefinitionHasAssignments",
             Reason::BroaderScopeThanHub => "BroaderScopeThanHub",
             Reason::PrincipalHoldsListKeys => "PrincipalHoldsListKeys",

@@ -144,3 +144,33 @@ async fn deleting_a_namespace_with_resources_in_it_finishes_and_revokes_its_gran
     .await;
     assert!(!telemetry_granted(&emu), "the grant was revoked before the namespace went away");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_while_azure_hangs_stops_within_the_shutdown_grace() {
+    let Some((server, client, ns)) = setup("shutdown").await else { return };
+    // Azure answers after a minute: the reconcile is in flight when the stop comes.
+    let emu =
+        emulator(DEMO_SEED, |c| c.faults = Faults { latency: Duration::from_secs(60), ..Faults::default() }).await;
+    let mut op = Operator::start(server, &emu.base_url(), &ns, "shutdown", &["--request-timeout", "120"]);
+    apply(&client, &ns, &manifests(&["examples/role-assignment-telemetry-reader.yaml"])).await;
+    let api = Api::<IotHubRoleAssignment>::namespaced(client.clone(), &ns);
+    eventually(
+        "the reconcile under way",
+        30,
+        || async { serde_json::to_value(api.get("telemetry-processor-reader").await.expect("get")).unwrap() },
+        |v: &Value| condition(v, "Reconciling").is_some(),
+    )
+    .await;
+    op.signal("TERM");
+    let stopped = std::time::Instant::now();
+    while op.exited().is_none() {
+        assert!(
+            stopped.elapsed() < iothub_access_operator::controller::run::SHUTDOWN_GRACE + Duration::from_secs(5),
+            "still running {:?} after SIGTERM:\n{}",
+            stopped.elapsed(),
+            op.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("stopped {:.1} s after SIGTERM with a reconcile in flight", stopped.elapsed().as_secs_f64());
+}

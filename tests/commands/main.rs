@@ -142,3 +142,32 @@ fn run_without_a_cluster_says_what_is_missing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("connecting to Kubernetes"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_and_apply_keep_to_the_allowed_scopes_and_say_when_none_are_given() {
+    let emu = emulator(DEMO_SEED, |_| {}).await;
+    let url = emu.base_url();
+    // Only the fleet hub is allowed: the factory hub's grant is refused, written nowhere.
+    let fleet = hub_scope(FLEET_HUB);
+    let files =
+        ["-f", "examples/role-assignment-telemetry-reader.yaml", "-f", "examples/role-assignment-operators.yaml"];
+    let apply = run(&url, &[&["apply"][..], &files[..], &["--allowed-scope", &fleet][..]].concat());
+    assert_eq!(apply.status.code(), Some(2), "refused resources: exit 2");
+    let text = stdout(&apply);
+    assert!(text.contains("ScopeNotAllowed"), "{text}");
+    assert!(!String::from_utf8_lossy(&apply.stderr).contains("no --allowed-scope"));
+    assert!(
+        !emu.snapshot().role_assignments.iter().any(|a| a.principal_id == TELEMETRY_SP),
+        "the telemetry reader's grant on the factory hub was not written"
+    );
+    assert!(
+        emu.snapshot()
+            .role_assignments
+            .iter()
+            .any(|a| a.principal_id == OPS_GROUP && a.scope.eq_ignore_ascii_case(&fleet)),
+        "the fleet hub's grant was"
+    );
+    // Without the flag every run says that nothing limits it.
+    let plan = run(&url, &["plan", "-f", "examples"]);
+    assert!(String::from_utf8_lossy(&plan.stderr).contains("warning: no --allowed-scope"));
+}
