@@ -116,6 +116,22 @@ where
     }
 }
 
+/// A controller whose cache drops `metadata.managedFields` (server-side apply bookkeeping the
+/// operator never reads, often the largest part of an object): with 10,000 resources this is
+/// most of the cache.
+fn lean_controller<K>(api: Api<K>, wc: watcher::Config) -> Controller<K>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, wc)
+        .default_backoff()
+        .modify(|o: &mut K| o.meta_mut().managed_fields = None)
+        .reflect(writer)
+        .applied_objects();
+    Controller::for_stream(stream, reader)
+}
+
 /// Run the operator until SIGTERM / Ctrl+C (or the Lease is lost).
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     telemetry::init_logging(args.log_format);
@@ -177,9 +193,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let cfg = ControllerConfig::default().concurrency(args.reconcile_concurrency);
     let (resync_tx, resync_rx) = watch::channel(0u64);
 
-    let ra_ctrl = Controller::new(api::<IotHubRoleAssignment>(&client, ns), wc.clone()).with_config(cfg.clone());
-    let cr_ctrl = Controller::new(api::<IotHubCustomRole>(&client, ns), wc.clone()).with_config(cfg.clone());
-    let sa_ctrl = Controller::new(api::<IotHubSharedAccess>(&client, ns), wc.clone()).with_config(cfg);
+    let ra_ctrl = lean_controller(api::<IotHubRoleAssignment>(&client, ns), wc.clone()).with_config(cfg.clone());
+    let cr_ctrl = lean_controller(api::<IotHubCustomRole>(&client, ns), wc.clone()).with_config(cfg.clone());
+    let sa_ctrl = lean_controller(api::<IotHubSharedAccess>(&client, ns), wc.clone()).with_config(cfg);
     let assignments = ra_ctrl.store();
     let custom_roles = cr_ctrl.store();
 
