@@ -8,7 +8,7 @@
 //!   resource group, subscription and management groups above), plus `atScope()` at a management
 //!   group scope that may not be an ancestor of the hub, plus the scopes of owned assignments; a
 //!   role definition GET only for custom roles the least-privilege check meets;
-//! - custom role: a GET of the content-derived definition (and of owned ones), a `roleName eq`
+//! - custom role: a GET of the definition this resource derives (and of hinted ones), a `roleName eq`
 //!   list only when the definition must be created, and in cleanup the assignments that use it;
 //! - shared access: the hub; when Deny is wanted, the subscription's DPS instances and the
 //!   assignments effective at the hub (lock-out check).

@@ -1,6 +1,6 @@
-//! Reconciling `IotHubCustomRole`: create or update the definition under its content-derived
-//! GUID, refuse a role name another definition holds, delete definitions of an old name after a
-//! rename, and refuse deletion while role assignments (in the cluster or in Azure) use the role.
+//! Reconciling `IotHubCustomRole`: create or update the definition under the GUID this resource
+//! derives (a rename updates it in place), refuse a role name another definition holds, and
+//! refuse deletion while role assignments (in the cluster or in Azure) use the role.
 
 use std::sync::Arc;
 

@@ -1,5 +1,5 @@
 //! Desire for `IotHubCustomRole`: the role definition, with operations expanded, data actions in
-//! canonical spelling and the content-derived GUID. Pure, no I/O.
+//! canonical spelling and the GUID the resource derives. Pure, no I/O.
 
 use uuid::Uuid;
 

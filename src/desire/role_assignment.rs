@@ -1,5 +1,5 @@
 //! Desire for `IotHubRoleAssignment`: which role, for whom, at which scope, under which
-//! content-derived name. Pure, no I/O.
+//! name the resource derives. Pure, no I/O.
 
 use uuid::Uuid;
 

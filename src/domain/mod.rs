@@ -1,5 +1,5 @@
 //! The IoT Hub access domain: the permission catalog, built-in roles, ARM ids and scopes,
-//! content-derived names and clouds. Pure data and functions: nothing here does I/O.
+//! derived names (the proof of ownership) and clouds. Pure data and functions: nothing here does I/O.
 
 pub mod catalog;
 pub mod cloud;

@@ -91,7 +91,7 @@ pub fn plan(input: &CustomRoleInput<'_>) -> Plan {
                 }
             }
         }
-        // Keep the desired one; everything else we own is a leftover (e.g. after a rename).
+        // Keep the desired one; anything else proven ours is a leftover.
         ours.retain(|(_, g)| *g != d.guid);
     } else if let Some(d) = input.desired {
         ours.push((d.scope.clone(), d.guid));

@@ -23,7 +23,7 @@ use crate::domain::{HubId, RoleAssignmentId, RoleDefinition, Scope};
 pub enum Action {
     /// Create or update a custom role definition (PUT answers 201 either way).
     PutRoleDefinition { scope: Scope, definition: RoleDefinition, create: bool },
-    /// Create a role assignment under its content-derived name.
+    /// Create a role assignment under the name the resource derives (`domain::naming`).
     CreateRoleAssignment {
         id: RoleAssignmentId,
         role_definition_id: String,
