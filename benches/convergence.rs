@@ -2,7 +2,7 @@
 //! asserts nothing about time.
 //!
 //!     cargo bench --bench convergence                  # all three
-//!     cargo bench --bench convergence -- steady        # or: convergence, faults
+//!     cargo bench --bench convergence -- steady        # or: convergence, faults, interlock
 //!
 //! - steady: a second `apply` over 1,000 role assignments on 10 hubs (plus 10 shared-access
 //!   resources): Azure writes, role assignment lists and hub reads, against the bound
@@ -12,6 +12,9 @@
 //! - faults: 1,000 new assignments with 10% 5xx, 5% 429 and 2% connection resets (half of them
 //!   after the write was done); every assignment must converge exactly once and no assignment
 //!   the manifests do not own may disappear.
+//! - interlock: the SAS interlock's window (fresh read of every subscription's DPS and Device
+//!   Update instances started -> hub write finished) over 10 Deny writes, with 100 ms of latency
+//!   per ARM request and 5 subscriptions in reach; and the ARM requests one Deny costs.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -241,6 +244,64 @@ async fn faults() {
     emu.shutdown().await;
 }
 
+async fn interlock() {
+    const SUBS: usize = 5;
+    let mut y = format!("tenantId: {TENANT}\nclients:\n  - clientId: {CLIENT}\n    secret: bench\nhubs:\n");
+    for h in 0..HUBS {
+        y.push_str(&format!(
+            "  - {{subscriptionId: {SUB}, resourceGroup: {RG}, name: bench-hub-{h:02}, location: westeurope}}\n"
+        ));
+    }
+    y.push_str("resourceGroups:\n");
+    for s in 0..SUBS {
+        y.push_str(&format!(
+            "  - {{subscriptionId: 0000000{s}-1111-4222-8333-444444444444, name: rg-dps, location: westeurope}}\n"
+        ));
+    }
+    y.push_str("provisioningServices:\n");
+    for s in 0..SUBS {
+        y.push_str(&format!("  - {{subscriptionId: 0000000{s}-1111-4222-8333-444444444444, resourceGroup: rg-dps, name: dps-{s}, location: westeurope, links: []}}\n"));
+    }
+    y.push_str("roleAssignments:\n");
+    for h in 0..HUBS {
+        y.push_str(&format!(
+            "  - {{scope: /subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Devices/IotHubs/bench-hub-{h:02}, roleDefinitionId: b447c946-2db7-41ec-983d-d8bf3b1c77e3, principalId: {}, principalType: User}}\n",
+            Uuid::new_v4()
+        ));
+    }
+    let seed = Seed::from_str_auto(&y).expect("interlock seed");
+    let faults = Faults { latency: Duration::from_millis(100), ..Faults::default() };
+    let emu =
+        start(EmulatorConfig { seed, faults, accept_unknown_principals: true, ..EmulatorConfig::default() }).await;
+    let azure: Arc<dyn Azure> = client(&emu, |_| {});
+    // Warm the token and the provider registrations, as a running operator has them.
+    let _ = azure.list_subscriptions().await;
+    let change =
+        iothub_access_operator::azure::HubAccessChange { disable_local_auth: Some(true), ..Default::default() };
+    let mut windows = Vec::new();
+    let before = emu.stats().total();
+    for h in 0..HUBS {
+        let hub = iothub_access_operator::domain::HubId::new(SUB, RG, format!("bench-hub-{h:02}"));
+        let started = Instant::now();
+        let (outcome, window) = iothub_access_operator::interlock::deny(azure.clone(), &hub, &change).await;
+        assert_eq!(outcome, iothub_access_operator::apply::Outcome::Done, "bench-hub-{h:02}");
+        windows.push((window.expect("written"), started.elapsed()));
+    }
+    let per_deny = (emu.stats().total() - before) as f64 / HUBS as f64;
+    windows.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!("interlock: {HUBS} Deny writes, {SUBS} subscriptions with a DPS each + the hub's, 100 ms per ARM request");
+    println!(
+        "  window (fresh read started -> write done): min {:.0} ms, median {:.0} ms, max {:.0} ms",
+        ms(windows[0].0),
+        ms(windows[HUBS / 2].0),
+        ms(windows[HUBS - 1].0)
+    );
+    println!("  whole Deny incl. the check after the write: median {:.0} ms", ms(windows[HUBS / 2].1));
+    println!("  ARM requests per Deny: {per_deny:.1}");
+    emu.shutdown().await;
+}
+
 fn main() {
     iothub_access_operator::install_crypto_provider();
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
@@ -255,6 +316,9 @@ fn main() {
         }
         if want("faults") {
             faults().await;
+        }
+        if want("interlock") {
+            interlock().await;
         }
     });
 }

@@ -2,7 +2,10 @@
 //! Phases run in the plan's order (definitions, creates, hub changes, deletes) so every change is
 //! make-before-break; actions within a phase run concurrently up to a bound (the Azure client
 //! paces them inside ARM's token buckets). A failed action does not stop its phase, but later
-//! phases are skipped so nothing is deleted before its replacement exists.
+//! phases are skipped so nothing is deleted before its replacement exists. A Deny of shared
+//! access goes through the interlock ([`crate::interlock`]): checked on fresh reads right before
+//! the write, checked again right after, put back if a key link appeared in between. A hub write
+//! that Azure ends up holding differently (a policy) is reported, never taken as done.
 
 use std::sync::Arc;
 
@@ -10,7 +13,7 @@ use futures::StreamExt;
 
 use crate::azure::{Azure, AzureError, CreateOutcome, HubAccessChange, NewRoleAssignment};
 use crate::domain::RoleAssignmentId;
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, Finding, Plan};
 
 /// What happened to one action.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +26,12 @@ pub enum Outcome {
     Adopted(RoleAssignmentId),
     /// The action failed.
     Failed(AzureError),
+    /// The interlock's fresh check right before the write refused it; nothing was written.
+    Refused(Vec<Finding>),
+    /// Deny was written, then these dependents appeared; shared access was allowed again.
+    Reverted(Vec<Finding>),
+    /// Written, but Azure holds something else (what it holds, e.g. a Modify policy's doing).
+    Overridden(String),
     /// Not attempted because an earlier phase failed.
     Skipped,
 }
@@ -41,7 +50,7 @@ pub struct Applied {
 }
 
 /// Run one action.
-pub async fn apply_action(azure: &dyn Azure, action: &Action) -> Outcome {
+pub async fn apply_action(azure: &Arc<dyn Azure>, action: &Action) -> Outcome {
     let res: Result<Outcome, AzureError> = async {
         match action {
             Action::PutRoleDefinition { scope, definition, .. } => {
@@ -66,7 +75,10 @@ pub async fn apply_action(azure: &dyn Azure, action: &Action) -> Outcome {
                     disable_device_sas: *disable_device_sas,
                     disable_module_sas: *disable_module_sas,
                 };
-                azure.set_hub_access(hub, &change).await.map(|_| Outcome::Done)
+                if change.disable_local_auth == Some(true) {
+                    return Ok(crate::interlock::deny(azure.clone(), hub, &change).await.0);
+                }
+                azure.set_hub_access(hub, &change).await.map(|after| crate::interlock::held(&change, &after))
             }
             Action::DeleteRoleAssignment { id } => {
                 azure.delete_role_assignment(id).await.map(|d| if d { Outcome::Done } else { Outcome::AlreadyDone })
@@ -97,14 +109,14 @@ pub async fn apply(azure: Arc<dyn Azure>, plan: &Plan, concurrency: usize) -> Ve
                 .map(|action| {
                     let azure = azure.clone();
                     async move {
-                        let outcome = apply_action(azure.as_ref(), &action).await;
+                        let outcome = apply_action(&azure, &action).await;
                         Applied { action, outcome }
                     }
                 })
                 .buffered(concurrency.max(1))
                 .collect()
                 .await;
-            failed = results.iter().any(|r| !r.outcome.is_ok());
+            failed = results.iter().any(|r| matches!(r.outcome, Outcome::Failed(_)));
             out.extend(results);
         }
         i = end;

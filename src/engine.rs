@@ -10,8 +10,9 @@
 //!   role definition GET only for custom roles the least-privilege check meets;
 //! - custom role: a GET of the definition this resource derives (and of hinted ones), a `roleName eq`
 //!   list only when the definition must be created, and in cleanup the assignments that use it;
-//! - shared access: the hub; when Deny is wanted, the subscription's DPS instances and the
-//!   assignments effective at the hub (lock-out check).
+//! - shared access: the hub; when Deny is wanted, what depends on its shared access (DPS and
+//!   Device Update instances of every subscription the identity can list, one search shared by
+//!   all hubs) and the assignments effective at the hub (lock-out and DPS identity checks).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -22,7 +23,9 @@ use crate::azure::AzureError;
 use crate::crd::DeletionPolicy;
 use crate::desire::{DesiredAssignment, DesiredCustomRole, DesiredSharedAccess};
 use crate::domain::naming::Owner;
-use crate::domain::{DpsObservation, ObservedAssignment, RoleAssignmentId, RoleDefinition, Scope, roles};
+use crate::domain::{
+    DependentsObservation, HubId, ObservedAssignment, ObservedHub, RoleAssignmentId, RoleDefinition, Scope, roles,
+};
 use crate::observe::Observer;
 use crate::plan::ownership::Others;
 use crate::plan::{self, Mode, Plan};
@@ -198,25 +201,68 @@ pub async fn plan_custom_role(obs: &Observer, req: &CustomRoleRequest) -> Result
     }))
 }
 
+/// What one `IotHubSharedAccess` saw in Azure, with its plan (so nothing is read twice).
+#[derive(Clone, Debug)]
+pub struct SharedAccessView {
+    pub plan: Plan,
+    /// The hub as read; `None` when it does not exist.
+    pub hub: Option<ObservedHub>,
+    /// What depends on the hub's shared access (searched only when Deny is wanted).
+    pub dependents: DependentsObservation,
+}
+
+/// What the SAS interlock judges a hub on.
+pub struct InterlockInputs {
+    pub hub: Option<ObservedHub>,
+    pub dependents: DependentsObservation,
+    pub assignments: Vec<ObservedAssignment>,
+    pub roles: Vec<RoleDefinition>,
+}
+
+/// Read what the interlock needs for `hub`: the hub, its dependents (`fresh`: read now, not from
+/// the observer's search of the last seconds), the assignments effective at the hub and the
+/// definitions of their roles.
+pub async fn interlock_inputs(obs: &Observer, hub: &HubId, fresh: bool) -> Result<InterlockInputs, AzureError> {
+    match obs.hub(hub).await? {
+        Some(h) => interlock_reads(obs, h, fresh).await,
+        None => Ok(InterlockInputs {
+            hub: None,
+            dependents: DependentsObservation::none(),
+            assignments: vec![],
+            roles: vec![],
+        }),
+    }
+}
+
+/// [`interlock_inputs`] for a hub already read.
+pub async fn interlock_reads(obs: &Observer, hub: ObservedHub, fresh: bool) -> Result<InterlockInputs, AzureError> {
+    let also = [hub.id.subscription_id.as_str()];
+    let dependents = if fresh { obs.dependents_fresh(&also).await } else { obs.dependents(&also).await };
+    let assignments = obs.assignments_at(&hub.id.scope()).await?;
+    let guids = assignments.iter().map(|a| a.role_definition).collect();
+    let roles = catalog(obs, Some(&hub.id.subscription_id), guids).await;
+    Ok(InterlockInputs { hub: Some(hub), dependents, assignments, roles })
+}
+
 /// Plan one `IotHubSharedAccess`.
-pub async fn plan_shared_access(obs: &Observer, desired: &DesiredSharedAccess) -> Result<Plan, AzureError> {
-    let hub = obs.hub(&desired.hub).await?;
-    let (dps, assignments, known) = match (&hub, desired.disable_local_auth) {
-        (Some(h), true) => {
-            let dps = obs.dps(&desired.hub.subscription_id).await;
-            let assignments = obs.assignments_at(&h.id.scope()).await?;
-            let guids = assignments.iter().map(|a| a.role_definition).collect();
-            let known = catalog(obs, Some(&desired.hub.subscription_id), guids).await;
-            (dps, assignments, known)
-        }
+pub async fn plan_shared_access(obs: &Observer, desired: &DesiredSharedAccess) -> Result<SharedAccessView, AzureError> {
+    let inputs = if desired.disable_local_auth {
+        interlock_inputs(obs, &desired.hub, false).await?
+    } else {
         // Allow is never blocked, so nothing else needs reading.
-        _ => (DpsObservation::Complete(vec![]), vec![], vec![]),
+        InterlockInputs {
+            hub: obs.hub(&desired.hub).await?,
+            dependents: DependentsObservation::none(),
+            assignments: vec![],
+            roles: vec![],
+        }
     };
-    Ok(plan::shared_access::plan(&plan::shared_access::SharedAccessInput {
+    let plan = plan::shared_access::plan(&plan::shared_access::SharedAccessInput {
         desired,
-        hub: hub.as_ref(),
-        dps: &dps,
-        hub_assignments: &assignments,
-        roles: &known,
-    }))
+        hub: inputs.hub.as_ref(),
+        dependents: &inputs.dependents,
+        hub_assignments: &inputs.assignments,
+        roles: &inputs.roles,
+    });
+    Ok(SharedAccessView { plan, hub: inputs.hub, dependents: inputs.dependents })
 }

@@ -12,6 +12,7 @@ pub mod crd;
 pub mod desire;
 pub mod domain;
 pub mod engine;
+pub mod interlock;
 pub mod manifest;
 pub mod observe;
 pub mod plan;

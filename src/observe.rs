@@ -1,8 +1,12 @@
 //! The `observe` step: read what Azure has, shared across every resource of a pass. Each
-//! distinct read (a role assignment list at a scope, a hub, a subscription's DPS instances or
-//! custom roles) is made at most once per [`Observer`], however many resources need it, and
-//! concurrent askers wait for the one request in flight (single-flight). So ARM reads grow with
-//! hubs and scopes, not with resources. I/O: reads through the [`Azure`] trait only.
+//! distinct read (a role assignment list at a scope, a hub, custom roles) is made at most once
+//! per [`Observer`], however many resources need it, and concurrent askers wait for the one
+//! request in flight (single-flight). So ARM reads grow with hubs and scopes, not with
+//! resources. What depends on hubs' shared access (DPS and Device Update instances in every
+//! subscription the identity can list) is one search shared by every hub, kept for at most
+//! `dependents_max_age` so a refusal is re-checked against Azure promptly; a check that allows
+//! a Deny reads it fresh ([`Observer::dependents_fresh`]). I/O: reads through the [`Azure`]
+//! trait only.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -13,7 +17,10 @@ use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use crate::azure::{AssignmentFilter, Azure, AzureError, RoleDefinitionFilter};
-use crate::domain::{DpsObservation, HubId, ObservedAssignment, ObservedHub, RoleDefinition, Scope};
+use crate::domain::{Dependents, DependentsObservation, HubId, ObservedAssignment, ObservedHub, RoleDefinition, Scope};
+
+/// Subscriptions searched at once for dependents.
+const SEARCH_CONCURRENCY: usize = 4;
 
 type Shared<T> = Arc<OnceCell<Result<T, AzureError>>>;
 
@@ -59,7 +66,8 @@ pub struct Observer {
     azure: Arc<dyn Azure>,
     assignments: Memo<(String, AssignmentFilter), Vec<ObservedAssignment>>,
     hubs: Memo<String, Option<ObservedHub>>,
-    dps: Memo<String, Vec<crate::domain::ObservedDps>>,
+    dependents: Mutex<Option<(std::time::Instant, Shared<Dependents>)>>,
+    dependents_max_age: std::time::Duration,
     custom_roles: Memo<String, Vec<RoleDefinition>>,
     definitions: Memo<Uuid, Option<RoleDefinition>>,
     named: Memo<(String, String), Vec<RoleDefinition>>,
@@ -71,7 +79,8 @@ impl Observer {
             azure,
             assignments: Memo::new(),
             hubs: Memo::new(),
-            dps: Memo::new(),
+            dependents: Mutex::new(None),
+            dependents_max_age: std::time::Duration::from_secs(30),
             custom_roles: Memo::new(),
             definitions: Memo::new(),
             named: Memo::new(),
@@ -106,13 +115,53 @@ impl Observer {
         self.hubs.get(hub.key(), || async move { azure.get_hub(&h).await }).await
     }
 
-    /// DPS instances of a subscription, or why they could not be listed (fail closed).
-    pub async fn dps(&self, subscription_id: &str) -> DpsObservation {
+    /// How long the dependents search is reused (default 30 s).
+    pub fn with_dependents_max_age(mut self, max_age: std::time::Duration) -> Observer {
+        self.dependents_max_age = max_age;
+        self
+    }
+
+    /// What depends on hubs' shared access, searched at most `dependents_max_age` ago (shared
+    /// by every hub and asker), or why the search could not be completed (fail closed).
+    /// `also` names subscriptions to search even if the list leaves them out (the hub's own).
+    pub async fn dependents(&self, also: &[&str]) -> DependentsObservation {
+        let cell = {
+            let mut slot = self.dependents.lock().unwrap_or_else(|e| e.into_inner());
+            match slot.as_ref() {
+                Some((at, cell)) if at.elapsed() < self.dependents_max_age => cell.clone(),
+                _ => {
+                    let cell: Shared<Dependents> = Arc::new(OnceCell::new());
+                    *slot = Some((std::time::Instant::now(), cell.clone()));
+                    cell
+                }
+            }
+        };
         let azure = self.azure.clone();
-        let sub = subscription_id.to_string();
-        match self.dps.get(subscription_id.to_ascii_lowercase(), || async move { azure.list_dps(&sub).await }).await {
-            Ok(list) => DpsObservation::Complete(list),
-            Err(e) => DpsObservation::Failed(e.to_string()),
+        let result = cell.get_or_init(|| search_dependents(azure, vec![])).await.clone();
+        let result = match result {
+            // A subscription the list did not include: searched on its own (not shared).
+            Ok(d) if also.iter().any(|s| !d.subscriptions.contains(&s.to_ascii_lowercase())) => {
+                search_dependents(self.azure.clone(), also.iter().map(|s| s.to_ascii_lowercase()).collect()).await
+            }
+            other => other,
+        };
+        if result.is_err() {
+            let mut slot = self.dependents.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.as_ref().is_some_and(|(_, c)| Arc::ptr_eq(c, &cell)) {
+                *slot = None;
+            }
+        }
+        match result {
+            Ok(d) => DependentsObservation::Complete(d),
+            Err(e) => DependentsObservation::Failed(e.to_string()),
+        }
+    }
+
+    /// The dependents read now, not from any cache: for the check that allows a Deny.
+    pub async fn dependents_fresh(&self, also: &[&str]) -> DependentsObservation {
+        match search_dependents(self.azure.clone(), also.iter().map(|s| s.to_ascii_lowercase()).collect()).await {
+            Ok(d) => DependentsObservation::Complete(d),
+            Err(e) => DependentsObservation::Failed(e.to_string()),
         }
     }
 
@@ -195,9 +244,52 @@ impl Observer {
     pub fn reads_held(&self) -> usize {
         self.assignments.len()
             + self.hubs.len()
-            + self.dps.len()
+            + usize::from(self.dependents.lock().unwrap_or_else(|e| e.into_inner()).is_some())
             + self.custom_roles.len()
             + self.definitions.len()
             + self.named.len()
+    }
+}
+
+/// Search every subscription the identity can list (plus `also`) for DPS and Device Update
+/// instances. Any subscription, page or shape that fails makes the whole search fail, naming it.
+async fn search_dependents(azure: Arc<dyn Azure>, also: Vec<String>) -> Result<Dependents, AzureError> {
+    use futures::StreamExt as _;
+    let checked_at = jiff::Timestamp::now().to_string();
+    let mut subscriptions = azure.list_subscriptions().await.map_err(|e| name_failure("listing subscriptions", e))?;
+    subscriptions.extend(also);
+    subscriptions.sort();
+    subscriptions.dedup();
+    let found: Vec<Result<_, AzureError>> = futures::stream::iter(subscriptions.clone())
+        .map(|sub| {
+            let azure = azure.clone();
+            async move {
+                let dps =
+                    azure.list_dps(&sub).await.map_err(|e| name_failure(&format!("subscription {sub}: DPS"), e))?;
+                let du = azure
+                    .list_device_update_instances(&sub)
+                    .await
+                    .map_err(|e| name_failure(&format!("subscription {sub}: Device Update"), e))?;
+                Ok((dps, du))
+            }
+        })
+        .buffered(SEARCH_CONCURRENCY)
+        .collect()
+        .await;
+    let mut out = Dependents { subscriptions, checked_at, ..Dependents::default() };
+    for f in found {
+        let (dps, du) = f?;
+        out.dps.extend(dps);
+        out.device_update.extend(du);
+    }
+    Ok(out)
+}
+
+fn name_failure(what: &str, e: AzureError) -> AzureError {
+    match e {
+        AzureError::Forbidden { code, message } => {
+            AzureError::Forbidden { code, message: format!("{what}: {message}") }
+        }
+        other => AzureError::Transient { message: format!("{what}: {other}") },
     }
 }

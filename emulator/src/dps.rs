@@ -1,18 +1,57 @@
-//! Microsoft.Devices provisioningServices (2022-12-12; the link shape of 2025-02-01-preview and
-//! later when asked for). Connection strings are stored and returned with the key masked.
+//! Microsoft.Devices provisioningServices (2022-12-12; at 2026-03-01-preview and from 2026-08-01
+//! on, the identity link shape and the resource's managed identity). Connection strings are
+//! stored and returned with the key masked.
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::iothub::{not_found, rg_not_found};
 use crate::seed::DpsLinkSeed;
 use crate::server::{Ctx, Reply, method_not_allowed};
 use crate::state::{Dps, State, new_etag};
 
-/// api-versions from this date on return `hostName`/`authenticationType` and drop the
-/// connection string of identity links.
-const NEW_LINK_SHAPE: &str = "2025-02-01";
+/// Whether `api_version` returns `hostName`/`authenticationType`/
+/// `selectedUserAssignedIdentityResourceId` per link, drops the connection string of identity
+/// links and returns the resource's `identity`: 2026-03-01-preview, and every version dated
+/// 2026-08-01 or later (2026-04-01 and 2025-02-01-preview do not).
+pub(crate) fn new_shape(api_version: &str) -> bool {
+    api_version.eq_ignore_ascii_case("2026-03-01-preview") || api_version.get(..10).unwrap_or("") >= "2026-08-01"
+}
+
+/// Fill in the ids Azure assigns: `principalId`/`tenantId` for a system-assigned identity,
+/// `principalId`/`clientId` for each user-assigned one (kept from `old` when already known).
+fn complete_identity(mut v: Value, old: Option<&Value>, tenant: &str) -> Value {
+    let Some(obj) = v.as_object_mut() else { return v };
+    let kind = obj.get("type").and_then(Value::as_str).unwrap_or("None").to_ascii_lowercase();
+    let old_str = |k: &str| old.and_then(|o| o.get(k)).and_then(Value::as_str).map(str::to_string);
+    let fresh = || uuid::Uuid::new_v4().to_string();
+    if kind.contains("systemassigned") {
+        if !obj.get("principalId").is_some_and(Value::is_string) {
+            obj.insert("principalId".into(), Value::String(old_str("principalId").unwrap_or_else(fresh)));
+        }
+        if !obj.get("tenantId").is_some_and(Value::is_string) {
+            obj.insert("tenantId".into(), Value::String(tenant.to_string()));
+        }
+    }
+    if let Some(Value::Object(ids)) = obj.get_mut("userAssignedIdentities") {
+        for (id, entry) in ids.iter_mut() {
+            let before = old.and_then(|o| o.pointer("/userAssignedIdentities")).and_then(|u| {
+                u.as_object().and_then(|m| m.iter().find(|(k, _)| k.eq_ignore_ascii_case(id)).map(|(_, v)| v))
+            });
+            if !entry.is_object() {
+                *entry = Value::Object(Map::new());
+            }
+            for k in ["principalId", "clientId"] {
+                if !entry.get(k).is_some_and(Value::is_string) {
+                    let kept = before.and_then(|b| b.get(k)).and_then(Value::as_str).map(str::to_string);
+                    entry[k] = Value::String(kept.unwrap_or_else(fresh));
+                }
+            }
+        }
+    }
+    v
+}
 
 fn mask(cs: &str, host: &str) -> String {
     let key_name = cs
@@ -60,10 +99,13 @@ fn link_json(st: &State, d: &Dps, l: &DpsLinkSeed, new_shape: bool) -> Value {
 }
 
 fn dps_json(st: &State, d: &Dps, api_version: &str) -> Value {
-    let new_shape = api_version.get(..10).unwrap_or(api_version) >= NEW_LINK_SHAPE;
-    let links: Vec<Value> = d.links.iter().map(|l| link_json(st, d, l, new_shape)).collect();
+    let new_shape = new_shape(api_version);
+    let links: Vec<Value> = match &d.raw_iot_hubs {
+        Some(raw) => raw.clone(),
+        None => d.links.iter().map(|l| link_json(st, d, l, new_shape)).collect(),
+    };
     let lname = d.name.to_ascii_lowercase();
-    json!({
+    let mut v = json!({
         "id": format!("/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Devices/ProvisioningServices/{}", d.subscription_id, d.resource_group, d.name),
         "name": d.name,
         "type": "Microsoft.Devices/ProvisioningServices",
@@ -85,7 +127,11 @@ fn dps_json(st: &State, d: &Dps, api_version: &str) -> Value {
             "portalOperationsHostName": format!("{lname}.services.azure-devices-provisioning.net"),
             "enableDataResidency": false,
         }
-    })
+    });
+    if new_shape && let Some(i) = &d.identity {
+        v["identity"] = i.clone();
+    }
+    v
 }
 
 fn fxhash(s: &str) -> u64 {
@@ -173,12 +219,24 @@ fn put(ctx: &Ctx, sub: &str, rg: &str, name: &str) -> Reply {
     if st.rg(sub, rg).is_none() {
         return rg_not_found(rg);
     }
+    // Versions without the identity shape leave the stored identity alone.
+    let tenant = st.tenant_id.clone();
+    let old_identity = st.dps.iter().find(|d| d.matches(sub, rg, name)).and_then(|d| d.identity.clone());
+    let identity = if new_shape(&ctx.api_version()) {
+        body.get("identity")
+            .filter(|i| i.is_object())
+            .map(|i| complete_identity(i.clone(), old_identity.as_ref(), &tenant))
+    } else {
+        old_identity
+    };
     let created = match st.dps_mut(sub, rg, name) {
         Some(d) => {
             d.location = location;
             d.links = links;
             d.tags = tags;
             d.etag = new_etag();
+            d.identity = identity;
+            d.raw_iot_hubs = None;
             false
         }
         None => {
@@ -190,6 +248,8 @@ fn put(ctx: &Ctx, sub: &str, rg: &str, name: &str) -> Reply {
                 tags,
                 links,
                 etag: new_etag(),
+                identity,
+                raw_iot_hubs: None,
             });
             true
         }

@@ -1,23 +1,47 @@
 //! Microsoft.Devices IotHubs 2023-06-30 and resource groups. Hub PUT is a full replace with
 //! `If-Match`, answered 201 with `Azure-AsyncOperation`; the new properties are committed at PUT
 //! time, `provisioningState` stays `Accepted` until the operation is polled to `Succeeded`.
+//! Before that, a PUT passes the policy assignments in scope and has its read-only properties
+//! counted (or refused). Gateway v2 hubs show `deviceHostName`/`serviceHostName` from
+//! api-version 2026-03-01(-preview) on.
+
+use std::time::Instant;
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
+use crate::read_only::{read_only_paths, rejected};
 use crate::seed::SasPolicy;
 use crate::server::{Ctx, Reply, method_not_allowed};
 use crate::state::{
     Hub, Operation, default_hub_properties, default_policies, new_etag, new_key, normalize_sku, now_rfc3339,
 };
 
-const READ_ONLY: &[&str] = &["provisioningState", "state", "hostName", "locations", "authorizationPolicies"];
+const READ_ONLY: &[&str] = &[
+    "provisioningState",
+    "state",
+    "hostName",
+    "deviceHostName",
+    "serviceHostName",
+    "locations",
+    "authorizationPolicies",
+];
 
-pub(crate) fn hub_json(h: &Hub, suffix: &str) -> Value {
+/// api-versions from this date on (preview or stable) show the device and service host names.
+const GATEWAY_HOST_NAMES: &str = "2026-03-01";
+
+pub(crate) fn hub_json(h: &Hub, suffix: &str, api_version: &str) -> Value {
     let mut props = h.properties.clone();
     props.insert("provisioningState".into(), Value::String(h.provisioning_state.clone()));
     props.insert("state".into(), Value::String("Active".into()));
     props.insert("hostName".into(), Value::String(h.host_name(suffix)));
+    if api_version.get(..10).unwrap_or(api_version) >= GATEWAY_HOST_NAMES {
+        for (k, v) in [("deviceHostName", &h.device_host_name), ("serviceHostName", &h.service_host_name)] {
+            if let Some(v) = v {
+                props.insert(k.into(), Value::String(v.clone()));
+            }
+        }
+    }
     props.insert("locations".into(), json!([{"location": h.location, "role": "primary"}]));
     let mut v = json!({
         "id": h.id(),
@@ -92,13 +116,14 @@ pub(crate) fn list(ctx: &Ctx, sub: &str, rg: Option<&str>) -> Reply {
     {
         return rg_not_found(rg);
     }
+    let api = ctx.api_version();
     let items: Vec<Value> = st
         .hubs
         .iter()
         .filter(|h| {
             h.subscription_id.eq_ignore_ascii_case(sub) && rg.is_none_or(|r| h.resource_group.eq_ignore_ascii_case(r))
         })
-        .map(|h| hub_json(h, &st.hub_host_suffix))
+        .map(|h| hub_json(h, &st.hub_host_suffix, &api))
         .collect();
     drop(st);
     ctx.page(items)
@@ -143,8 +168,11 @@ pub(crate) fn hub(ctx: &Ctx, sub: &str, rg: &str, name: &str) -> Reply {
     match ctx.method.as_str() {
         "GET" => {
             let st = ctx.inner.lock_state();
-            match st.hub(sub, rg, name) {
-                Some(h) => Reply::json(200, hub_json(h, &st.hub_host_suffix)).header("etag", format!("\"{}\"", h.etag)),
+            let hidden =
+                |h: &Hub| st.hub_not_found_until.get(&h.id().to_ascii_lowercase()).is_some_and(|u| Instant::now() < *u);
+            match st.hub(sub, rg, name).filter(|h| !hidden(h)) {
+                Some(h) => Reply::json(200, hub_json(h, &st.hub_host_suffix, &ctx.api_version()))
+                    .header("etag", format!("\"{}\"", h.etag)),
                 None => not_found("Microsoft.Devices/IotHubs", name, rg),
             }
         }
@@ -154,6 +182,7 @@ pub(crate) fn hub(ctx: &Ctx, sub: &str, rg: &str, name: &str) -> Reply {
             let mut st = ctx.inner.lock_state();
             let Some(i) = st.hubs.iter().position(|h| h.matches(sub, rg, name)) else { return Reply::empty(204) };
             let h = st.hubs.remove(i);
+            st.hub_not_found_until.remove(&h.id().to_ascii_lowercase());
             let op = new_operation_id(&h.location);
             st.operations.insert(op.clone(), Operation { polls: 0, hub: None, done: false });
             drop(st);
@@ -189,15 +218,32 @@ fn valid_hub_name(n: &str) -> bool {
 }
 
 fn put(ctx: &Ctx, sub: &str, rg: &str, name: &str) -> Reply {
-    let body = match ctx.json_body() {
+    let mut body = match ctx.json_body() {
         Ok(b) => b,
         Err(r) => return r,
     };
     let cfg = &ctx.inner.config;
+    let read_only = read_only_paths(&body);
+    if !read_only.is_empty() {
+        let mut stats = ctx.inner.lock_stats();
+        for p in &read_only {
+            *stats.read_only_sent.entry(p.clone()).or_default() += 1;
+        }
+    }
     let if_match = ctx.header("if-match");
     let mut st = ctx.inner.lock_state();
     let suffix = st.hub_host_suffix.clone();
     let existing = st.hub(sub, rg, name).cloned();
+    let hub_id = existing.as_ref().map_or_else(
+        || format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Devices/IotHubs/{name}"),
+        Hub::id,
+    );
+    if let Err(denied) = crate::policy::evaluate(&st.policies, &hub_id, name, &ctx.api_version(), &mut body) {
+        return denied;
+    }
+    if cfg.reject_read_only_properties && !read_only.is_empty() {
+        return rejected(&read_only);
+    }
     match (&existing, &if_match) {
         (Some(_), None) if cfg.require_if_match => {
             let status = cfg.missing_if_match_status;
@@ -280,7 +326,16 @@ fn put(ctx: &Ctx, sub: &str, rg: &str, name: &str) -> Reply {
         etag: new_etag(),
         provisioning_state: "Accepted".into(),
         created_at: existing.as_ref().map_or_else(now_rfc3339, |h| h.created_at.clone()),
+        device_host_name: existing.as_ref().and_then(|h| h.device_host_name.clone()),
+        service_host_name: existing.as_ref().and_then(|h| h.service_host_name.clone()),
     };
+    let window = cfg.hub_not_found_after_local_auth_change;
+    if let Some(old) = &existing
+        && old.disable_local_auth() != hub.disable_local_auth()
+        && !window.is_zero()
+    {
+        st.hub_not_found_until.insert(hub.id().to_ascii_lowercase(), Instant::now() + window);
+    }
     let op = new_operation_id(&location);
     st.operations.insert(
         op.clone(),
@@ -290,7 +345,7 @@ fn put(ctx: &Ctx, sub: &str, rg: &str, name: &str) -> Reply {
             done: false,
         },
     );
-    let json = hub_json(&hub, &suffix);
+    let json = hub_json(&hub, &suffix, &ctx.api_version());
     let etag = hub.etag.clone();
     if let Some(h) = st.hub_mut(sub, rg, name) {
         *h = hub;
@@ -317,7 +372,7 @@ fn patch(ctx: &Ctx, sub: &str, rg: &str, name: &str) -> Reply {
         }
     }
     h.etag = new_etag();
-    Reply::json(200, hub_json(h, &suffix)).header("etag", format!("\"{}\"", h.etag)).changed()
+    Reply::json(200, hub_json(h, &suffix, &ctx.api_version())).header("etag", format!("\"{}\"", h.etag)).changed()
 }
 
 pub(crate) fn list_keys(ctx: &Ctx, sub: &str, rg: &str, name: &str, key: Option<&str>) -> Reply {

@@ -1,16 +1,32 @@
 //! Local Azure Resource Manager emulator: role assignments and definitions
-//! (Microsoft.Authorization 2022-04-01), IoT Hub (Microsoft.Devices 2023-06-30), Device
-//! Provisioning Service (2022-12-12 and newer link shapes), resource groups, the Entra ID v2
-//! token endpoint, MSAL discovery and IMDS; with ARM throttling, fault injection, persistence
-//! and an admin API under `/_emulator/`. Served over plain HTTP on loopback.
+//! (Microsoft.Authorization 2022-04-01), IoT Hub (Microsoft.Devices 2023-06-30; device and
+//! service host names of gateway v2 hubs from 2026-03-01-preview), Device Provisioning Service
+//! (2022-12-12; the identity link shape and the resource identity at 2026-03-01-preview and
+//! from 2026-08-01), Device Update for IoT Hub (Microsoft.DeviceUpdate 2023-07-01 accounts and
+//! instances), resource groups, subscriptions (`GET /subscriptions`, per-subscription access:
+//! readable, forbidden or hidden), resource provider registrations
+//! (`GET /subscriptions/{sub}/providers/{namespace}`, with each resource type's supported
+//! api-versions enforced), Azure Policy on hub writes (Deny and Modify), the Entra ID v2 token
+//! endpoint, MSAL discovery and IMDS; with ARM throttling, fault injection, persistence and an
+//! admin API under `/_emulator/` (state, stats, faults, throttle, principals, subscriptions,
+//! policies). Served over plain HTTP on loopback.
 
+mod admin;
 mod authz;
+mod device_update;
 mod dps;
 mod faults;
 mod iothub;
+mod policy;
+mod providers;
+mod read_only;
+mod resources;
+mod routes;
 mod seed;
 mod server;
+mod snapshot;
 mod state;
+mod subscriptions;
 mod throttle;
 mod token;
 
@@ -18,13 +34,15 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 pub use faults::{Faults, parse_duration};
 pub use seed::{
-    ClientApp, DpsLinkSeed, DpsSeed, HubSeed, ManagementGroup, Permission, Principal, ResourceGroup, RoleAssignment,
-    RoleDefinition, SasPolicy, Seed, SeedError,
+    ClientApp, DeviceUpdateAccount, DeviceUpdateInstance, DpsLinkSeed, DpsSeed, HubSeed, ManagementGroup, Permission,
+    PolicyAssignment, PolicyEffect, Principal, ResourceGroup, RoleAssignment, RoleDefinition, SasPolicy, Seed,
+    SeedError, Subscription, SubscriptionAccess,
 };
 pub use state::{DirectoryEntry, Dps, Hub, Operation, State, normalize_scope};
 pub use throttle::{Bucket, ThrottleConfig};
@@ -75,6 +93,19 @@ pub struct EmulatorConfig {
     pub unknown_role_on_assignment_status: u16,
     /// Lifetime of the access tokens the token endpoint issues (`expires_in`), in seconds.
     pub token_lifetime_secs: u64,
+    /// Supported api-versions by resource type (`Microsoft.Devices/IotHubs`,
+    /// `Microsoft.Devices/ProvisioningServices`, `Microsoft.DeviceUpdate/accounts`,
+    /// `Microsoft.DeviceUpdate/accounts/instances`; keys match case-insensitively). A request to
+    /// one of these types with another api-version answers 400 `NoRegisteredProviderFound`; a
+    /// type without an entry accepts any. Also the `apiVersions` of `GET .../providers/{ns}`.
+    pub provider_api_versions: BTreeMap<String, Vec<String>>,
+    /// A hub PUT whose body carries read-only properties (see `Stats::read_only_sent`) answers
+    /// 400 `InvalidRequestContent` and changes nothing.
+    pub reject_read_only_properties: bool,
+    /// After a hub PUT that changes `properties.disableLocalAuth`, GETs of that hub answer 404
+    /// `ResourceNotFound` for this long (zero: never). Written like `Faults` durations
+    /// (`"20ms"`, `"1.5s"`) wherever it is read from text.
+    pub hub_not_found_after_local_auth_change: Duration,
 }
 
 impl Default for EmulatorConfig {
@@ -97,6 +128,9 @@ impl Default for EmulatorConfig {
             role_definition_has_assignments_status: 409,
             unknown_role_on_assignment_status: 400,
             token_lifetime_secs: 3599,
+            provider_api_versions: providers::default_api_versions(),
+            reject_read_only_properties: false,
+            hub_not_found_after_local_auth_change: Duration::ZERO,
         }
     }
 }
@@ -113,6 +147,10 @@ pub struct Stats {
     /// Federated assertions (`client_assertion`) the token endpoint accepted, in order.
     #[serde(default)]
     pub federated_assertions: Vec<String>,
+    /// Read-only properties hub PUT bodies carried, by JSON path (`id`, `sku.tier`,
+    /// `properties.hostName`, `properties.eventHubEndpoints.events.partitionIds`, ...).
+    #[serde(default)]
+    pub read_only_sent: BTreeMap<String, u64>,
 }
 
 /// Operations that only read.
@@ -128,6 +166,13 @@ const READ_OPS: &[&str] = &[
     "provisioningServices.get",
     "provisioningServices.list",
     "resourceGroups.get",
+    "subscriptions.list",
+    "subscriptions.get",
+    "providers.get",
+    "deviceUpdate.accounts.list",
+    "deviceUpdate.accounts.get",
+    "deviceUpdate.instances.list",
+    "deviceUpdate.instances.get",
 ];
 
 impl Stats {
@@ -156,6 +201,10 @@ impl Stats {
     }
     pub fn faults_injected(&self) -> u64 {
         self.faults
+    }
+    /// Hub PUTs whose body carried the read-only property at `path` (e.g. `properties.state`).
+    pub fn read_only_count(&self, path: &str) -> u64 {
+        self.read_only_sent.get(path).copied().unwrap_or(0)
     }
     pub(crate) fn record(&mut self, op: &str, status: u16) {
         *self.requests.entry(op.to_string()).or_default().entry(status).or_default() += 1;

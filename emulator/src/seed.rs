@@ -14,6 +14,9 @@ pub struct Seed {
     /// The directory (tenant) id. Empty: a fixed default tenant.
     pub tenant_id: String,
     pub management_groups: Vec<ManagementGroup>,
+    /// Subscriptions with a display name, state or access of their own. Every other
+    /// subscription the state names exists too, `Enabled` and readable.
+    pub subscriptions: Vec<Subscription>,
     pub resource_groups: Vec<ResourceGroup>,
     pub principals: Vec<Principal>,
     /// Applications allowed at the token endpoint. Empty: any client id and secret are accepted.
@@ -23,6 +26,92 @@ pub struct Seed {
     /// Custom roles.
     pub role_definitions: Vec<RoleDefinition>,
     pub role_assignments: Vec<RoleAssignment>,
+    /// Azure Policy assignments evaluated on hub PUTs.
+    pub policies: Vec<PolicyAssignment>,
+    /// Device Update for IoT Hub accounts with their instances.
+    pub device_update_accounts: Vec<DeviceUpdateAccount>,
+}
+
+/// What the caller may do in a subscription.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SubscriptionAccess {
+    /// Listed; every request is served.
+    #[default]
+    #[serde(alias = "read")]
+    Read,
+    /// Listed; every request under it answers 403 `AuthorizationFailed`.
+    #[serde(alias = "forbidden")]
+    Forbidden,
+    /// Not listed; every request under it answers 403 `AuthorizationFailed`.
+    #[serde(alias = "hidden")]
+    Hidden,
+}
+
+/// A subscription as `GET /subscriptions` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Subscription {
+    pub subscription_id: String,
+    /// Default: the subscription id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Default: `Enabled`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Default: `Read`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access: Option<SubscriptionAccess>,
+}
+
+/// Effect of a policy assignment on a hub PUT.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PolicyEffect {
+    /// 403 `RequestDisallowedByPolicy` when the property differs from the value.
+    #[default]
+    #[serde(alias = "deny")]
+    Deny,
+    /// The property is set to the value (addOrReplace) before the hub is stored.
+    #[serde(alias = "modify")]
+    Modify,
+}
+
+/// An Azure Policy assignment on one hub property (`properties.{property}`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PolicyAssignment {
+    pub assignment_name: String,
+    /// Subscription, resource group or hub ARM id; a hub is in scope at or below it.
+    pub scope: String,
+    /// The policy definition's GUID.
+    pub definition_name: String,
+    pub display_name: String,
+    pub effect: PolicyEffect,
+    /// Name under `properties`, e.g. `disableLocalAuth`.
+    pub property: String,
+    pub value: Value,
+}
+
+/// A Device Update for IoT Hub account (Microsoft.DeviceUpdate/accounts).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DeviceUpdateAccount {
+    pub subscription_id: String,
+    pub resource_group: String,
+    pub name: String,
+    pub location: String,
+    pub instances: Vec<DeviceUpdateInstance>,
+}
+
+/// A Device Update instance (Microsoft.DeviceUpdate/accounts/instances) and the hubs it uses.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DeviceUpdateInstance {
+    pub name: String,
+    /// Default: the account's location.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Hub ARM resource ids.
+    pub iot_hubs: Vec<String>,
 }
 
 /// A management group; `subscriptions` are its direct children.
@@ -107,6 +196,12 @@ pub struct HubSeed {
     pub authorization_policies: Option<Vec<SasPolicy>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// Device-facing host name of a gateway v2 hub, e.g. `{name}.device.azure-devices.net`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_host_name: Option<String>,
+    /// Service-facing host name of a gateway v2 hub, e.g. `{name}.service.azure-devices.net`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_host_name: Option<String>,
 }
 
 /// A Device Provisioning Service instance with its hub links.
@@ -122,6 +217,14 @@ pub struct DpsSeed {
     pub tags: Option<BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub etag: Option<String>,
+    /// ManagedServiceIdentity: `type` (`None`, `SystemAssigned`, `UserAssigned`,
+    /// `SystemAssigned,UserAssigned`), `principalId`, `tenantId`, `userAssignedIdentities`
+    /// (resource id → `{principalId, clientId}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Value>,
+    /// Returned verbatim as `properties.iotHubs` instead of the links (terse or odd shapes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_iot_hubs: Option<Vec<Value>>,
 }
 
 /// A DPS → hub link.

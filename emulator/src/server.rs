@@ -1,6 +1,6 @@
 //! HTTP serving (hyper directly, so that a fault can close a connection without an answer),
-//! routing, and the request pipeline: faults → authentication → subscription → throttling →
-//! handler → headers and stats.
+//! and the request pipeline: faults → authentication → subscription (known, accessible) →
+//! throttling → api-version of the resource type → handler → headers and stats.
 
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::Inner;
 use crate::faults::Fault;
-use crate::state::subscription_of;
+use crate::routes::{Route, classify, op_name, route_subscription};
 use crate::throttle::Class;
 use crate::token::{self, Claims};
 
@@ -109,156 +109,6 @@ impl Ctx {
     }
 }
 
-/// Where a request goes.
-#[derive(Clone, Debug)]
-pub(crate) enum Route {
-    Admin(String),
-    Token(String),
-    Discovery,
-    OpenId(String),
-    Imds,
-    Assignments { scope: String, name: Option<String> },
-    Definitions { scope: String, name: Option<String> },
-    ResourceGroup { sub: String, rg: String },
-    HubList { sub: String, rg: Option<String> },
-    Hub { sub: String, rg: String, name: String },
-    HubKeys { sub: String, rg: String, name: String, key: Option<String> },
-    OperationResult { sub: String, id: String },
-    DpsList { sub: String, rg: Option<String> },
-    Dps { sub: String, rg: String, name: String },
-    NotFound,
-}
-
-fn eq(a: &str, b: &str) -> bool {
-    a.eq_ignore_ascii_case(b)
-}
-
-fn classify(segs: &[String]) -> Route {
-    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
-    if s.first() == Some(&"_emulator") {
-        return Route::Admin(s[1..].join("/"));
-    }
-    match s.as_slice() {
-        [m, i, o, t] if eq(m, "metadata") && eq(i, "identity") && eq(o, "oauth2") && eq(t, "token") => {
-            return Route::Imds;
-        }
-        [c, d, i] if eq(c, "common") && eq(d, "discovery") && eq(i, "instance") => return Route::Discovery,
-        [t, v, w, o] if eq(v, "v2.0") && eq(w, ".well-known") && eq(o, "openid-configuration") => {
-            return Route::OpenId(t.to_string());
-        }
-        [t, o, v, tok] if eq(o, "oauth2") && eq(v, "v2.0") && eq(tok, "token") => return Route::Token(t.to_string()),
-        _ => {}
-    }
-    // Authorization: the last `providers/Microsoft.Authorization/{roleAssignments|roleDefinitions}`.
-    for i in (0..s.len().saturating_sub(2)).rev() {
-        if eq(s[i], "providers") && eq(s[i + 1], "Microsoft.Authorization") {
-            let kind = s[i + 2];
-            let scope = format!("/{}", s[..i].join("/"));
-            let name = match s.len() - (i + 3) {
-                0 => None,
-                1 => Some(s[i + 3].to_string()),
-                _ => return Route::NotFound,
-            };
-            if eq(kind, "roleAssignments") {
-                return Route::Assignments { scope, name };
-            }
-            if eq(kind, "roleDefinitions") {
-                return Route::Definitions { scope, name };
-            }
-            return Route::NotFound;
-        }
-    }
-    let st = |x: &str| x.to_string();
-    match s.as_slice() {
-        [su, sub, r, rg] if eq(su, "subscriptions") && eq(r, "resourceGroups") => {
-            Route::ResourceGroup { sub: st(sub), rg: st(rg) }
-        }
-        [su, sub, p, d, t] if eq(su, "subscriptions") && eq(p, "providers") && eq(d, "Microsoft.Devices") => {
-            if eq(t, "IotHubs") {
-                Route::HubList { sub: st(sub), rg: None }
-            } else if eq(t, "provisioningServices") {
-                Route::DpsList { sub: st(sub), rg: None }
-            } else {
-                Route::NotFound
-            }
-        }
-        [su, sub, p, d, l, _loc, o, id]
-            if eq(su, "subscriptions")
-                && eq(p, "providers")
-                && eq(d, "Microsoft.Devices")
-                && eq(l, "locations")
-                && eq(o, "operationResults") =>
-        {
-            Route::OperationResult { sub: st(sub), id: st(id) }
-        }
-        [su, sub, r, rg, p, d, rest @ ..]
-            if eq(su, "subscriptions")
-                && eq(r, "resourceGroups")
-                && eq(p, "providers")
-                && eq(d, "Microsoft.Devices") =>
-        {
-            let (sub, rg) = (st(sub), st(rg));
-            match rest {
-                [t] if eq(t, "IotHubs") => Route::HubList { sub, rg: Some(rg) },
-                [t] if eq(t, "provisioningServices") => Route::DpsList { sub, rg: Some(rg) },
-                [t, n] if eq(t, "IotHubs") => Route::Hub { sub, rg, name: st(n) },
-                [t, n] if eq(t, "provisioningServices") => Route::Dps { sub, rg, name: st(n) },
-                [t, n, l] if eq(t, "IotHubs") && eq(l, "listkeys") => {
-                    Route::HubKeys { sub, rg, name: st(n), key: None }
-                }
-                [t, n, k, key, l] if eq(t, "IotHubs") && eq(k, "IotHubKeys") && eq(l, "listkeys") => {
-                    Route::HubKeys { sub, rg, name: st(n), key: Some(st(key)) }
-                }
-                _ => Route::NotFound,
-            }
-        }
-        _ => Route::NotFound,
-    }
-}
-
-/// Operation name for stats and `Faults::only_operations`.
-fn op_name(route: &Route, method: &str) -> &'static str {
-    match (route, method) {
-        (Route::Token(_) | Route::Discovery | Route::OpenId(_), _) => "token",
-        (Route::Imds, _) => "imds",
-        (Route::Assignments { name: None, .. }, "GET") => "roleAssignments.list",
-        (Route::Assignments { name: Some(_), .. }, "GET") => "roleAssignments.get",
-        (Route::Assignments { name: Some(_), .. }, "PUT") => "roleAssignments.create",
-        (Route::Assignments { name: Some(_), .. }, "DELETE") => "roleAssignments.delete",
-        (Route::Definitions { name: None, .. }, "GET") => "roleDefinitions.list",
-        (Route::Definitions { name: Some(_), .. }, "GET") => "roleDefinitions.get",
-        (Route::Definitions { name: Some(_), .. }, "PUT") => "roleDefinitions.put",
-        (Route::Definitions { name: Some(_), .. }, "DELETE") => "roleDefinitions.delete",
-        (Route::ResourceGroup { .. }, "PUT") => "resourceGroups.put",
-        (Route::ResourceGroup { .. }, "GET") => "resourceGroups.get",
-        (Route::HubList { .. }, "GET") => "iotHubs.list",
-        (Route::Hub { .. }, "GET") => "iotHubs.get",
-        (Route::Hub { .. }, "PUT") => "iotHubs.put",
-        (Route::Hub { .. }, "PATCH") => "iotHubs.patch",
-        (Route::Hub { .. }, "DELETE") => "iotHubs.delete",
-        (Route::HubKeys { .. }, "POST") => "iotHubs.listkeys",
-        (Route::OperationResult { .. }, "GET") => "iotHubs.operationResult",
-        (Route::DpsList { .. }, "GET") => "provisioningServices.list",
-        (Route::Dps { .. }, "GET") => "provisioningServices.get",
-        (Route::Dps { .. }, "PUT") => "provisioningServices.put",
-        _ => "unknown",
-    }
-}
-
-fn route_subscription(route: &Route) -> Option<String> {
-    match route {
-        Route::Assignments { scope, .. } | Route::Definitions { scope, .. } => subscription_of(scope),
-        Route::ResourceGroup { sub, .. }
-        | Route::HubList { sub, .. }
-        | Route::Hub { sub, .. }
-        | Route::HubKeys { sub, .. }
-        | Route::OperationResult { sub, .. }
-        | Route::DpsList { sub, .. }
-        | Route::Dps { sub, .. } => Some(sub.clone()),
-        _ => None,
-    }
-}
-
 /// Returned by the service to make hyper drop the connection without an answer.
 #[derive(Debug)]
 pub(crate) struct DropConnection;
@@ -333,7 +183,7 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Fu
         caller: None,
     };
     if let Route::Admin(rest) = &route {
-        return Ok(to_response(admin(&ctx, rest)));
+        return Ok(to_response(crate::admin::admin(&ctx, rest)));
     }
     let op = op_name(&route, &method);
     let is_token = matches!(route, Route::Token(_) | Route::Discovery | Route::OpenId(_) | Route::Imds);
@@ -437,6 +287,12 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Fu
                 Reply::arm_error(404, "SubscriptionNotFound", format!("The subscription '{s}' could not be found."));
             return Ok(to_response(finish(reply, None)));
         }
+        if let Some(s) = &sub
+            && let Some(reply) = crate::subscriptions::access_denied(&ctx, &route, s)
+        {
+            inner.lock_stats().record(op, reply.status);
+            return Ok(to_response(finish(reply, None)));
+        }
         let key = sub.clone().unwrap_or_else(|| "tenant".into());
         let taken = inner.throttle.lock().unwrap_or_else(|e| e.into_inner()).as_mut().map(|t| t.take(&key, class));
         match taken {
@@ -457,8 +313,8 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Fu
         }
     }
 
-    // 3. The handler.
-    let reply = dispatch(&ctx, &route);
+    // 3. The resource type's api-versions, then the handler.
+    let reply = crate::providers::check_api_version(&ctx, &route).unwrap_or_else(|| dispatch(&ctx, &route));
     let status = reply.status;
     let changed = reply.changed && (200..300).contains(&status);
     {
@@ -498,6 +354,15 @@ fn dispatch(ctx: &Ctx, route: &Route) -> Reply {
         Route::OperationResult { id, .. } if m == "GET" => crate::iothub::operation_result(ctx, id),
         Route::DpsList { sub, rg } if m == "GET" => crate::dps::list(ctx, sub, rg.as_deref()),
         Route::Dps { sub, rg, name } => crate::dps::dps(ctx, sub, rg, name),
+        Route::SubscriptionList if m == "GET" => crate::subscriptions::list(ctx),
+        Route::Subscription { sub } if m == "GET" => crate::subscriptions::get(ctx, sub),
+        Route::Provider { sub, ns } if m == "GET" => crate::providers::get(ctx, sub, ns),
+        Route::DuAccountList { sub, rg } if m == "GET" => crate::device_update::accounts(ctx, sub, rg.as_deref()),
+        Route::DuAccount { sub, rg, name } if m == "GET" => crate::device_update::account(ctx, sub, rg, name),
+        Route::DuInstanceList { sub, rg, account } if m == "GET" => {
+            crate::device_update::instances(ctx, sub, rg, account)
+        }
+        Route::DuInstance { sub, rg, account, name } => crate::device_update::instance(ctx, sub, rg, account, name),
         Route::NotFound => Reply::arm_error(
             404,
             "NotFound",
@@ -513,52 +378,4 @@ pub(crate) fn method_not_allowed(ctx: &Ctx) -> Reply {
         "MethodNotAllowed",
         format!("The requested method '{}' is not allowed for '{}'.", ctx.method, ctx.raw_path),
     )
-}
-
-/// `/_emulator/...`: no auth, no faults, not counted.
-fn admin(ctx: &Ctx, rest: &str) -> Reply {
-    let inner = &ctx.inner;
-    match (ctx.method.as_str(), rest) {
-        ("GET", "state") => Reply::json(200, serde_json::to_value(inner.lock_state().to_seed()).unwrap_or(Value::Null)),
-        ("GET", "stats") => {
-            let s = inner.lock_stats().clone();
-            Reply::json(
-                200,
-                json!({"requests": s.requests, "total": s.total(), "reads": s.reads(), "writes": s.writes(),
-                       "throttled": s.throttled(), "faultsInjected": s.faults_injected()}),
-            )
-        }
-        ("POST", "reset-stats") => {
-            *inner.lock_stats() = crate::Stats::default();
-            Reply::empty(204)
-        }
-        ("PUT", "faults") => match serde_json::from_slice::<crate::Faults>(&ctx.body) {
-            Ok(f) => {
-                *inner.faults.lock().unwrap_or_else(|e| e.into_inner()) = crate::faults::FaultState::new(f.clone());
-                Reply::json(200, serde_json::to_value(f).unwrap_or(Value::Null))
-            }
-            Err(e) => Reply::arm_error(400, "InvalidFaults", e.to_string()),
-        },
-        ("GET", "faults") => {
-            let f = inner.faults.lock().unwrap_or_else(|e| e.into_inner()).faults.clone();
-            Reply::json(200, serde_json::to_value(f).unwrap_or(Value::Null))
-        }
-        ("PUT", "throttle") => match serde_json::from_slice::<Option<crate::ThrottleConfig>>(&ctx.body) {
-            Ok(t) => {
-                *inner.throttle.lock().unwrap_or_else(|e| e.into_inner()) = t.map(crate::throttle::Throttler::new);
-                Reply::json(200, serde_json::to_value(t).unwrap_or(Value::Null))
-            }
-            Err(e) => Reply::arm_error(400, "InvalidThrottle", e.to_string()),
-        },
-        ("POST", "principals") => match serde_json::from_slice::<crate::Principal>(&ctx.body) {
-            Ok(p) if !p.id.is_empty() => {
-                inner.lock_state().add_principal(p.clone());
-                inner.persist();
-                Reply::json(201, serde_json::to_value(p).unwrap_or(Value::Null))
-            }
-            Ok(_) => Reply::arm_error(400, "InvalidPrincipal", "id is required"),
-            Err(e) => Reply::arm_error(400, "InvalidPrincipal", e.to_string()),
-        },
-        _ => Reply::arm_error(404, "NotFound", format!("No admin route '{} /_emulator/{rest}'.", ctx.method)),
-    }
 }

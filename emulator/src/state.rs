@@ -1,16 +1,18 @@
-//! The in-memory model of the emulated Azure, its seed conversion and scope arithmetic.
-//! Public so that tests and the demo can tamper with it (as someone in the portal would).
+//! The in-memory model of the emulated Azure and its scope arithmetic (seed conversion in
+//! `snapshot.rs`, resources in `resources.rs`). Public so that tests and the demo can tamper
+//! with it (as someone in the portal would).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 use base64::Engine as _;
 use rand::RngCore as _;
-use serde_json::{Map, Value, json};
 
+pub use crate::resources::{Dps, Hub};
+pub(crate) use crate::resources::{default_hub_properties, default_policies, normalize_sku};
 use crate::seed::{
-    ClientApp, DpsLinkSeed, DpsSeed, HubSeed, ManagementGroup, Principal, ResourceGroup, RoleAssignment,
-    RoleDefinition, SasPolicy, Seed,
+    ClientApp, DeviceUpdateAccount, DpsLinkSeed, ManagementGroup, PolicyAssignment, Principal, ResourceGroup,
+    RoleAssignment, RoleDefinition, Subscription,
 };
 
 /// Tenant used when the seed names none.
@@ -22,91 +24,6 @@ pub struct DirectoryEntry {
     pub principal: Principal,
     pub registered: Option<Instant>,
 }
-
-/// An IoT hub.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Hub {
-    pub subscription_id: String,
-    pub resource_group: String,
-    pub name: String,
-    pub location: String,
-    pub tags: BTreeMap<String, String>,
-    pub sku: Value,
-    pub identity: Option<Value>,
-    /// `properties` without keys and read-only fields (provisioningState, state, hostName, locations).
-    pub properties: Map<String, Value>,
-    pub policies: Vec<SasPolicy>,
-    pub etag: String,
-    pub provisioning_state: String,
-    pub created_at: String,
-}
-
-impl Hub {
-    fn flag(&self, k: &str) -> bool {
-        self.properties.get(k).and_then(Value::as_bool).unwrap_or(false)
-    }
-    pub fn disable_local_auth(&self) -> bool {
-        self.flag("disableLocalAuth")
-    }
-    pub fn disable_device_sas(&self) -> bool {
-        self.flag("disableDeviceSAS")
-    }
-    pub fn disable_module_sas(&self) -> bool {
-        self.flag("disableModuleSAS")
-    }
-    /// Portal-style change; `EmulatorHandle::with_state` gives the hub a new etag afterwards.
-    pub fn set_disable_local_auth(&mut self, v: bool) {
-        self.properties.insert("disableLocalAuth".into(), Value::Bool(v));
-    }
-    pub fn set_disable_device_sas(&mut self, v: bool) {
-        self.properties.insert("disableDeviceSAS".into(), Value::Bool(v));
-    }
-    pub fn set_disable_module_sas(&mut self, v: bool) {
-        self.properties.insert("disableModuleSAS".into(), Value::Bool(v));
-    }
-    pub fn matches(&self, sub: &str, rg: &str, name: &str) -> bool {
-        self.subscription_id.eq_ignore_ascii_case(sub)
-            && self.resource_group.eq_ignore_ascii_case(rg)
-            && self.name.eq_ignore_ascii_case(name)
-    }
-    pub fn host_name(&self, suffix: &str) -> String {
-        format!("{}.{suffix}", self.name)
-    }
-    pub fn id(&self) -> String {
-        format!(
-            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Devices/IotHubs/{}",
-            self.subscription_id, self.resource_group, self.name
-        )
-    }
-    /// Everything but the etag, to detect changes made through `with_state`.
-    pub(crate) fn fingerprint(&self) -> String {
-        format!(
-            "{:?}|{:?}|{:?}|{:?}|{:?}|{}",
-            self.tags, self.sku, self.identity, self.properties, self.policies, self.location
-        )
-    }
-}
-
-/// A Device Provisioning Service instance.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Dps {
-    pub subscription_id: String,
-    pub resource_group: String,
-    pub name: String,
-    pub location: String,
-    pub tags: BTreeMap<String, String>,
-    pub links: Vec<DpsLinkSeed>,
-    pub etag: String,
-}
-
-impl Dps {
-    pub fn matches(&self, sub: &str, rg: &str, name: &str) -> bool {
-        self.subscription_id.eq_ignore_ascii_case(sub)
-            && self.resource_group.eq_ignore_ascii_case(rg)
-            && self.name.eq_ignore_ascii_case(name)
-    }
-}
-
 /// A long-running operation (hub PUT or DELETE).
 #[derive(Clone, Debug)]
 pub struct Operation {
@@ -132,6 +49,13 @@ pub struct State {
     pub role_definitions: Vec<RoleDefinition>,
     pub role_assignments: Vec<RoleAssignment>,
     pub operations: HashMap<String, Operation>,
+    /// Subscriptions with a display name, state or access of their own, by lowercase id.
+    pub subscription_details: BTreeMap<String, Subscription>,
+    /// Azure Policy assignments evaluated on hub PUTs.
+    pub policies: Vec<PolicyAssignment>,
+    pub device_update_accounts: Vec<DeviceUpdateAccount>,
+    /// Hubs (lowercase ids) whose GET answers 404 until then (after a local-auth change).
+    pub(crate) hub_not_found_until: HashMap<String, Instant>,
     pub(crate) hub_host_suffix: String,
 }
 
@@ -149,75 +73,6 @@ pub(crate) fn new_key() -> String {
     let mut b = [0u8; 32];
     rand::rng().fill_bytes(&mut b);
     base64::engine::general_purpose::STANDARD.encode(b)
-}
-
-/// The five policies every new hub has.
-pub(crate) fn default_policies() -> Vec<SasPolicy> {
-    [
-        ("iothubowner", "RegistryWrite, ServiceConnect, DeviceConnect"),
-        ("service", "ServiceConnect"),
-        ("device", "DeviceConnect"),
-        ("registryRead", "RegistryRead"),
-        ("registryReadWrite", "RegistryWrite"),
-    ]
-    .iter()
-    .map(|(k, r)| SasPolicy {
-        key_name: k.to_string(),
-        primary_key: new_key(),
-        secondary_key: new_key(),
-        rights: r.to_string(),
-    })
-    .collect()
-}
-
-/// Default `properties` of a new hub (after the 2023-06-30 get example).
-pub(crate) fn default_hub_properties(name: &str) -> Map<String, Value> {
-    let v = json!({
-        "ipFilterRules": [],
-        "networkRuleSets": {"defaultAction": "Allow", "applyToBuiltInEventHubEndpoint": false, "ipRules": []},
-        "eventHubEndpoints": {"events": {
-            "retentionTimeInDays": 1, "partitionCount": 4, "partitionIds": ["0", "1", "2", "3"],
-            "path": name.to_ascii_lowercase(),
-            "endpoint": format!("sb://iothub-ns-{}.servicebus.windows.net/", name.to_ascii_lowercase())
-        }},
-        "routing": {
-            "endpoints": {"serviceBusQueues": [], "serviceBusTopics": [], "eventHubs": [], "storageContainers": []},
-            "routes": [],
-            "fallbackRoute": {"source": "DeviceMessages", "condition": "true", "endpointNames": ["events"], "isEnabled": true}
-        },
-        "storageEndpoints": {"$default": {"sasTtlAsIso8601": "PT1H", "connectionString": "", "containerName": ""}},
-        "messagingEndpoints": {"fileNotifications": {"lockDurationAsIso8601": "PT1M", "ttlAsIso8601": "PT1H", "maxDeliveryCount": 10}},
-        "enableFileUploadNotifications": false,
-        "cloudToDevice": {"maxDeliveryCount": 10, "defaultTtlAsIso8601": "PT1H",
-            "feedback": {"lockDurationAsIso8601": "PT1M", "ttlAsIso8601": "PT1H", "maxDeliveryCount": 10}},
-        "features": "None",
-        "disableLocalAuth": false,
-        "disableDeviceSAS": false,
-        "disableModuleSAS": false,
-        "minTlsVersion": "1.2"
-    });
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
-}
-
-/// `"S1"` or an object → `{name, tier, capacity}`.
-pub(crate) fn normalize_sku(v: Option<&Value>) -> Value {
-    let (name, capacity) = match v {
-        Some(Value::String(s)) => (s.clone(), 1),
-        Some(Value::Object(o)) => (
-            o.get("name").and_then(Value::as_str).unwrap_or("S1").to_string(),
-            o.get("capacity").and_then(Value::as_i64).unwrap_or(1),
-        ),
-        _ => ("S1".to_string(), 1),
-    };
-    let tier = match name.chars().next() {
-        Some('F') | Some('f') => "Free",
-        Some('B') | Some('b') => "Basic",
-        _ => "Standard",
-    };
-    json!({"name": name, "tier": tier, "capacity": capacity})
 }
 
 /// Lowercase hyphenated GUID of a GUID or of a full id ending in one.
@@ -256,153 +111,6 @@ pub(crate) fn management_group_of(scope: &str) -> Option<String> {
 }
 
 impl State {
-    /// Build from a seed. Hubs and DPS imply their resource groups; subscriptions are implied
-    /// by everything that names one.
-    pub fn from_seed(seed: Seed, hub_host_suffix: &str) -> Result<State, String> {
-        let mut st = State {
-            tenant_id: if seed.tenant_id.trim().is_empty() { DEFAULT_TENANT.to_string() } else { seed.tenant_id },
-            management_groups: seed.management_groups,
-            clients: seed.clients,
-            hub_host_suffix: hub_host_suffix.to_string(),
-            ..State::default()
-        };
-        st.directory = seed.principals.into_iter().map(|p| DirectoryEntry { principal: p, registered: None }).collect();
-        for mg in &st.management_groups {
-            for s in &mg.subscriptions {
-                st.subscriptions.insert(s.to_ascii_lowercase());
-            }
-        }
-        for rg in seed.resource_groups {
-            st.ensure_rg(&rg.subscription_id, &rg.name, rg.location.as_deref());
-        }
-        for h in seed.hubs {
-            if h.name.is_empty() || h.subscription_id.is_empty() || h.resource_group.is_empty() {
-                return Err(format!("hub {:?}: subscriptionId, resourceGroup and name are required", h.name));
-            }
-            st.ensure_rg(&h.subscription_id, &h.resource_group, Some(&h.location));
-            let mut properties = h.properties.unwrap_or_else(|| default_hub_properties(&h.name));
-            for k in ["provisioningState", "state", "hostName", "locations", "authorizationPolicies"] {
-                properties.remove(k);
-            }
-            for (k, v) in [
-                ("disableLocalAuth", h.disable_local_auth),
-                ("disableDeviceSAS", h.disable_device_sas),
-                ("disableModuleSAS", h.disable_module_sas),
-            ] {
-                if let Some(v) = v {
-                    properties.insert(k.into(), Value::Bool(v));
-                }
-            }
-            st.hubs.push(Hub {
-                subscription_id: h.subscription_id,
-                resource_group: h.resource_group,
-                location: h.location,
-                tags: h.tags.unwrap_or_default(),
-                sku: normalize_sku(h.sku.as_ref()),
-                identity: h.identity,
-                properties,
-                policies: h.authorization_policies.unwrap_or_else(default_policies),
-                etag: h.etag.unwrap_or_else(new_etag),
-                provisioning_state: "Succeeded".into(),
-                created_at: now_rfc3339(),
-                name: h.name,
-            });
-        }
-        for d in seed.provisioning_services {
-            st.ensure_rg(&d.subscription_id, &d.resource_group, Some(&d.location));
-            let links = d.links.into_iter().map(|l| st.complete_link(l)).collect();
-            st.dps.push(Dps {
-                subscription_id: d.subscription_id,
-                resource_group: d.resource_group,
-                name: d.name,
-                location: d.location,
-                tags: d.tags.unwrap_or_default(),
-                links,
-                etag: d.etag.unwrap_or_else(new_etag),
-            });
-        }
-        let now = now_rfc3339();
-        for mut rd in seed.role_definitions {
-            rd.name = guid_of(&rd.name).ok_or_else(|| format!("role definition {:?}: name must be a GUID", rd.name))?;
-            rd.assignable_scopes = rd.assignable_scopes.iter().map(|s| normalize_scope(s)).collect();
-            for s in &rd.assignable_scopes {
-                if let Some(sub) = subscription_of(s) {
-                    st.subscriptions.insert(sub.to_ascii_lowercase());
-                }
-            }
-            rd.created_on.get_or_insert_with(|| now.clone());
-            rd.updated_on.get_or_insert_with(|| now.clone());
-            st.role_definitions.push(rd);
-        }
-        for mut ra in seed.role_assignments {
-            ra.name = if ra.name.trim().is_empty() {
-                uuid::Uuid::new_v4().to_string()
-            } else {
-                guid_of(&ra.name).ok_or_else(|| format!("role assignment {:?}: name must be a GUID", ra.name))?
-            };
-            ra.scope = normalize_scope(&ra.scope);
-            ra.role_definition_id = guid_of(&ra.role_definition_id).ok_or_else(|| {
-                format!("role assignment {}: bad roleDefinitionId {:?}", ra.name, ra.role_definition_id)
-            })?;
-            if let Some(sub) = subscription_of(&ra.scope) {
-                st.subscriptions.insert(sub.to_ascii_lowercase());
-            }
-            if ra.principal_type.is_none() {
-                ra.principal_type =
-                    Some(st.principal(&ra.principal_id).map_or("User".into(), |p| p.principal_type.clone()));
-            }
-            ra.created_on.get_or_insert_with(|| now.clone());
-            ra.updated_on.get_or_insert_with(|| now.clone());
-            st.role_assignments.push(ra);
-        }
-        Ok(st)
-    }
-
-    /// The state in seed form.
-    pub fn to_seed(&self) -> Seed {
-        Seed {
-            tenant_id: self.tenant_id.clone(),
-            management_groups: self.management_groups.clone(),
-            resource_groups: self.resource_groups.clone(),
-            principals: self.directory.iter().map(|d| d.principal.clone()).collect(),
-            clients: self.clients.clone(),
-            hubs: self
-                .hubs
-                .iter()
-                .map(|h| HubSeed {
-                    subscription_id: h.subscription_id.clone(),
-                    resource_group: h.resource_group.clone(),
-                    name: h.name.clone(),
-                    location: h.location.clone(),
-                    sku: Some(h.sku.clone()),
-                    disable_local_auth: Some(h.disable_local_auth()),
-                    disable_device_sas: Some(h.disable_device_sas()),
-                    disable_module_sas: Some(h.disable_module_sas()),
-                    tags: Some(h.tags.clone()),
-                    identity: h.identity.clone(),
-                    properties: Some(h.properties.clone()),
-                    authorization_policies: Some(h.policies.clone()),
-                    etag: Some(h.etag.clone()),
-                })
-                .collect(),
-            provisioning_services: self
-                .dps
-                .iter()
-                .map(|d| DpsSeed {
-                    subscription_id: d.subscription_id.clone(),
-                    resource_group: d.resource_group.clone(),
-                    name: d.name.clone(),
-                    location: d.location.clone(),
-                    links: d.links.clone(),
-                    tags: Some(d.tags.clone()),
-                    etag: Some(d.etag.clone()),
-                })
-                .collect(),
-            role_definitions: self.role_definitions.clone(),
-            role_assignments: self.role_assignments.clone(),
-        }
-    }
-
     pub(crate) fn ensure_rg(&mut self, sub: &str, name: &str, location: Option<&str>) -> bool {
         self.subscriptions.insert(sub.to_ascii_lowercase());
         if self.rg(sub, name).is_some() {
@@ -442,16 +150,18 @@ impl State {
         l
     }
 
+    /// The hub named `hub`, or whose host name, device host name or service host name is `hub`.
     pub(crate) fn hub_by_host_or_name(&self, hub: &str) -> Option<&Hub> {
         self.hubs
             .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(hub) || h.host_name(&self.hub_host_suffix).eq_ignore_ascii_case(hub))
+            .find(|h| h.name.eq_ignore_ascii_case(hub) || h.host_matching(hub, &self.hub_host_suffix).is_some())
     }
 
-    /// Host name of a link target (`hub` is a hub name or a host name).
+    /// Host name of a link target (`hub` is a hub name or a host name). A link naming a hub by
+    /// its device or service host name keeps that host name, as the hub spells it.
     pub(crate) fn link_host(&self, hub: &str) -> String {
         if let Some(h) = self.hub_by_host_or_name(hub) {
-            h.host_name(&self.hub_host_suffix)
+            h.host_matching(hub, &self.hub_host_suffix).unwrap_or_else(|| h.host_name(&self.hub_host_suffix))
         } else if hub.contains('.') {
             hub.to_string()
         } else {

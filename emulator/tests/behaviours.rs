@@ -386,7 +386,7 @@ async fn b8_dps_links_by_api_version_and_cloud() {
     assert!(links[0].get("hostName").is_none() && links[0].get("authenticationType").is_none());
     assert_eq!(links[1]["name"], "hub-b.azure-devices.cn");
     assert!(links[1].get("connectionString").is_none(), "identity link: no connection string");
-    let new = t.get(&path("2025-02-01-preview")).await;
+    let new = t.get(&path("2026-03-01-preview")).await;
     let l = &new.body["properties"]["iotHubs"];
     assert_eq!(l[0]["authenticationType"], "KeyBased");
     assert_eq!(l[0]["hostName"], "hub-a.azure-devices.cn");

@@ -106,9 +106,9 @@ async fn dps_get_list_and_identity_link_match_the_examples() {
     let put = t.put(&format!("{base}/myFirstProvisioningService?api-version=2026-08-01"), &body).await;
     assert_eq!(put.status, 201, "{}", put.body);
     let expected = example("2026-08-01_DPSCreateWithIotHub.json", "200");
-    let mut expected_wo_identity = expected.clone();
-    expected_wo_identity.as_object_mut().unwrap().remove("identity");
-    assert_shape(&put.body, &expected_wo_identity, "create 2026-08-01");
+    assert_shape(&put.body, &expected, "create 2026-08-01");
+    assert_eq!(put.body["identity"]["type"], "SystemAssigned, UserAssigned");
+    assert!(put.body["identity"]["principalId"].is_string(), "the ids Azure assigns are filled in");
     let link: &Value = &put.body["properties"]["iotHubs"][0];
     assert_eq!(link["name"], "myFirstIoTHub.azure-devices.net");
     assert_eq!(link["hostName"], "myFirstIoTHub.azure-devices.net");

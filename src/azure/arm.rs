@@ -1,31 +1,33 @@
 //! The real Azure client: Azure Resource Manager over HTTP. Role assignments and definitions go
 //! through `azure_mgmt_authorization` (the legacy SDK crate, confined to this file), whose
-//! transport is replaced by the project's own, so every request, the SDK's included, is paced,
-//! counted, timed out and mapped to [`AzureError`] in one place. IoT Hub and DPS use a small
-//! typed client on the same HTTP stack: hub GET, PUT of the whole resource with `If-Match`,
-//! `Azure-AsyncOperation` polling, one re-read on 412; DPS lists follow `nextLink`.
-//! The same client talks to the local emulator when `--arm-endpoint` points at it.
+//! transport is replaced by the project's own ([`super::http`]), so every request, the SDK's
+//! included, is paced, counted, timed out and mapped to [`AzureError`] in one place. IoT Hub, DPS,
+//! Device Update, subscriptions and provider registrations are read by the typed client in
+//! [`super::devices`] on the same stack. The same client talks to the local emulator when
+//! `--arm-endpoint` points at it.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use azure_mgmt_authorization::package_2022_04_01 as authz;
 use futures::StreamExt;
-use serde_json::Value;
 use url::Url;
 use uuid::Uuid;
 
 use super::credential::{CloudEndpoints, LegacyCredential, TokenSource};
-use super::error::{AzureError, parse_retry_after};
-use super::pacing::{Pacer, PacingConfig, RequestClass, bucket_key};
-use super::retry::{RetryPolicy, RetryStats};
+use super::error::AzureError;
+pub use super::http::{ArmStats, http_client};
+use super::http::{HttpCore, RawResponse};
+use super::pacing::{Pacer, PacingConfig};
+use super::retry::RetryPolicy;
 use super::{AssignmentFilter, Azure, CreateOutcome, HubAccessChange, NewRoleAssignment, RoleDefinitionFilter};
 use crate::crd::PrincipalType;
 use crate::domain::ids::{RoleAssignmentId, role_definition_guid};
 use crate::domain::{
-    DpsLink, HubId, ObservedAssignment, ObservedDps, ObservedHub, Permission, RoleDefinition, RoleType, Scope,
+    HubId, ObservedAssignment, ObservedDeviceUpdate, ObservedDps, ObservedHub, Permission, RoleDefinition, RoleType,
+    Scope,
 };
 
 /// Tunables of the client.
@@ -38,9 +40,29 @@ pub struct ArmConfig {
     pub request_timeout: Duration,
     /// Longest wait for a long-running operation (hub update).
     pub lro_timeout: Duration,
-    pub iothub_api_version: String,
-    pub dps_api_version: String,
+    /// IoT Hub api-version; `None`: the newest the provider lists that reports device and
+    /// service host names, else [`DEFAULT_IOTHUB_API_VERSION`].
+    pub iothub_api_version: Option<String>,
+    /// DPS api-version; `None`: the newest stable one the provider lists that reports link
+    /// types, else [`DEFAULT_DPS_API_VERSION`] (where every link counts as key-based).
+    pub dps_api_version: Option<String>,
+    /// How long a hub GET answering 404 right after this client changed the hub is taken as
+    /// Azure's short not-found window rather than a deleted hub.
+    pub hub_not_found_grace: Duration,
+    /// How long a subscription's provider registration (its api-versions) is reused.
+    pub provider_cache_ttl: Duration,
 }
+
+/// IoT Hub api-version when the provider offers none newer that the client knows.
+pub const DEFAULT_IOTHUB_API_VERSION: &str = "2023-06-30";
+/// DPS api-version when the provider offers none that reports link types.
+pub const DEFAULT_DPS_API_VERSION: &str = "2022-12-12";
+/// Device Update api-version (the stable one).
+pub const DEVICE_UPDATE_API_VERSION: &str = "2023-07-01";
+/// Subscriptions - List.
+pub const SUBSCRIPTIONS_API_VERSION: &str = "2022-12-01";
+/// Providers - Get.
+pub const PROVIDERS_API_VERSION: &str = "2021-04-01";
 
 impl ArmConfig {
     pub fn new(endpoints: CloudEndpoints) -> ArmConfig {
@@ -50,125 +72,12 @@ impl ArmConfig {
             pacing: PacingConfig::default(),
             request_timeout: Duration::from_secs(30),
             lro_timeout: Duration::from_secs(600),
-            iothub_api_version: "2023-06-30".into(),
-            dps_api_version: "2022-12-12".into(),
+            iothub_api_version: None,
+            dps_api_version: None,
+            hub_not_found_grace: Duration::from_secs(60),
+            provider_cache_ttl: Duration::from_secs(3600),
         }
     }
-}
-
-/// Request counts by (operation, status code), plus retry counters. Operation names are a
-/// fixed set, so metric labels stay bounded.
-#[derive(Debug, Default)]
-pub struct ArmStats {
-    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
-    pub retries: RetryStats,
-}
-
-impl ArmStats {
-    fn record(&self, op: &'static str, status: u16) {
-        let mut m = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        *m.entry((op, status)).or_default() += 1;
-    }
-
-    /// Snapshot: ((operation, status), count). Status 0 means no HTTP answer (reset, timeout).
-    pub fn requests(&self) -> BTreeMap<(&'static str, u16), u64> {
-        self.requests.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    /// Requests of operations whose name contains `needle` (e.g. `_List`, `_Create`).
-    pub fn count(&self, needle: &str) -> u64 {
-        self.requests().iter().filter(|((op, _), _)| op.contains(needle)).map(|(_, n)| n).sum()
-    }
-}
-
-struct RawResponse {
-    status: u16,
-    etag: Option<String>,
-    async_operation: Option<String>,
-    retry_after: Option<Duration>,
-    body: bytes::Bytes,
-}
-
-/// The HTTP stack every request goes through.
-#[derive(Debug)]
-struct HttpCore {
-    http: reqwest::Client,
-    pacer: Pacer,
-    stats: Arc<ArmStats>,
-}
-
-fn header(h: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
-    h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
-}
-
-impl HttpCore {
-    /// Send one request. `headers` must carry the bearer token. Non-2xx answers become errors.
-    async fn execute(
-        &self,
-        op: &'static str,
-        method: reqwest::Method,
-        url: Url,
-        headers: Vec<(String, String)>,
-        body: Option<bytes::Bytes>,
-    ) -> Result<RawResponse, AzureError> {
-        let key = bucket_key(url.path());
-        let class = RequestClass::of_method(method.as_str());
-        self.pacer.acquire(&key, class).await;
-        let mut req = self.http.request(method, url);
-        for (k, v) in headers {
-            req = req.header(k, v);
-        }
-        if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b);
-        }
-        let rsp = match req.send().await {
-            Ok(r) => r,
-            Err(e) => {
-                self.stats.record(op, 0);
-                return Err(AzureError::Transient { message: format!("{op}: {}", describe_reqwest(&e)) });
-            }
-        };
-        let status = rsp.status().as_u16();
-        self.stats.record(op, status);
-        let h = rsp.headers().clone();
-        if let Some(rem) = header(&h, class.remaining_header()).and_then(|v| v.parse::<f64>().ok()) {
-            self.pacer.observe_remaining(&key, class, rem);
-        }
-        let retry_after = header(&h, "retry-after").and_then(|v| parse_retry_after(&v));
-        let body = rsp.bytes().await.map_err(|e| AzureError::Transient {
-            message: format!("{op}: reading the response: {}", describe_reqwest(&e)),
-        })?;
-        if !(200..300).contains(&status) {
-            let err = AzureError::from_response(status, retry_after, &body);
-            if let AzureError::Throttled { retry_after, .. } = &err {
-                self.pacer.throttled(&key, class, *retry_after);
-            }
-            return Err(err);
-        }
-        Ok(RawResponse {
-            status,
-            etag: header(&h, "etag"),
-            async_operation: header(&h, "azure-asyncoperation"),
-            retry_after,
-            body,
-        })
-    }
-}
-
-fn describe_reqwest(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else {
-        "connection failed"
-    };
-    // Walk to the root cause without printing URLs' query strings twice.
-    let mut root: &dyn std::error::Error = e;
-    while let Some(s) = root.source() {
-        root = s;
-    }
-    format!("{kind} ({root})")
 }
 
 /// Name the authorization SDK's requests for metrics, from method and path.
@@ -249,30 +158,22 @@ fn from_sdk(e: azure_core_legacy::Error) -> AzureError {
 
 /// The Azure client.
 pub struct ArmClient {
-    core: Arc<HttpCore>,
-    base: Url,
+    pub(super) core: Arc<HttpCore>,
+    pub(super) base: Url,
     scope: String,
     tokens: Arc<dyn TokenSource>,
     authz: authz::Client,
-    config: ArmConfig,
+    pub(super) config: ArmConfig,
+    /// Provider registrations read: (subscription, namespace) -> when, resource type -> api-versions.
+    pub(super) providers: tokio::sync::Mutex<HashMap<(String, String), (Instant, super::devices::ApiVersions)>>,
+    /// Hubs this client changed, and when (the not-found grace).
+    pub(super) hub_writes: Mutex<HashMap<String, Instant>>,
 }
 
 impl std::fmt::Debug for ArmClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ArmClient").field("endpoint", &self.base.as_str()).finish_non_exhaustive()
     }
-}
-
-/// The project's HTTP client: rustls, timeouts, no proxy surprises.
-pub fn http_client(timeout: Duration) -> Result<reqwest::Client, AzureError> {
-    crate::install_crypto_provider();
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(Duration::from_secs(10))
-        .pool_idle_timeout(Duration::from_secs(60))
-        .user_agent(concat!("iothub-access-operator/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| AzureError::Invalid { code: "HttpClient".into(), message: e.to_string() })
 }
 
 impl ArmClient {
@@ -296,7 +197,16 @@ impl ArmClient {
             .transport(azure_core_legacy::TransportOptions::new_custom_policy(Arc::new(SdkTransport(core.clone()))))
             .build()
             .map_err(from_sdk)?;
-        Ok(ArmClient { core, base, scope: config.endpoints.arm_scope.clone(), tokens, authz, config })
+        Ok(ArmClient {
+            core,
+            base,
+            scope: config.endpoints.arm_scope.clone(),
+            tokens,
+            authz,
+            config,
+            providers: Default::default(),
+            hub_writes: Default::default(),
+        })
     }
 
     /// Request counters.
@@ -304,7 +214,7 @@ impl ArmClient {
         self.core.stats.clone()
     }
 
-    async fn retry<T, F, Fut>(&self, op: F) -> Result<T, AzureError>
+    pub(super) async fn retry<T, F, Fut>(&self, op: F) -> Result<T, AzureError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, AzureError>>,
@@ -312,7 +222,7 @@ impl ArmClient {
         self.config.retry.run(&self.core.stats.retries, op).await
     }
 
-    fn url(&self, path: &str, api_version: &str) -> Result<Url, AzureError> {
+    pub(super) fn url(&self, path: &str, api_version: &str) -> Result<Url, AzureError> {
         let mut u = self
             .base
             .join(path.trim_start_matches('/'))
@@ -322,12 +232,12 @@ impl ArmClient {
     }
 
     /// A direct request with a bearer token (IoT Hub, DPS, async operations).
-    async fn call(
+    pub(super) async fn call(
         &self,
         op: &'static str,
         method: reqwest::Method,
         url: Url,
-        body: Option<&Value>,
+        body: Option<Vec<u8>>,
         if_match: Option<&str>,
     ) -> Result<RawResponse, AzureError> {
         if url.host_str() != self.base.host_str() || url.port_or_known_default() != self.base.port_or_known_default() {
@@ -344,92 +254,8 @@ impl ArmClient {
         if let Some(etag) = if_match {
             headers.push(("if-match".to_string(), etag.to_string()));
         }
-        let body = match body {
-            Some(v) => Some(bytes::Bytes::from(
-                serde_json::to_vec(v)
-                    .map_err(|e| AzureError::Invalid { code: "Serialize".into(), message: e.to_string() })?,
-            )),
-            None => None,
-        };
+        let body = body.map(bytes::Bytes::from);
         self.core.execute(op, method, url, headers, body).await
-    }
-
-    fn hub_path(hub: &HubId) -> String {
-        hub.arm_id()
-    }
-
-    async fn get_hub_raw(&self, hub: &HubId) -> Result<Option<(Value, Option<String>)>, AzureError> {
-        let url = self.url(&Self::hub_path(hub), &self.config.iothub_api_version)?;
-        let res = self.retry(|| self.call("IotHubResource_Get", reqwest::Method::GET, url.clone(), None, None)).await;
-        match res {
-            Ok(raw) => {
-                let v: Value = serde_json::from_slice(&raw.body).map_err(|e| AzureError::Invalid {
-                    code: "UnexpectedResponse".into(),
-                    message: format!("IoT hub {}: {e}", hub.name),
-                })?;
-                let etag = v.get("etag").and_then(Value::as_str).map(str::to_string).or(raw.etag);
-                Ok(Some((v, etag)))
-            }
-            Err(AzureError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Poll an `Azure-AsyncOperation` URL until the operation ends.
-    async fn wait_for_operation(&self, op_url: &str, first_wait: Option<Duration>) -> Result<(), AzureError> {
-        let url = Url::parse(op_url)
-            .map_err(|e| AzureError::Invalid { code: "InvalidAsyncOperation".into(), message: e.to_string() })?;
-        let deadline = tokio::time::Instant::now() + self.config.lro_timeout;
-        let mut wait = first_wait.unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(30));
-        loop {
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
-            }
-            let raw =
-                self.retry(|| self.call("AsyncOperation_Get", reqwest::Method::GET, url.clone(), None, None)).await?;
-            let v: Value = serde_json::from_slice(&raw.body).unwrap_or_default();
-            match v.get("status").and_then(Value::as_str).unwrap_or("Running") {
-                "Succeeded" => return Ok(()),
-                s @ ("Failed" | "Canceled") => {
-                    let detail = v.get("error").and_then(|e| e.get("message")).and_then(Value::as_str).unwrap_or("");
-                    return Err(AzureError::Transient { message: format!("the hub update ended {s} {detail}") });
-                }
-                _ => {}
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(AzureError::Transient {
-                    message: format!("the hub update did not finish within {:?}", self.config.lro_timeout),
-                });
-            }
-            wait = raw
-                .retry_after
-                .unwrap_or(Duration::from_secs(2))
-                .clamp(Duration::from_millis(200), Duration::from_secs(30));
-        }
-    }
-}
-
-fn observed_hub(hub: &HubId, v: &Value, etag: Option<String>) -> ObservedHub {
-    let p = v.get("properties");
-    let flag = |k: &str| p.and_then(|p| p.get(k)).and_then(Value::as_bool).unwrap_or(false);
-    ObservedHub {
-        id: hub.clone(),
-        host_name: p.and_then(|p| p.get("hostName")).and_then(Value::as_str).map(str::to_string),
-        location: v.get("location").and_then(Value::as_str).unwrap_or_default().to_string(),
-        disable_local_auth: flag("disableLocalAuth"),
-        disable_device_sas: flag("disableDeviceSAS"),
-        disable_module_sas: flag("disableModuleSAS"),
-        etag,
-    }
-}
-
-fn dps_link(v: &Value) -> DpsLink {
-    let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-    DpsLink {
-        name: s("name"),
-        host_name: s("hostName"),
-        connection_string_host: s("connectionString").and_then(|c| DpsLink::host_from_connection_string(&c)),
-        authentication_type: s("authenticationType"),
     }
 }
 
@@ -664,104 +490,25 @@ impl Azure for ArmClient {
     }
 
     async fn get_hub(&self, hub: &HubId) -> Result<Option<ObservedHub>, AzureError> {
-        Ok(self.get_hub_raw(hub).await?.map(|(v, etag)| observed_hub(hub, &v, etag)))
+        self.read_hub(hub).await
     }
 
     async fn set_hub_access(&self, hub: &HubId, change: &HubAccessChange) -> Result<ObservedHub, AzureError> {
-        // GET, change, PUT the whole resource back with If-Match; on 412 someone else wrote in
-        // between (or our own earlier PUT landed without an answer): read again and redo.
-        for _ in 0..3 {
-            let Some((mut v, etag)) = self.get_hub_raw(hub).await? else {
-                return Err(AzureError::NotFound {
-                    code: "ResourceNotFound".into(),
-                    message: format!("IoT hub {} not found", hub.name),
-                });
-            };
-            let current = observed_hub(hub, &v, etag.clone());
-            let wanted = [
-                ("disableLocalAuth", change.disable_local_auth, current.disable_local_auth),
-                ("disableDeviceSAS", change.disable_device_sas, current.disable_device_sas),
-                ("disableModuleSAS", change.disable_module_sas, current.disable_module_sas),
-            ];
-            if wanted.iter().all(|(_, want, have)| want.is_none_or(|w| w == *have)) {
-                return Ok(current);
-            }
-            let Some(props) = v.get_mut("properties").and_then(Value::as_object_mut) else {
-                return Err(AzureError::Invalid {
-                    code: "UnexpectedResponse".into(),
-                    message: "hub without properties".into(),
-                });
-            };
-            for (k, want, _) in wanted {
-                if let Some(w) = want {
-                    props.insert(k.to_string(), Value::Bool(w));
-                }
-            }
-            let url = self.url(&Self::hub_path(hub), &self.config.iothub_api_version)?;
-            let put = self
-                .retry(|| {
-                    self.call(
-                        "IotHubResource_CreateOrUpdate",
-                        reqwest::Method::PUT,
-                        url.clone(),
-                        Some(&v),
-                        etag.as_deref(),
-                    )
-                })
-                .await;
-            match put {
-                Ok(raw) => {
-                    if let Some(op) = raw.async_operation {
-                        self.wait_for_operation(&op, raw.retry_after).await?;
-                    }
-                    let _ = raw.status;
-                    return self.get_hub(hub).await?.ok_or_else(|| AzureError::NotFound {
-                        code: "ResourceNotFound".into(),
-                        message: format!("IoT hub {} vanished", hub.name),
-                    });
-                }
-                Err(AzureError::PreconditionFailed { .. }) => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Err(AzureError::Transient {
-            message: format!("IoT hub {} kept changing underneath (412 three times)", hub.name),
-        })
+        self.write_hub_access(hub, change).await
+    }
+
+    async fn list_subscriptions(&self) -> Result<Vec<String>, AzureError> {
+        self.subscriptions().await
     }
 
     async fn list_dps(&self, subscription_id: &str) -> Result<Vec<ObservedDps>, AzureError> {
-        let first = self.url(
-            &format!("/subscriptions/{subscription_id}/providers/Microsoft.Devices/provisioningServices"),
-            &self.config.dps_api_version,
-        )?;
-        self.retry(|| async {
-            let mut out = Vec::new();
-            let mut next = Some(first.clone());
-            while let Some(url) = next.take() {
-                let raw = self.call("IotDpsResource_ListBySubscription", reqwest::Method::GET, url, None, None).await?;
-                let v: Value = serde_json::from_slice(&raw.body)
-                    .map_err(|e| AzureError::Invalid { code: "UnexpectedResponse".into(), message: e.to_string() })?;
-                for d in v.get("value").and_then(Value::as_array).into_iter().flatten() {
-                    let links = d
-                        .get("properties")
-                        .and_then(|p| p.get("iotHubs"))
-                        .and_then(Value::as_array)
-                        .map(|l| l.iter().map(dps_link).collect())
-                        .unwrap_or_default();
-                    out.push(ObservedDps {
-                        id: d.get("id").and_then(Value::as_str).unwrap_or_default().to_string(),
-                        name: d.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
-                        links,
-                    });
-                }
-                next = v
-                    .get("nextLink")
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.is_empty())
-                    .and_then(|s| Url::parse(s).ok());
-            }
-            Ok(out)
-        })
-        .await
+        self.provisioning_services(subscription_id).await
+    }
+
+    async fn list_device_update_instances(
+        &self,
+        subscription_id: &str,
+    ) -> Result<Vec<ObservedDeviceUpdate>, AzureError> {
+        self.device_update_instances(subscription_id).await
     }
 }

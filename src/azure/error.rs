@@ -33,6 +33,10 @@ pub enum AzureError {
     /// on Azure's side.
     #[error("transient: {message}")]
     Transient { message: String },
+    /// Azure Policy refused the write (403 `RequestDisallowedByPolicy`); retrying will not help
+    /// until the policy or its assignment changes.
+    #[error("disallowed by Azure Policy: assignment {assignment}, definition {definition}: {message}")]
+    PolicyDenied { assignment: String, definition: String, message: String },
     /// Azure refused the request as invalid (other 4xx); retrying will not help.
     #[error("invalid request: {code}: {message}")]
     Invalid { code: String, message: String },
@@ -50,6 +54,7 @@ impl AzureError {
             AzureError::Throttled { .. } => "Throttled",
             AzureError::PreconditionFailed { .. } => "PreconditionFailed",
             AzureError::Transient { .. } => "Transient",
+            AzureError::PolicyDenied { .. } => "PolicyDenied",
             AzureError::Invalid { .. } => "Invalid",
         }
     }
@@ -70,6 +75,10 @@ impl AzureError {
         let message = if message.is_empty() { format!("HTTP {status}") } else { message };
         match status {
             401 => AzureError::Unauthenticated { message: format!("{code}: {message}") },
+            403 if code == "RequestDisallowedByPolicy" => {
+                let (assignment, definition) = policy_identifiers(body);
+                AzureError::PolicyDenied { assignment, definition, message }
+            }
             403 => AzureError::Forbidden { code, message },
             404 => AzureError::NotFound { code, message },
             409 => {
@@ -99,6 +108,25 @@ pub fn parse_error_body(body: &[u8]) -> (String, String) {
     };
     let message = inner.get("message").and_then(|m| m.as_str()).unwrap_or_default().to_string();
     (code, message)
+}
+
+/// The policy assignment and definition ids of a `RequestDisallowedByPolicy` answer, from its
+/// `additionalInfo[type=PolicyViolation].info` (`"unknown"` when Azure did not say).
+pub fn policy_identifiers(body: &[u8]) -> (String, String) {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let info = v
+        .pointer("/error/additionalInfo")
+        .and_then(|a| a.as_array())
+        .into_iter()
+        .flatten()
+        .filter(|i| i.get("type").and_then(|t| t.as_str()) == Some("PolicyViolation"))
+        .find_map(|i| i.get("info"));
+    let field = |k: &str| info.and_then(|i| i.get(k)).and_then(|x| x.as_str()).unwrap_or("unknown").to_string();
+    let definition = match info.and_then(|i| i.get("policyDefinitionDisplayName")).and_then(|x| x.as_str()) {
+        Some(name) => format!("{} ('{name}')", field("policyDefinitionId")),
+        None => field("policyDefinitionId"),
+    };
+    (field("policyAssignmentId"), definition)
 }
 
 /// The existing assignment's name from a `RoleAssignmentExists` message ("... The ID of the
@@ -140,6 +168,14 @@ mod tests {
         let t = AzureError::from_response(429, Some(Duration::from_secs(7)), b"{}");
         assert_eq!(t, AzureError::Throttled { retry_after: Duration::from_secs(7), message: "HTTP 429".into() });
         assert!(AzureError::from_response(503, None, b"").is_retryable());
+        let policy = br#"{"error":{"code":"RequestDisallowedByPolicy","target":"hub-a","message":"Resource 'hub-a' was disallowed by policy.","additionalInfo":[{"type":"PolicyViolation","info":{"policyDefinitionDisplayName":"No local auth","policyDefinitionId":"/providers/Microsoft.Authorization/policyDefinitions/672d","policyAssignmentId":"/subscriptions/s/providers/Microsoft.Authorization/policyAssignments/a1"}}]}}"#;
+        match AzureError::from_response(403, None, policy) {
+            AzureError::PolicyDenied { assignment, definition, .. } => {
+                assert_eq!(assignment, "/subscriptions/s/providers/Microsoft.Authorization/policyAssignments/a1");
+                assert_eq!(definition, "/providers/Microsoft.Authorization/policyDefinitions/672d ('No local auth')");
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(
             !AzureError::from_response(400, None, br#"{"error":{"code":"InvalidRoleDefinitionId","message":"x"}}"#)
                 .is_retryable()

@@ -5,9 +5,12 @@
 
 pub mod arm;
 pub mod credential;
+mod devices;
 pub mod error;
+pub mod http;
 pub mod pacing;
 pub mod retry;
+pub mod wire;
 
 use async_trait::async_trait;
 use uuid::Uuid;
@@ -15,7 +18,9 @@ use uuid::Uuid;
 pub use error::AzureError;
 
 use crate::crd::PrincipalType;
-use crate::domain::{HubId, ObservedAssignment, ObservedDps, ObservedHub, RoleAssignmentId, RoleDefinition, Scope};
+use crate::domain::{
+    HubId, ObservedAssignment, ObservedDeviceUpdate, ObservedDps, ObservedHub, RoleAssignmentId, RoleDefinition, Scope,
+};
 
 /// `$filter` of a role assignment list.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -101,9 +106,19 @@ pub trait Azure: Send + Sync {
     async fn get_hub(&self, hub: &HubId) -> Result<Option<ObservedHub>, AzureError>;
 
     /// Change a hub's access properties (read, modify, write back with `If-Match`, wait for the
-    /// long-running operation), returning the hub as it is afterwards.
+    /// long-running operation), returning the hub as Azure holds it afterwards (a policy may
+    /// have changed what was written).
     async fn set_hub_access(&self, hub: &HubId, change: &HubAccessChange) -> Result<ObservedHub, AzureError>;
+
+    /// The subscriptions the identity can list (lower-case ids).
+    async fn list_subscriptions(&self) -> Result<Vec<String>, AzureError>;
 
     /// Every DPS instance of a subscription with its hub links, all pages.
     async fn list_dps(&self, subscription_id: &str) -> Result<Vec<ObservedDps>, AzureError>;
+
+    /// Every Device Update instance of a subscription with the hubs it names, all pages.
+    async fn list_device_update_instances(
+        &self,
+        subscription_id: &str,
+    ) -> Result<Vec<ObservedDeviceUpdate>, AzureError>;
 }

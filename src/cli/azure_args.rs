@@ -32,11 +32,17 @@ pub struct AzureArgs {
     /// Timeout of one HTTP request to Azure, in seconds.
     #[arg(long, default_value_t = 30)]
     pub request_timeout: u64,
-    /// DPS api-version used to read hub links. 2022-12-12 (the newest stable) does not report
-    /// `authenticationType`, so an identity-based link looks key-based and blocks Deny (fail
-    /// closed); a newer version (e.g. 2025-02-01-preview) tells them apart.
-    #[arg(long, default_value = "2022-12-12", env = "IOTHUB_ACCESS_DPS_API_VERSION")]
-    pub dps_api_version: String,
+    /// DPS api-version used to read hub links. Unset: picked per subscription from what the
+    /// Microsoft.Devices provider registration lists, the newest stable version that reports
+    /// each link's `authenticationType` (2026-08-01 or later), else 2022-12-12, where every link
+    /// counts as key-based (fail closed).
+    #[arg(long, env = "IOTHUB_ACCESS_DPS_API_VERSION")]
+    pub dps_api_version: Option<String>,
+    /// IoT Hub api-version. Unset: picked per subscription from the provider registration, the
+    /// newest that reports the hubs' device and service host names (2026-03-01-preview or
+    /// later), else 2023-06-30.
+    #[arg(long, env = "IOTHUB_ACCESS_IOTHUB_API_VERSION")]
+    pub iothub_api_version: Option<String>,
     /// Azure writes in flight at once (the client also paces inside ARM's token buckets).
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
@@ -49,7 +55,8 @@ impl AzureArgs {
         let mut config = ArmConfig::new(endpoints);
         config.retry.principal_not_found_timeout = Duration::from_secs(self.principal_not_found_timeout);
         config.request_timeout = Duration::from_secs(self.request_timeout.max(1));
-        config.dps_api_version = self.dps_api_version.clone();
+        config.dps_api_version = self.dps_api_version.clone().filter(|v| !v.trim().is_empty());
+        config.iothub_api_version = self.iothub_api_version.clone().filter(|v| !v.trim().is_empty());
         config
     }
 

@@ -5,7 +5,8 @@
 //! 2. applies them,
 //! 3. applies again to show idempotence (zero writes),
 //! 4. tampers with Azure as someone in the portal would, and shows the drift being repaired,
-//! 5. asks to deny SAS on the DPS-linked hub and shows the refusal with its reason,
+//! 5. asks to deny SAS on the DPS-linked hub (the DPS lives in the platform team's subscription,
+//!    not the hub's) and shows the refusal with its reason,
 //! 6. prints a summary.
 //!
 //! Every claim is checked: the demo exits non-zero if Azure does not end up as it says.
@@ -45,6 +46,7 @@ const DENY_FACTORY: (&str, &str) =
 
 const TELEMETRY_SP: &str = "0b7e4f3a-9c1d-4e2b-8a6f-5d3c2b1a0f9e";
 const SUB: &str = "5f0c7a9e-3b2d-4c1a-9e8f-7d6b5a4c3b2a";
+const PLATFORM_SUB: &str = "2c9d8e7f-6a5b-4c3d-9e1f-0a1b2c3d4e5f";
 
 fn step(out: &mut dyn Write, n: usize, title: &str) -> std::io::Result<()> {
     writeln!(out, "\n==> Step {n}/6: {title}\n")
@@ -61,7 +63,8 @@ pub async fn run(listen: SocketAddr, out: &mut dyn Write) -> anyhow::Result<i32>
     writeln!(
         out,
         "Azure emulator on {url}: subscription {SUB}, hubs contoso-factory-hub and contoso-fleet-hub,\n\
-         DPS contoso-factory-dps linked to contoso-factory-hub by shared access policy, ARM throttling on.\n\
+         DPS contoso-factory-dps in the platform subscription {PLATFORM_SUB}, linked to contoso-factory-hub\n\
+         by shared access policy; ARM throttling on.\n\
          The operator signs in with a client secret at the emulator's Entra token endpoint."
     )?;
 
@@ -127,16 +130,21 @@ pub async fn run(listen: SocketAddr, out: &mut dyn Write) -> anyhow::Result<i32>
     let repaired = Summary::of(&repair.final_plans);
     ensure!(repaired.changes == 0 && repair.failed().next().is_none(), "drift was not repaired: {repaired:?}");
 
-    step(out, 5, "deny SAS on contoso-factory-hub, which a DPS links by shared access policy")?;
+    step(
+        out,
+        5,
+        "deny SAS on contoso-factory-hub, which a DPS in another subscription (the platform team's) links by key",
+    )?;
     let deny: Manifests = manifest::parse_sources([DENY_FACTORY]);
     let before = emu.stats().writes();
     let refused = reconcile::apply_manifests(azure.clone(), &deny, 16, &policy).await;
     reconcile::write_apply_report(&refused, out)?;
     let blocked =
         refused.final_plans.iter().filter_map(|p| p.result.as_ref().ok()).flat_map(|p| p.blockers()).any(|f| {
-            f.reason == Reason::DpsLinked && f.resource_ids.iter().any(|id| id.contains("contoso-factory-dps"))
+            f.reason == Reason::DpsLinked
+                && f.resource_ids.iter().any(|id| id.contains("contoso-factory-dps") && id.contains(PLATFORM_SUB))
         });
-    ensure!(blocked, "the Deny should be refused because of contoso-factory-dps");
+    ensure!(blocked, "the Deny should be refused because of contoso-factory-dps in the platform subscription");
     ensure!(emu.stats().writes() == before, "the refused Deny must not write to Azure");
 
     step(out, 6, "summary")?;
@@ -149,7 +157,7 @@ pub async fn run(listen: SocketAddr, out: &mut dyn Write) -> anyhow::Result<i32>
     )?;
     writeln!(
         out,
-        "- refused: Deny on contoso-factory-hub, because contoso-factory-dps links it by shared access policy (devices would fail to provision with 'unauthorized')"
+        "- refused: Deny on contoso-factory-hub, because contoso-factory-dps (platform subscription {PLATFORM_SUB}) links it by shared access policy (devices would fail to provision with 'unauthorized'); every subscription the identity can list was searched"
     )?;
     writeln!(
         out,

@@ -247,7 +247,7 @@ async fn plan_document(
             if let Some(refused) = policy.refuse(&[desired.hub.arm_id()]) {
                 return Ok(refused);
             }
-            engine::plan_shared_access(obs, &desired).await.map_err(|e| e.to_string())
+            engine::plan_shared_access(obs, &desired).await.map(|v| v.plan).map_err(|e| e.to_string())
         }
     }
 }
@@ -513,6 +513,15 @@ fn outcome_text(o: &Outcome) -> String {
         Outcome::Adopted(id) => format!("adopted existing {id}"),
         Outcome::Failed(e) => format!("FAILED: {e}"),
         Outcome::Skipped => "skipped (an earlier step failed; nothing is deleted before its replacement exists)".into(),
+        Outcome::Refused(found) => format!(
+            "REFUSED on a fresh check right before the write: {}",
+            found.iter().map(|f| format!("{}: {}", f.reason, f.message)).collect::<Vec<_>>().join("; ")
+        ),
+        Outcome::Reverted(found) => format!(
+            "REVERTED: written, then {}; shared access allowed again",
+            found.iter().map(|f| format!("{}: {}", f.reason, f.message)).collect::<Vec<_>>().join("; ")
+        ),
+        Outcome::Overridden(what) => format!("OVERRIDDEN: {what}"),
     }
 }
 

@@ -16,7 +16,9 @@ use uuid::Uuid;
 use crate::azure::{
     AssignmentFilter, Azure, AzureError, CreateOutcome, HubAccessChange, NewRoleAssignment, RoleDefinitionFilter,
 };
-use crate::domain::{HubId, ObservedAssignment, ObservedDps, ObservedHub, RoleAssignmentId, RoleDefinition, Scope};
+use crate::domain::{
+    HubId, ObservedAssignment, ObservedDeviceUpdate, ObservedDps, ObservedHub, RoleAssignmentId, RoleDefinition, Scope,
+};
 
 /// Decides, right before a write is sent, whether it may be.
 #[async_trait]
@@ -109,7 +111,18 @@ impl Azure for GatedAzure {
         self.inner.set_hub_access(hub, change).await
     }
 
+    async fn list_subscriptions(&self) -> Result<Vec<String>, AzureError> {
+        self.inner.list_subscriptions().await
+    }
+
     async fn list_dps(&self, subscription_id: &str) -> Result<Vec<ObservedDps>, AzureError> {
         self.inner.list_dps(subscription_id).await
+    }
+
+    async fn list_device_update_instances(
+        &self,
+        subscription_id: &str,
+    ) -> Result<Vec<ObservedDeviceUpdate>, AzureError> {
+        self.inner.list_device_update_instances(subscription_id).await
     }
 }

@@ -89,6 +89,9 @@ pub struct Settings {
     pub instance_id: String,
     /// `--watch-namespace`: resources elsewhere are unknown, so assumed alive (fail closed).
     pub watch_namespace: Option<String>,
+    /// How soon a refused or failing shared access interlock is checked again against Azure
+    /// (a DPS unlinked, a role granted), instead of at the next resync.
+    pub interlock_recheck: Duration,
 }
 
 impl Default for Settings {
@@ -101,6 +104,7 @@ impl Default for Settings {
             allowed_roles: Vec::new(),
             instance_id: "default".into(),
             watch_namespace: None,
+            interlock_recheck: Duration::from_secs(30),
         }
     }
 }
@@ -173,6 +177,10 @@ impl Context {
                 Outcome::AlreadyDone => continue,
                 Outcome::Skipped => continue,
                 Outcome::Failed(_) => (EventType::Warning, format!("{}Failed", a.action.verb()), "failed"),
+                // The reconcile reports the refusal with its blockers.
+                Outcome::Refused(_) => continue,
+                Outcome::Reverted(_) => (EventType::Warning, "DenyReverted".to_string(), "reverted"),
+                Outcome::Overridden(_) => (EventType::Warning, "OverriddenByPolicy".to_string(), "overridden"),
             };
             self.metrics
                 .azure_writes
@@ -184,6 +192,12 @@ impl Context {
             let note = match &a.outcome {
                 Outcome::Failed(e) => format!("{}: {e}", a.action),
                 Outcome::Adopted(id) => format!("{} already existed as {id}; using it", a.action.target()),
+                Outcome::Reverted(found) => format!(
+                    "{}: written, then {} appeared; shared access was allowed again",
+                    a.action,
+                    found.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ")
+                ),
+                Outcome::Overridden(what) => format!("{}: {what}", a.action),
                 _ => a.action.to_string(),
             };
             tracing::info!(kind, action = a.action.verb(), target = %a.action.target(), outcome, "azure write");
@@ -282,6 +296,7 @@ impl ReconcileError {
         match self {
             ReconcileError::Azure(AzureError::Throttled { .. }) => status::reason::THROTTLED,
             ReconcileError::Azure(AzureError::PrincipalNotFound { .. }) => status::reason::PRINCIPAL_NOT_FOUND,
+            ReconcileError::Azure(AzureError::PolicyDenied { .. }) => "PolicyDenied",
             ReconcileError::Azure(_) => status::reason::AZURE_ERROR,
             ReconcileError::Kube(_) | ReconcileError::Finalizer(_) => status::reason::KUBERNETES_ERROR,
             ReconcileError::Refused(_) => status::reason::IN_USE,

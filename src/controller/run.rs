@@ -69,6 +69,10 @@ pub struct RunArgs {
     /// How often everything is re-observed and drift repaired.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub resync_interval: Duration,
+    /// How soon a refused or unverifiable shared access Deny (a DPS or Device Update instance
+    /// still linked, a failed check, nobody holding a data role) is checked again in Azure.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub interlock_recheck: Duration,
     /// Only one replica writes: take a Lease first.
     #[arg(long)]
     pub leader_elect: bool,
@@ -198,6 +202,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let sa_ctrl = lean_controller(api::<IotHubSharedAccess>(&client, ns), wc.clone()).with_config(cfg);
     let assignments = ra_ctrl.store();
     let custom_roles = cr_ctrl.store();
+    let shared_access = sa_ctrl.store();
 
     // Namespace annotations for the guardrail.
     // Until the cache has synced, and while the watch fails, the guardrail refuses to decide.
@@ -240,6 +245,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         allowed_roles: args.allowed_roles.clone(),
         instance_id,
         watch_namespace: args.watch_namespace.clone(),
+        interlock_recheck: args.interlock_recheck,
         ..Settings::default()
     };
     let ctx = Arc::new(Context::new(
@@ -293,7 +299,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(super::custom_role::reconcile, error_policy, ctx.clone())
         .for_each(|_| async {});
+    // A Deny refused for lock-out (or for a DPS identity without a role) is retried as soon as
+    // a role assignment on a hub it may cover becomes Ready.
     let sa = sa_ctrl
+        .watches(api::<IotHubRoleAssignment>(&client, ns), wc.clone(), move |ra: IotHubRoleAssignment| {
+            let ready = ra.status.as_ref().is_some_and(|s| super::status::is_true(&s.conditions, super::status::READY));
+            if !ready {
+                return vec![];
+            }
+            shared_access
+                .state()
+                .into_iter()
+                .filter(|sa| sa.spec.hub.subscription_id.eq_ignore_ascii_case(&ra.spec.hub.subscription_id))
+                .filter(|sa| sa.status.as_ref().is_none_or(|s| !s.blockers.is_empty()))
+                .map(|sa| ObjectRef::from_obj(sa.as_ref()))
+                .collect::<Vec<_>>()
+        })
         .reconcile_all_on(ticks(resync_rx))
         .graceful_shutdown_on(stopped(stop_rx.clone()))
         .run(super::shared_access::reconcile, error_policy, ctx.clone())

@@ -16,7 +16,7 @@ use super::common::{Access, Blocker, HubRef, PendingAction, StatusCondition};
     status = "IotHubSharedAccessStatus",
     shortname = "hubsas",
     category = "iothubaccess",
-    doc = "Allows or denies an IoT hub's shared access policies (SAS keys). Deny is refused while a DPS links the hub by key, while that cannot be checked, or while nobody holds an IoT Hub data role on the hub.",
+    doc = "Allows or denies an IoT hub's shared access policies (SAS keys). Deny is refused while a DPS links the hub by key (or by an identity without a data role on it), while a Device Update instance uses it, while that cannot be checked, or while nobody holds an IoT Hub data role on the hub.",
     printcolumn = r#"{"name": "Hub", "type": "string", "jsonPath": ".spec.hub.name"}"#,
     printcolumn = r#"{"name": "SAS", "type": "string", "jsonPath": ".spec.sharedAccessPolicies"}"#,
     printcolumn = r#"{"name": "Ready", "type": "string", "jsonPath": ".status.conditions[?(@.type==\"Ready\")].status"}"#,
@@ -56,9 +56,39 @@ pub struct IotHubSharedAccessStatus {
     pub device_sas: Option<Access>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub module_sas: Option<Access>,
-    /// Why a requested Deny is refused (DPS links, failed DPS check, lock-out).
+    /// What the SAS interlock searched for dependents of the hub's shared access, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interlock: Option<InterlockStatus>,
+    /// Why a requested Deny is refused, or why a denied hub is not Ready (DPS links, Device
+    /// Update, a failed check, lock-out, Azure Policy).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub blockers: Vec<Blocker>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_actions: Vec<PendingAction>,
+}
+
+/// Where the SAS interlock looked for what reaches the hub by key: a DPS or Device Update
+/// instance in a subscription not listed here is not seen (the blind spot).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InterlockStatus {
+    /// When the search started (RFC 3339).
+    pub checked_at: String,
+    /// The subscriptions searched (every one the operator's identity can list, and the hub's).
+    #[serde(default)]
+    pub subscriptions: Vec<String>,
+    /// DPS instances seen across those subscriptions.
+    pub provisioning_services: u32,
+    /// DPS instances whose answer did not report link types (every link counted as key-based).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub provisioning_services_without_link_types: u32,
+    /// Device Update instances seen.
+    pub device_update_instances: u32,
+    /// Why the search could not be completed (then Deny is refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

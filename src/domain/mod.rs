@@ -3,12 +3,16 @@
 
 pub mod catalog;
 pub mod cloud;
+pub mod dependents;
 pub mod ids;
 pub mod naming;
 pub mod observed;
 pub mod roles;
 
 pub use cloud::Cloud;
+pub use dependents::{
+    Dependents, DependentsObservation, DpsLink, LinkAuth, ManagedIdentity, ObservedDeviceUpdate, ObservedDps,
+};
 pub use ids::{HubId, RoleAssignmentId, Scope};
-pub use observed::{DpsLink, DpsObservation, ObservedAssignment, ObservedDps, ObservedHub};
+pub use observed::{ObservedAssignment, ObservedHub};
 pub use roles::{BuiltInRole, Permission, RoleDefinition, RoleType};

@@ -1,5 +1,5 @@
-//! What the operator observed in Azure, as plain domain structs: role assignments, hubs and
-//! DPS instances with their hub links. `observe` fills them; `plan` reads them. Pure, no I/O.
+//! What the operator observed in Azure, as plain domain structs: role assignments and hubs
+//! (what depends on a hub's shared access is in `dependents`). `observe` fills them; `plan` reads them. Pure, no I/O.
 
 use uuid::Uuid;
 
@@ -29,8 +29,10 @@ impl ObservedAssignment {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ObservedHub {
     pub id: HubId,
-    /// `properties.hostName`, e.g. `hub-a.azure-devices.net`.
-    pub host_name: Option<String>,
+    /// Every host name Azure reports for the hub: `properties.hostName` (e.g.
+    /// `hub-a.azure-devices.net`) and, on newer api-versions, `deviceHostName` and
+    /// `serviceHostName`.
+    pub host_names: Vec<String>,
     pub location: String,
     pub disable_local_auth: bool,
     pub disable_device_sas: bool,
@@ -39,66 +41,21 @@ pub struct ObservedHub {
 }
 
 impl ObservedHub {
-    /// Does `host` name this hub? Case-insensitive; when Azure did not report the host name,
-    /// `{name}.{suffix}` for every cloud's IoT Hub suffix.
+    /// Does `host` name this hub? Case-insensitive: any host name Azure reported, and, for every
+    /// cloud's IoT Hub suffix, `{name}.{suffix}` and the gateway forms `{name}.device.{suffix}` and
+    /// `{name}.service.{suffix}` (hub names are unique per cloud, so matching more names can only
+    /// refuse more, never less).
     pub fn has_host(&self, host: &str) -> bool {
         let host = host.trim().trim_end_matches('.');
-        match &self.host_name {
-            Some(h) => h.eq_ignore_ascii_case(host),
-            None => all_iothub_host_suffixes().any(|s| format!("{}.{s}", self.id.name).eq_ignore_ascii_case(host)),
+        if self.host_names.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+            return true;
         }
-    }
-}
-
-/// One `properties.iotHubs[]` entry of a DPS: the link between the DPS and a hub.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct DpsLink {
-    /// `name`: the hub host name.
-    pub name: Option<String>,
-    /// `hostName` (newer api-versions).
-    pub host_name: Option<String>,
-    /// The `HostName=` part of `connectionString` (key-based links).
-    pub connection_string_host: Option<String>,
-    /// `authenticationType`: `KeyBased`, `SystemAssigned`, `UserAssigned`; absent means key.
-    pub authentication_type: Option<String>,
-}
-
-impl DpsLink {
-    /// Parse the `HostName=` field of a (masked) connection string.
-    pub fn host_from_connection_string(cs: &str) -> Option<String> {
-        cs.split(';').find_map(|part| {
-            let (k, v) = part.split_once('=')?;
-            k.trim().eq_ignore_ascii_case("HostName").then(|| v.trim().to_string())
-        })
-    }
-
-    /// A shared-access (key) link, which `disableLocalAuth` breaks.
-    pub fn is_key_based(&self) -> bool {
-        match &self.authentication_type {
-            None => true,
-            Some(t) => t.eq_ignore_ascii_case("KeyBased"),
+        let Some((first, rest)) = host.split_once('.') else { return false };
+        if !first.eq_ignore_ascii_case(&self.id.name) {
+            return false;
         }
+        let rest = rest.to_ascii_lowercase();
+        let rest = rest.strip_prefix("device.").or_else(|| rest.strip_prefix("service.")).unwrap_or(&rest);
+        all_iothub_host_suffixes().any(|s| s.eq_ignore_ascii_case(rest))
     }
-
-    /// Does this link point at `hub`?
-    pub fn links(&self, hub: &ObservedHub) -> bool {
-        [&self.name, &self.host_name, &self.connection_string_host].into_iter().flatten().any(|h| hub.has_host(h))
-    }
-}
-
-/// A Device Provisioning Service instance and its hub links.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ObservedDps {
-    /// ARM id.
-    pub id: String,
-    pub name: String,
-    pub links: Vec<DpsLink>,
-}
-
-/// The result of looking for DPS instances. `Failed` means the check could not be completed
-/// (e.g. missing read permission, throttling that outlived retries): Deny must fail closed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DpsObservation {
-    Complete(Vec<ObservedDps>),
-    Failed(String),
 }

@@ -42,7 +42,7 @@ impl Permission {
             && !self.not_actions.iter().any(|p| catalog::action_matches(p, action))
     }
 
-    fn grants_data_action(&self, action: &str) -> bool {
+    pub fn grants_data_action(&self, action: &str) -> bool {
         self.data_actions.iter().any(|p| catalog::action_matches(p, action))
             && !self.not_data_actions.iter().any(|p| catalog::action_matches(p, action))
     }

@@ -141,8 +141,18 @@ pub enum Severity {
 pub enum Reason {
     /// A DPS links the hub by shared access policy.
     DpsLinked,
-    /// The DPS check could not be completed.
+    /// The search for what reaches the hub by key could not be completed.
     DpsCheckFailed,
+    /// A DPS links the hub with an identity that cannot register devices on it.
+    DpsIdentityLacksRole,
+    /// A Device Update instance uses the hub (it needs local authentication).
+    DeviceUpdateLinked,
+    /// Azure Policy refused the write.
+    PolicyDenied,
+    /// Azure holds something else than was written (a Modify policy).
+    OverriddenByPolicy,
+    /// Deny was written, then a dependent appeared: shared access was allowed again.
+    DenyReverted,
     /// Nobody would keep access to the hub's service APIs.
     WouldLockOut,
     /// The hub does not exist (or cannot be read).
@@ -174,6 +184,11 @@ impl Reason {
         match self {
             Reason::DpsLinked => "DpsLinked",
             Reason::DpsCheckFailed => "DpsCheckFailed",
+            Reason::DpsIdentityLacksRole => "DpsIdentityLacksRole",
+            Reason::DeviceUpdateLinked => "DeviceUpdateLinked",
+            Reason::PolicyDenied => "PolicyDenied",
+            Reason::OverriddenByPolicy => "OverriddenByPolicy",
+            Reason::DenyReverted => "DenyReverted",
             Reason::WouldLockOut => "WouldLockOut",
             Reason::HubNotFound => "HubNotFound",
             Reason::RoleNameTaken => "RoleNameTaken",

@@ -1,37 +1,104 @@
-//! Planning one `IotHubSharedAccess`: set the hub's access properties only when they differ.
-//! Allow is never blocked. Deny is refused (a blocker finding with the offending ids, no action)
-//! while a DPS links the hub by key, while the DPS check could not be completed (fail closed),
-//! or while no principal holds an IoT Hub data role on the hub (lock-out). Pure, no I/O.
+//! Planning one `IotHubSharedAccess`, and the SAS interlock. Allow is never blocked; the hub's
+//! access properties are set only when they differ. Deny is refused (a blocker finding with the
+//! offending ids, no action) while anything still reaches the hub by key or breaks without it:
+//! a DPS linked by key, a DPS linked by identity whose identity holds no role that lets it
+//! register devices and write twins, a Device Update instance; while that search could not be
+//! completed (fail closed); or while no principal holds an IoT Hub data role on the hub
+//! (lock-out). Once shared access is denied, the same dependents keep the resource not Ready:
+//! the operator reports, it never re-allows SAS on its own. Pure, no I/O.
 //!
-//! Known blind spot: only DPS instances the operator can list are seen; a DPS in another
-//! subscription or tenant can link the hub unnoticed.
+//! Blind spot (stated in status): only subscriptions the operator's identity can list are
+//! searched; a DPS in another tenant can link the hub unnoticed.
 
 use super::{Action, Finding, Plan, Reason, RoleCatalog, Severity};
 use crate::desire::DesiredSharedAccess;
-use crate::domain::{DpsObservation, ObservedAssignment, ObservedHub};
+use crate::domain::{
+    Dependents, DependentsObservation, LinkAuth, ObservedAssignment, ObservedDps, ObservedHub, roles::BuiltInRole,
+};
 
 /// Everything the planner needs for one shared access resource.
 pub struct SharedAccessInput<'a> {
     pub desired: &'a DesiredSharedAccess,
     /// The hub as Azure has it; `None` when it does not exist.
     pub hub: Option<&'a ObservedHub>,
-    /// DPS instances and their links, or why they could not be listed.
-    pub dps: &'a DpsObservation,
+    /// What depends on the hub's shared access, or why the search failed.
+    pub dependents: &'a DependentsObservation,
     /// Role assignments effective at the hub (at the hub and inherited from above).
     pub hub_assignments: &'a [ObservedAssignment],
     pub roles: &'a dyn RoleCatalog,
 }
 
+/// The data actions a DPS identity needs on a hub it is linked to by identity: register devices
+/// and write their twins (IoT Hub Data Contributor has them; the documented alternative is a
+/// custom role with the same).
+pub const DPS_IDENTITY_NEEDS: &[&str] =
+    &["Microsoft.Devices/IotHubs/devices/write", "Microsoft.Devices/IotHubs/twins/write"];
+
 /// The DPS instances that link `hub` by shared access policy.
-pub fn key_linked_dps(hub: &ObservedHub, dps: &DpsObservation) -> Vec<String> {
-    match dps {
-        DpsObservation::Complete(list) => list
-            .iter()
-            .filter(|d| d.links.iter().any(|l| l.is_key_based() && l.links(hub)))
-            .map(|d| d.id.clone())
-            .collect(),
-        DpsObservation::Failed(_) => vec![],
+pub fn key_linked_dps(hub: &ObservedHub, deps: &Dependents) -> Vec<String> {
+    deps.dps
+        .iter()
+        .filter(|d| d.links.iter().any(|l| l.auth == LinkAuth::Key && l.links(hub)))
+        .map(|d| d.id.clone())
+        .collect()
+}
+
+/// The Device Update instances that name `hub`.
+pub fn device_update_on(hub: &ObservedHub, deps: &Dependents) -> Vec<String> {
+    let id = hub.id.arm_id();
+    deps.device_update
+        .iter()
+        .filter(|u| u.hub_ids.iter().any(|h| h.trim_end_matches('/').eq_ignore_ascii_case(&id)))
+        .map(|u| u.id.clone())
+        .collect()
+}
+
+/// Does `principal` hold, at a scope covering the hub, a role granting every action in `needs`?
+fn holds(
+    hub: &ObservedHub,
+    assignments: &[ObservedAssignment],
+    roles: &dyn RoleCatalog,
+    principal: &str,
+    needs: &[&str],
+) -> bool {
+    assignments
+        .iter()
+        .filter(|a| a.principal_id.eq_ignore_ascii_case(principal))
+        .filter(|a| a.id.scope.covers_hub(&hub.id) != Some(false))
+        .filter_map(|a| roles.role_definition(a.role_definition))
+        .any(|d| needs.iter().all(|n| d.permissions.iter().any(|p| p.grants_data_action(n))))
+}
+
+/// DPS instances linked to `hub` by an identity that cannot register devices on it, with why.
+fn identity_links_lacking(
+    hub: &ObservedHub,
+    dps: &ObservedDps,
+    assignments: &[ObservedAssignment],
+    roles: &dyn RoleCatalog,
+) -> Option<String> {
+    for l in dps.links.iter().filter(|l| l.auth != LinkAuth::Key && l.links(hub)) {
+        let which = match &l.auth {
+            LinkAuth::UserAssigned(Some(id)) => format!("user-assigned identity {id}"),
+            LinkAuth::UserAssigned(None) => "a user-assigned identity it does not name".to_string(),
+            _ => "its system-assigned identity".to_string(),
+        };
+        match dps.identity.as_ref().and_then(|i| i.principal_for(&l.auth)) {
+            None => {
+                return Some(format!(
+                    "DPS {} links the hub with {which}, whose object id Azure does not report",
+                    dps.name
+                ));
+            }
+            Some(p) if !holds(hub, assignments, roles, &p, DPS_IDENTITY_NEEDS) => {
+                return Some(format!(
+                    "DPS {} links the hub with {which} (object id {p}), which holds no role on the hub that lets it register devices and write twins",
+                    dps.name
+                ));
+            }
+            Some(_) => {}
+        }
     }
+    None
 }
 
 /// Principals that hold an IoT Hub data role on the hub (lower-case ids, sorted).
@@ -51,21 +118,106 @@ pub fn data_role_holders(
     out
 }
 
-fn dps_linked_message(hub: &ObservedHub, ids: &[String], already_denied: bool) -> String {
-    let base = format!(
-        "{} DPS instance(s) link hub {} by shared access policy; DPS cannot use Entra ID for a key-based link, so without SAS every device provisioning through it fails with 'unauthorized'",
-        ids.len(),
-        hub.id.name
-    );
-    if already_denied {
-        format!(
-            "{base}. Shared access is already denied on the hub: relink the DPS with an identity (authenticationType SystemAssigned or UserAssigned) or allow SAS"
-        )
-    } else {
-        format!(
-            "{base}. Relink the DPS with an identity (authenticationType SystemAssigned or UserAssigned) or unlink it, then Deny is applied"
-        )
+/// What still reaches `hub` by key or breaks without it, as blockers. `denied`: shared access
+/// is already denied (the findings then say what is broken now, not what Deny would break).
+pub fn dependency_blockers(
+    hub: &ObservedHub,
+    dependents: &DependentsObservation,
+    assignments: &[ObservedAssignment],
+    roles: &dyn RoleCatalog,
+    denied: bool,
+) -> Vec<Finding> {
+    let name = &hub.id.name;
+    let deps = match dependents {
+        DependentsObservation::Failed(why) => {
+            let message = if denied {
+                format!(
+                    "shared access is denied on hub {name}, but what reaches it by key can no longer be checked ({why}); a DPS or Device Update instance linked since would be failing"
+                )
+            } else {
+                format!(
+                    "could not check what reaches hub {name} by key ({why}); Deny is refused until the check succeeds"
+                )
+            };
+            return vec![Finding::new(Severity::Blocker, Reason::DpsCheckFailed, message, vec![])];
+        }
+        DependentsObservation::Complete(d) => d,
+    };
+    let mut out = Vec::new();
+    let linked = key_linked_dps(hub, deps);
+    if !linked.is_empty() {
+        let base = format!(
+            "{} DPS instance(s) link hub {name} by shared access policy; a key-based link cannot use Entra ID, so without SAS every device provisioning through it fails with 'unauthorized'",
+            linked.len()
+        );
+        let tail = if denied {
+            "Shared access is already denied on the hub: relink the DPS with an identity (authenticationType SystemAssigned or UserAssigned) or allow SAS"
+        } else {
+            "Relink the DPS with an identity (authenticationType SystemAssigned or UserAssigned) or unlink it, then Deny is applied"
+        };
+        out.push(Finding::new(Severity::Blocker, Reason::DpsLinked, format!("{base}. {tail}"), linked));
     }
+    let contributor = BuiltInRole::IoTHubDataContributor;
+    for d in &deps.dps {
+        if let Some(why) = identity_links_lacking(hub, d, assignments, roles) {
+            out.push(Finding::new(
+                Severity::Blocker,
+                Reason::DpsIdentityLacksRole,
+                format!(
+                    "{why}: provisioning through it fails. Grant that identity '{}' ({}) on hub {name} (an IotHubRoleAssignment), or a role with {}",
+                    contributor.role_name(),
+                    contributor.guid(),
+                    DPS_IDENTITY_NEEDS.join(" and ")
+                ),
+                vec![d.id.clone()],
+            ));
+        }
+    }
+    let updates = device_update_on(hub, deps);
+    if !updates.is_empty() {
+        out.push(Finding::new(
+            Severity::Blocker,
+            Reason::DeviceUpdateLinked,
+            format!(
+                "{} Device Update instance(s) use hub {name}; Device Update requires local authentication on its hub, so Deny would break it. Remove the hub from the instance (or the instance) first{}",
+                updates.len(),
+                if denied { "; shared access is already denied, so it is failing now" } else { "" }
+            ),
+            updates,
+        ));
+    }
+    out
+}
+
+/// The lock-out blocker, when nobody holds an IoT Hub data role on the hub.
+pub fn lockout_blocker(
+    hub: &ObservedHub,
+    assignments: &[ObservedAssignment],
+    roles: &dyn RoleCatalog,
+) -> Option<Finding> {
+    data_role_holders(hub, assignments, roles).is_empty().then(|| {
+        Finding::new(
+            Severity::Blocker,
+            Reason::WouldLockOut,
+            format!(
+                "no principal holds an IoT Hub data role on hub {}: after Deny nobody could use its service APIs; assign one first (IotHubRoleAssignment)",
+                hub.id.name
+            ),
+            vec![hub.id.arm_id()],
+        )
+    })
+}
+
+/// Everything that refuses a Deny of `hub` now (empty: Deny may be written).
+pub fn deny_blockers(
+    hub: &ObservedHub,
+    dependents: &DependentsObservation,
+    assignments: &[ObservedAssignment],
+    roles: &dyn RoleCatalog,
+) -> Vec<Finding> {
+    let mut out = dependency_blockers(hub, dependents, assignments, roles, false);
+    out.extend(lockout_blocker(hub, assignments, roles));
+    out
 }
 
 /// Plan one shared access resource.
@@ -88,55 +240,14 @@ pub fn plan(input: &SharedAccessInput<'_>) -> Plan {
     let mut findings = Vec::new();
     let mut disable_local_auth = None;
     if d.disable_local_auth && !hub.disable_local_auth {
-        let before = findings.len();
-        match input.dps {
-            DpsObservation::Failed(why) => findings.push(Finding::new(
-                Severity::Blocker,
-                Reason::DpsCheckFailed,
-                format!(
-                    "could not check which DPS instances link hub {} ({why}); Deny is refused until the check succeeds",
-                    hub.id.name
-                ),
-                vec![],
-            )),
-            DpsObservation::Complete(_) => {
-                let linked = key_linked_dps(hub, input.dps);
-                if !linked.is_empty() {
-                    findings.push(Finding::new(
-                        Severity::Blocker,
-                        Reason::DpsLinked,
-                        dps_linked_message(hub, &linked, false),
-                        linked,
-                    ));
-                }
-            }
-        }
-        if data_role_holders(hub, input.hub_assignments, input.roles).is_empty() {
-            findings.push(Finding::new(
-                Severity::Blocker,
-                Reason::WouldLockOut,
-                format!(
-                    "no principal holds an IoT Hub data role on hub {}: after Deny nobody could use its service APIs; assign one first (IotHubRoleAssignment)",
-                    hub.id.name
-                ),
-                vec![hub.id.arm_id()],
-            ));
-        }
-        if findings.len() == before {
+        findings = deny_blockers(hub, input.dependents, input.hub_assignments, input.roles);
+        if findings.is_empty() {
             disable_local_auth = Some(true);
         }
     } else if !d.disable_local_auth && hub.disable_local_auth {
         disable_local_auth = Some(false);
     } else if d.disable_local_auth {
-        let linked = key_linked_dps(hub, input.dps);
-        if !linked.is_empty() {
-            findings.push(Finding::new(
-                Severity::Warning,
-                Reason::DpsLinked,
-                dps_linked_message(hub, &linked, true),
-                linked,
-            ));
-        }
+        findings = dependency_blockers(hub, input.dependents, input.hub_assignments, input.roles, true);
     }
     let differs = |want: Option<bool>, have: bool| want.filter(|w| *w != have);
     let disable_device_sas = differs(d.disable_device_sas, hub.disable_device_sas);

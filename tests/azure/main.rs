@@ -14,7 +14,8 @@ use iothub_access_operator::azure::{
 };
 use iothub_access_operator::crd::PrincipalType;
 use iothub_access_operator::domain::{
-    Cloud, DpsObservation, HubId, Permission, RoleAssignmentId, RoleDefinition, RoleType, Scope, naming,
+    Cloud, DependentsObservation, HubId, LinkAuth, Permission, RoleAssignmentId, RoleDefinition, RoleType, Scope,
+    naming,
 };
 use iothub_access_operator::observe::Observer;
 use uuid::Uuid;
@@ -151,7 +152,7 @@ async fn hub_access_changes_go_through_if_match_and_the_long_running_operation()
     let c = client(&emu);
     let before = c.get_hub(&hub(FLEET_HUB)).await.unwrap().expect("hub");
     assert!(!before.disable_local_auth);
-    assert_eq!(before.host_name.as_deref(), Some("contoso-fleet-hub.azure-devices.net"));
+    assert_eq!(before.host_names, vec!["contoso-fleet-hub.azure-devices.net".to_string()]);
     let change =
         HubAccessChange { disable_local_auth: Some(true), disable_device_sas: None, disable_module_sas: Some(true) };
     let after = c.set_hub_access(&hub(FLEET_HUB), &change).await.unwrap();
@@ -199,12 +200,12 @@ async fn dps_links_are_listed_across_pages() {
     }
     let emu = emulator(&serde_yaml::to_string(&seed).unwrap(), |c| c.page_size = 2).await;
     let c = client(&emu);
-    let list = c.list_dps(SUB).await.unwrap();
+    let list = c.list_dps(PLATFORM_SUB).await.unwrap();
     assert_eq!(list.len(), 5, "all pages followed: {list:?}");
     assert!(emu.stats().count("provisioningServices.list") >= 3);
     let factory = list.iter().find(|d| d.id.contains("contoso-factory-dps")).unwrap();
     let obs = c.get_hub(&hub(FACTORY_HUB)).await.unwrap().unwrap();
-    assert!(factory.links.iter().any(|l| l.is_key_based() && l.links(&obs)));
+    assert!(factory.links.iter().any(|l| l.auth == LinkAuth::Key && l.links(&obs)));
 }
 
 #[tokio::test]
@@ -334,37 +335,48 @@ async fn sovereign_clouds_use_their_audience_and_hub_suffix() {
     let emu = emulator(DEMO_SEED, |c| c.hub_host_suffix = "azure-devices.cn".into()).await;
     let c: Arc<dyn Azure> = client_with(config(&emu, Cloud::AzureChinaCloud));
     let h = c.get_hub(&hub(FACTORY_HUB)).await.unwrap().unwrap();
-    assert_eq!(h.host_name.as_deref(), Some("contoso-factory-hub.azure-devices.cn"));
-    // The DPS link names the .cn host: Deny is still refused.
+    assert_eq!(h.host_names, vec!["contoso-factory-hub.azure-devices.cn".to_string()]);
+    // The DPS (in the platform subscription) names the .cn host: Deny is still refused.
     let obs = Observer::new(c.clone());
-    match obs.dps(SUB).await {
-        DpsObservation::Complete(list) => {
-            assert!(list.iter().any(|d| d.links.iter().any(|l| l.links(&h))), "{list:?}")
+    match obs.dependents(&[SUB]).await {
+        DependentsObservation::Complete(d) => {
+            assert!(d.dps.iter().any(|x| x.links.iter().any(|l| l.links(&h))), "{d:?}")
         }
-        DpsObservation::Failed(e) => panic!("{e}"),
+        DependentsObservation::Failed(e) => panic!("{e}"),
     }
 }
 
 #[tokio::test]
-async fn identity_links_only_stop_blocking_with_a_dps_api_version_that_reports_them() {
+async fn identity_links_are_told_apart_only_with_an_api_version_the_provider_offers_that_reports_them() {
     let mut seed: serde_yaml::Value = serde_yaml::from_str(DEMO_SEED).unwrap();
     let dps = seed["provisioningServices"].as_sequence_mut().unwrap();
     let mut identity = dps[0].clone();
     identity["name"] = "fleet-identity-dps".into();
     identity["links"] = serde_yaml::from_str("[{hub: contoso-fleet-hub, authenticationType: SystemAssigned}]").unwrap();
     dps.push(identity);
-    let emu = emulator(&serde_yaml::to_string(&seed).unwrap(), |_| {}).await;
-    let fleet = client(&emu).get_hub(&hub(FLEET_HUB)).await.unwrap().unwrap();
-    let blocks = |list: Vec<iothub_access_operator::domain::ObservedDps>| {
-        list.iter()
-            .any(|d| d.id.contains("fleet-identity-dps") && d.links.iter().any(|l| l.is_key_based() && l.links(&fleet)))
+    let seed = serde_yaml::to_string(&seed).unwrap();
+    let auth_of = |list: Vec<iothub_access_operator::domain::ObservedDps>| {
+        list.into_iter().find(|d| d.id.contains("fleet-identity-dps")).map(|d| d.links[0].auth.clone())
     };
-    // The stable version cannot tell: fail closed.
-    assert!(blocks(client(&emu).list_dps(SUB).await.unwrap()), "2022-12-12: treated as a key link");
-    let mut cfg = config(&emu, Cloud::AzurePublicCloud);
-    cfg.dps_api_version = "2025-02-01-preview".into();
+    // The provider lists 2026-08-01 (stable, reports link types): picked at run time.
+    let emu = emulator(&seed, |_| {}).await;
+    assert_eq!(auth_of(client(&emu).list_dps(PLATFORM_SUB).await.unwrap()), Some(LinkAuth::SystemAssigned));
     assert!(
-        !blocks(client_with(cfg).list_dps(SUB).await.unwrap()),
-        "a version with authenticationType: identity link does not block"
+        emu.stats().count_status("provisioningServices.list", 200) == 1
+            && emu.stats().count_status("provisioningServices.list", 400) == 0,
+        "the list was made with a version the provider lists"
     );
+    // An operator pinned to the old stable version cannot tell: fail closed, a key link.
+    let mut cfg = config(&emu, Cloud::AzurePublicCloud);
+    cfg.dps_api_version = Some("2022-12-12".into());
+    assert_eq!(auth_of(client_with(cfg).list_dps(PLATFORM_SUB).await.unwrap()), Some(LinkAuth::Key));
+    // A subscription whose provider lists no such version: the default, every link a key link.
+    let old = emulator(&seed, |c| {
+        c.provider_api_versions.insert(
+            "Microsoft.Devices/ProvisioningServices".into(),
+            vec!["2022-12-12".into(), "2026-04-01".into(), "2025-02-01-preview".into()],
+        );
+    })
+    .await;
+    assert_eq!(auth_of(client(&old).list_dps(PLATFORM_SUB).await.unwrap()), Some(LinkAuth::Key));
 }

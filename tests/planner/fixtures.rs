@@ -99,7 +99,7 @@ pub fn foreign(scope: Scope, role: Uuid, principal: &str, name: &str) -> Observe
 pub fn hub(disable_local_auth: bool) -> ObservedHub {
     ObservedHub {
         id: hub_id(),
-        host_name: Some(format!("{HUB}.azure-devices.net")),
+        host_names: vec![format!("{HUB}.azure-devices.net")],
         location: "westeurope".into(),
         disable_local_auth,
         disable_device_sas: false,

@@ -1,10 +1,13 @@
-//! Shared access planning: Allow is never blocked; Deny is refused while a DPS links the hub by
-//! key, while the DPS check failed, or while nobody holds a data role on the hub.
+//! Shared access planning and the SAS interlock: Allow is never blocked; Deny is refused while a
+//! DPS links the hub by key, while a DPS links it by an identity without a data role, while a
+//! Device Update instance uses it, while the search failed, or while nobody holds a data role on
+//! the hub; a denied hub with such a dependent is a blocker (not Ready), never an action.
 
 use iothub_access_operator::crd::{Access, IotHubSharedAccessSpec};
 use iothub_access_operator::desire::{self, DesiredSharedAccess};
 use iothub_access_operator::domain::{
-    BuiltInRole, DpsLink, DpsObservation, ObservedAssignment, ObservedDps, ObservedHub, RoleDefinition, Scope,
+    BuiltInRole, Dependents, DependentsObservation as DpsObservation, DpsLink, LinkAuth, ManagedIdentity,
+    ObservedAssignment, ObservedDeviceUpdate, ObservedDps, ObservedHub, RoleDefinition, Scope,
 };
 use iothub_access_operator::plan::shared_access::{SharedAccessInput, plan};
 use iothub_access_operator::plan::{Action, Plan, Reason, Severity};
@@ -26,18 +29,37 @@ fn reader_assignment() -> ObservedAssignment {
     foreign(hub_id().scope(), BuiltInRole::IoTHubDataReader.guid(), TELEMETRY, "66666666-2222-4333-8444-555555555555")
 }
 
+const DPS_ID: &str = "/subscriptions/0a0a0a0a-1b1b-4c2c-8d3d-4e4e4e4e4e4e/resourceGroups/rg-platform/providers/Microsoft.Devices/provisioningServices/contoso-dps";
+const DPS_MI: &str = "d1d1d1d1-2222-4333-8444-555555555555";
+const UAI: &str = "/subscriptions/0a0a0a0a-1b1b-4c2c-8d3d-4e4e4e4e4e4e/resourceGroups/rg-platform/providers/Microsoft.ManagedIdentity/userAssignedIdentities/dps-mi";
+
+fn deps(dps: Vec<ObservedDps>, device_update: Vec<ObservedDeviceUpdate>) -> DpsObservation {
+    DpsObservation::Complete(Dependents {
+        dps,
+        device_update,
+        subscriptions: vec![SUB.into()],
+        checked_at: "2026-11-30T08:00:00Z".into(),
+    })
+}
+
+fn one_dps(links: Vec<DpsLink>, identity: Option<ManagedIdentity>) -> ObservedDps {
+    ObservedDps { id: DPS_ID.into(), name: "contoso-dps".into(), links, identity, link_types_reported: true }
+}
+
 fn dps(links: Vec<DpsLink>) -> DpsObservation {
-    DpsObservation::Complete(vec![ObservedDps {
-        id: format!(
-            "/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Devices/provisioningServices/contoso-dps"
-        ),
-        name: "contoso-dps".into(),
-        links,
-    }])
+    deps(vec![one_dps(links, None)], vec![])
+}
+
+fn link(host: &str, auth: LinkAuth) -> DpsLink {
+    DpsLink { hosts: vec![host.into()], auth }
 }
 
 fn key_link(host: &str) -> DpsLink {
-    DpsLink { name: Some(host.into()), connection_string_host: Some(host.into()), ..Default::default() }
+    link(host, LinkAuth::Key)
+}
+
+fn system_identity() -> ManagedIdentity {
+    ManagedIdentity { principal_id: Some(DPS_MI.into()), ..ManagedIdentity::default() }
 }
 
 fn run(
@@ -47,7 +69,7 @@ fn run(
     assignments: &[ObservedAssignment],
 ) -> Plan {
     let roles: Vec<RoleDefinition> = vec![];
-    plan(&SharedAccessInput { desired: d, hub, dps, hub_assignments: assignments, roles: &roles })
+    plan(&SharedAccessInput { desired: d, hub, dependents: dps, hub_assignments: assignments, roles: &roles })
 }
 
 fn deny_action() -> Action {
@@ -73,68 +95,129 @@ fn deny_is_refused_while_a_dps_links_the_hub_by_key_in_any_spelling() {
     let h = hub(false);
     for link in [
         key_link("CONTOSO-FLEET-HUB.azure-devices.net"),
-        DpsLink { connection_string_host: Some("contoso-fleet-hub.azure-devices.net".into()), ..Default::default() },
-        DpsLink {
-            host_name: Some("contoso-fleet-hub.azure-devices.net".into()),
-            authentication_type: Some("KeyBased".into()),
-            ..Default::default()
-        },
+        key_link("contoso-fleet-hub.azure-devices.net."),
+        // Hubs on the newer gateway: `az iot dps linked-hub create` links the device host name.
+        key_link("contoso-fleet-hub.device.azure-devices.net"),
+        key_link("contoso-fleet-hub.service.azure-devices.us"),
+        DpsLink { hosts: vec!["other".into(), "contoso-fleet-hub.azure-devices.net".into()], auth: LinkAuth::Key },
     ] {
         let p = run(&want(Access::Deny), Some(&h), &dps(vec![link.clone()]), &[reader_assignment()]);
         assert_eq!(p.actions, vec![], "{link:?}");
         assert_eq!(p.findings.len(), 1);
         assert_eq!((p.findings[0].severity, p.findings[0].reason), (Severity::Blocker, Reason::DpsLinked));
-        assert_eq!(
-            p.findings[0].resource_ids,
-            vec![format!(
-                "/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Devices/provisioningServices/contoso-dps"
-            )]
-        );
+        assert_eq!(p.findings[0].resource_ids, vec![DPS_ID.to_string()]);
         assert!(p.findings[0].message.contains("unauthorized"));
     }
 }
 
 #[test]
-fn identity_links_and_links_to_other_hubs_do_not_block() {
+fn links_to_other_hubs_do_not_block() {
     let h = hub(false);
     let links = vec![
-        DpsLink {
-            name: Some("contoso-fleet-hub.azure-devices.net".into()),
-            authentication_type: Some("SystemAssigned".into()),
-            ..Default::default()
-        },
-        DpsLink {
-            name: Some("contoso-fleet-hub.azure-devices.net".into()),
-            authentication_type: Some("UserAssigned".into()),
-            ..Default::default()
-        },
         key_link("contoso-fleet-hub-2.azure-devices.net"),
         key_link("other.azure-devices.net"),
+        key_link("contoso-fleet-hub.example.com"),
+        key_link("contoso-fleet-hub.device.example.com"),
     ];
     assert_eq!(run(&want(Access::Deny), Some(&h), &dps(links), &[reader_assignment()]).actions, vec![deny_action()]);
 }
 
 #[test]
-fn sovereign_cloud_host_suffixes_match() {
+fn every_host_name_azure_reports_for_the_hub_is_matched() {
     let mut h = hub(false);
-    h.host_name = None; // Azure did not say: every cloud's suffix is considered.
-    for suffix in ["azure-devices.cn", "azure-devices.us", "azure-devices.net"] {
-        let p = run(
-            &want(Access::Deny),
-            Some(&h),
-            &dps(vec![key_link(&format!("contoso-fleet-hub.{suffix}"))]),
-            &[reader_assignment()],
-        );
-        assert_eq!(p.findings[0].reason, Reason::DpsLinked, "{suffix}");
-    }
-    h.host_name = Some("contoso-fleet-hub.azure-devices.cn".into());
+    h.host_names = vec![
+        "contoso-fleet-hub.azure-devices.net".into(),
+        "gw2-contoso-fleet.devices.example.net".into(), // a device host name of another form
+    ];
     let p = run(
         &want(Access::Deny),
         Some(&h),
-        &dps(vec![key_link("contoso-fleet-hub.azure-devices.cn")]),
+        &dps(vec![key_link("GW2-contoso-fleet.devices.example.net")]),
         &[reader_assignment()],
     );
     assert_eq!(p.findings[0].reason, Reason::DpsLinked);
+}
+
+#[test]
+fn an_identity_link_blocks_only_while_its_identity_cannot_register_devices_on_the_hub() {
+    let h = hub(false);
+    let contributor_for = |principal: &str, scope: Scope| {
+        foreign(scope, BuiltInRole::IoTHubDataContributor.guid(), principal, "abababab-2222-4333-8444-555555555555")
+    };
+    let reader_for = |principal: &str| {
+        foreign(
+            hub_id().scope(),
+            BuiltInRole::IoTHubDataReader.guid(),
+            principal,
+            "cdcdcdcd-2222-4333-8444-555555555555",
+        )
+    };
+    let uai = ManagedIdentity {
+        principal_id: None,
+        user_assigned: [(UAI.to_ascii_lowercase(), Some(DPS_MI.to_string()))].into_iter().collect(),
+    };
+    let system = link("contoso-fleet-hub.azure-devices.net", LinkAuth::SystemAssigned);
+    let user = link("contoso-fleet-hub.azure-devices.net", LinkAuth::UserAssigned(Some(UAI.into())));
+    let rg = Scope::ResourceGroup { subscription_id: SUB.into(), resource_group: RG.into() };
+    // (link, identity, assignments, refused?)
+    let table: Vec<(DpsLink, Option<ManagedIdentity>, Vec<ObservedAssignment>, bool)> = vec![
+        (system.clone(), Some(system_identity()), vec![reader_assignment()], true), // no role at all
+        (system.clone(), Some(system_identity()), vec![reader_assignment(), reader_for(DPS_MI)], true), // read only
+        (
+            system.clone(),
+            Some(system_identity()),
+            vec![reader_assignment(), contributor_for(DPS_MI, hub_id().scope())],
+            false,
+        ),
+        (system.clone(), Some(system_identity()), vec![contributor_for(DPS_MI, rg.clone())], false), // inherited
+        (system.clone(), None, vec![reader_assignment(), contributor_for(DPS_MI, hub_id().scope())], true), // id unknown
+        (user.clone(), Some(uai.clone()), vec![reader_assignment(), contributor_for(DPS_MI, hub_id().scope())], false),
+        (
+            user.clone(),
+            Some(system_identity()),
+            vec![reader_assignment(), contributor_for(DPS_MI, hub_id().scope())],
+            true,
+        ), // not that identity
+        (
+            link("contoso-fleet-hub.azure-devices.net", LinkAuth::UserAssigned(None)),
+            Some(uai),
+            vec![reader_assignment(), contributor_for(DPS_MI, hub_id().scope())],
+            true,
+        ),
+        (link("other-hub.azure-devices.net", LinkAuth::SystemAssigned), None, vec![reader_assignment()], false), // not this hub
+    ];
+    for (i, (l, identity, assignments, refused)) in table.into_iter().enumerate() {
+        let p = run(&want(Access::Deny), Some(&h), &deps(vec![one_dps(vec![l], identity)], vec![]), &assignments);
+        if refused {
+            assert_eq!(p.actions, vec![], "row {i}");
+            assert_eq!(p.findings[0].reason, Reason::DpsIdentityLacksRole, "row {i}");
+            assert!(p.findings[0].message.contains("IoT Hub Data Contributor"), "row {i}: names the role to grant");
+            assert_eq!(p.findings[0].resource_ids, vec![DPS_ID.to_string()], "row {i}");
+        } else {
+            assert_eq!(p.actions, vec![deny_action()], "row {i}: {:?}", p.findings);
+        }
+    }
+}
+
+#[test]
+fn a_device_update_instance_on_the_hub_blocks_deny_and_one_on_another_hub_does_not() {
+    let h = hub(false);
+    let du = |hub_id: String| ObservedDeviceUpdate {
+        id: "/subscriptions/x/resourceGroups/rg/providers/Microsoft.DeviceUpdate/accounts/adu/instances/fleet".into(),
+        hub_ids: vec![hub_id],
+    };
+    let p = run(
+        &want(Access::Deny),
+        Some(&h),
+        &deps(vec![], vec![du(hub_id().arm_id().to_uppercase())]),
+        &[reader_assignment()],
+    );
+    assert_eq!(p.actions, vec![]);
+    assert_eq!((p.findings[0].severity, p.findings[0].reason), (Severity::Blocker, Reason::DeviceUpdateLinked));
+    assert!(p.findings[0].message.contains("requires local authentication"));
+    let other = hub_id().arm_id().replace(HUB, "contoso-other-hub");
+    let p = run(&want(Access::Deny), Some(&h), &deps(vec![], vec![du(other)]), &[reader_assignment()]);
+    assert_eq!(p.actions, vec![deny_action()]);
 }
 
 #[test]
@@ -175,9 +258,22 @@ fn deny_is_refused_when_nobody_would_keep_data_access() {
 #[test]
 fn every_blocker_is_reported_at_once() {
     let h = hub(false);
-    let p = run(&want(Access::Deny), Some(&h), &dps(vec![key_link("contoso-fleet-hub.azure-devices.net")]), &[]);
+    let observed = deps(
+        vec![one_dps(
+            vec![
+                key_link("contoso-fleet-hub.azure-devices.net"),
+                link("contoso-fleet-hub.azure-devices.net", LinkAuth::SystemAssigned),
+            ],
+            Some(system_identity()),
+        )],
+        vec![ObservedDeviceUpdate { id: "/du".into(), hub_ids: vec![hub_id().arm_id()] }],
+    );
+    let p = run(&want(Access::Deny), Some(&h), &observed, &[]);
     let reasons: Vec<Reason> = p.findings.iter().map(|f| f.reason).collect();
-    assert_eq!(reasons, vec![Reason::DpsLinked, Reason::WouldLockOut]);
+    assert_eq!(
+        reasons,
+        vec![Reason::DpsLinked, Reason::DpsIdentityLacksRole, Reason::DeviceUpdateLinked, Reason::WouldLockOut]
+    );
 }
 
 #[test]
@@ -220,11 +316,25 @@ fn device_and_module_sas_change_only_when_set_and_different() {
 }
 
 #[test]
-fn already_denied_with_a_key_linked_dps_warns_without_acting() {
+fn a_denied_hub_that_something_reaches_by_key_again_is_a_blocker_never_an_action() {
     let h = hub(true);
-    let p = run(&want(Access::Deny), Some(&h), &dps(vec![key_link("contoso-fleet-hub.azure-devices.net")]), &[]);
-    assert_eq!(p.actions, vec![]);
-    assert_eq!((p.findings[0].severity, p.findings[0].reason), (Severity::Warning, Reason::DpsLinked));
+    let table = [
+        (dps(vec![key_link("contoso-fleet-hub.azure-devices.net")]), Reason::DpsLinked, "already denied"),
+        (DpsObservation::Failed("subscription s: 403".into()), Reason::DpsCheckFailed, "can no longer be checked"),
+        (
+            deps(vec![], vec![ObservedDeviceUpdate { id: "/du".into(), hub_ids: vec![hub_id().arm_id()] }]),
+            Reason::DeviceUpdateLinked,
+            "failing now",
+        ),
+    ];
+    for (observed, reason, says) in table {
+        let p = run(&want(Access::Deny), Some(&h), &observed, &[reader_assignment()]);
+        assert_eq!(p.actions, vec![], "{reason}: SAS is never re-allowed by the operator");
+        assert_eq!((p.findings[0].severity, p.findings[0].reason), (Severity::Blocker, reason));
+        assert!(p.findings[0].message.contains(says), "{}", p.findings[0].message);
+    }
+    // Lock-out is about applying Deny; once applied it is not re-judged here.
+    assert_eq!(run(&want(Access::Deny), Some(&h), &dps(vec![]), &[]), Plan::default());
 }
 
 #[test]

@@ -20,6 +20,8 @@ use iothub_access_operator::domain::Cloud;
 pub const DEMO_SEED: &str = include_str!("../../data/demo/seed.yaml");
 pub const SUB: &str = "5f0c7a9e-3b2d-4c1a-9e8f-7d6b5a4c3b2a";
 pub const RG: &str = "rg-iot-prod";
+/// The platform team's subscription, where the demo's DPS lives.
+pub const PLATFORM_SUB: &str = "2c9d8e7f-6a5b-4c3d-9e1f-0a1b2c3d4e5f";
 pub const FACTORY_HUB: &str = "contoso-factory-hub";
 pub const FLEET_HUB: &str = "contoso-fleet-hub";
 pub const TENANT: &str = "3c6f1d2e-8a4b-4f5c-9d7e-1a2b3c4d5e6f";

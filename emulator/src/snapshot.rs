@@ -1,0 +1,186 @@
+//! Conversion between the state and its seed form (start, persistence, snapshots).
+
+use serde_json::Value;
+
+use crate::resources::{Dps, Hub, default_hub_properties, default_policies, normalize_sku};
+use crate::seed::{DpsSeed, HubSeed, Seed};
+use crate::state::{
+    DEFAULT_TENANT, DirectoryEntry, State, guid_of, new_etag, normalize_scope, now_rfc3339, subscription_of,
+};
+
+impl State {
+    /// Build from a seed. Hubs and DPS imply their resource groups; subscriptions are implied
+    /// by everything that names one.
+    pub fn from_seed(seed: Seed, hub_host_suffix: &str) -> Result<State, String> {
+        let mut st = State {
+            tenant_id: if seed.tenant_id.trim().is_empty() { DEFAULT_TENANT.to_string() } else { seed.tenant_id },
+            management_groups: seed.management_groups,
+            clients: seed.clients,
+            hub_host_suffix: hub_host_suffix.to_string(),
+            ..State::default()
+        };
+        st.directory = seed.principals.into_iter().map(|p| DirectoryEntry { principal: p, registered: None }).collect();
+        for mg in &st.management_groups {
+            for s in &mg.subscriptions {
+                st.subscriptions.insert(s.to_ascii_lowercase());
+            }
+        }
+        for s in seed.subscriptions {
+            if s.subscription_id.trim().is_empty() {
+                return Err("subscription: subscriptionId is required".into());
+            }
+            st.add_subscription(s);
+        }
+        st.policies = seed.policies;
+        for rg in seed.resource_groups {
+            st.ensure_rg(&rg.subscription_id, &rg.name, rg.location.as_deref());
+        }
+        for h in seed.hubs {
+            if h.name.is_empty() || h.subscription_id.is_empty() || h.resource_group.is_empty() {
+                return Err(format!("hub {:?}: subscriptionId, resourceGroup and name are required", h.name));
+            }
+            st.ensure_rg(&h.subscription_id, &h.resource_group, Some(&h.location));
+            let mut properties = h.properties.unwrap_or_else(|| default_hub_properties(&h.name));
+            for k in ["provisioningState", "state", "hostName", "locations", "authorizationPolicies"] {
+                properties.remove(k);
+            }
+            for (k, v) in [
+                ("disableLocalAuth", h.disable_local_auth),
+                ("disableDeviceSAS", h.disable_device_sas),
+                ("disableModuleSAS", h.disable_module_sas),
+            ] {
+                if let Some(v) = v {
+                    properties.insert(k.into(), Value::Bool(v));
+                }
+            }
+            st.hubs.push(Hub {
+                subscription_id: h.subscription_id,
+                resource_group: h.resource_group,
+                location: h.location,
+                tags: h.tags.unwrap_or_default(),
+                sku: normalize_sku(h.sku.as_ref()),
+                identity: h.identity,
+                properties,
+                policies: h.authorization_policies.unwrap_or_else(default_policies),
+                etag: h.etag.unwrap_or_else(new_etag),
+                provisioning_state: "Succeeded".into(),
+                created_at: now_rfc3339(),
+                device_host_name: h.device_host_name,
+                service_host_name: h.service_host_name,
+                name: h.name,
+            });
+        }
+        for d in seed.provisioning_services {
+            st.ensure_rg(&d.subscription_id, &d.resource_group, Some(&d.location));
+            let links = d.links.into_iter().map(|l| st.complete_link(l)).collect();
+            st.dps.push(Dps {
+                subscription_id: d.subscription_id,
+                resource_group: d.resource_group,
+                name: d.name,
+                location: d.location,
+                tags: d.tags.unwrap_or_default(),
+                links,
+                etag: d.etag.unwrap_or_else(new_etag),
+                identity: d.identity,
+                raw_iot_hubs: d.raw_iot_hubs,
+            });
+        }
+        for a in seed.device_update_accounts {
+            if a.name.is_empty() || a.subscription_id.is_empty() || a.resource_group.is_empty() {
+                return Err(format!(
+                    "device update account {:?}: subscriptionId, resourceGroup and name are required",
+                    a.name
+                ));
+            }
+            st.ensure_rg(&a.subscription_id, &a.resource_group, Some(&a.location));
+            st.device_update_accounts.push(a);
+        }
+        let now = now_rfc3339();
+        for mut rd in seed.role_definitions {
+            rd.name = guid_of(&rd.name).ok_or_else(|| format!("role definition {:?}: name must be a GUID", rd.name))?;
+            rd.assignable_scopes = rd.assignable_scopes.iter().map(|s| normalize_scope(s)).collect();
+            for s in &rd.assignable_scopes {
+                if let Some(sub) = subscription_of(s) {
+                    st.subscriptions.insert(sub.to_ascii_lowercase());
+                }
+            }
+            rd.created_on.get_or_insert_with(|| now.clone());
+            rd.updated_on.get_or_insert_with(|| now.clone());
+            st.role_definitions.push(rd);
+        }
+        for mut ra in seed.role_assignments {
+            ra.name = if ra.name.trim().is_empty() {
+                uuid::Uuid::new_v4().to_string()
+            } else {
+                guid_of(&ra.name).ok_or_else(|| format!("role assignment {:?}: name must be a GUID", ra.name))?
+            };
+            ra.scope = normalize_scope(&ra.scope);
+            ra.role_definition_id = guid_of(&ra.role_definition_id).ok_or_else(|| {
+                format!("role assignment {}: bad roleDefinitionId {:?}", ra.name, ra.role_definition_id)
+            })?;
+            if let Some(sub) = subscription_of(&ra.scope) {
+                st.subscriptions.insert(sub.to_ascii_lowercase());
+            }
+            if ra.principal_type.is_none() {
+                ra.principal_type =
+                    Some(st.principal(&ra.principal_id).map_or("User".into(), |p| p.principal_type.clone()));
+            }
+            ra.created_on.get_or_insert_with(|| now.clone());
+            ra.updated_on.get_or_insert_with(|| now.clone());
+            st.role_assignments.push(ra);
+        }
+        Ok(st)
+    }
+
+    /// The state in seed form.
+    pub fn to_seed(&self) -> Seed {
+        Seed {
+            tenant_id: self.tenant_id.clone(),
+            management_groups: self.management_groups.clone(),
+            subscriptions: self.subscription_details.values().cloned().collect(),
+            resource_groups: self.resource_groups.clone(),
+            principals: self.directory.iter().map(|d| d.principal.clone()).collect(),
+            clients: self.clients.clone(),
+            hubs: self
+                .hubs
+                .iter()
+                .map(|h| HubSeed {
+                    subscription_id: h.subscription_id.clone(),
+                    resource_group: h.resource_group.clone(),
+                    name: h.name.clone(),
+                    location: h.location.clone(),
+                    sku: Some(h.sku.clone()),
+                    disable_local_auth: Some(h.disable_local_auth()),
+                    disable_device_sas: Some(h.disable_device_sas()),
+                    disable_module_sas: Some(h.disable_module_sas()),
+                    tags: Some(h.tags.clone()),
+                    identity: h.identity.clone(),
+                    properties: Some(h.properties.clone()),
+                    authorization_policies: Some(h.policies.clone()),
+                    etag: Some(h.etag.clone()),
+                    device_host_name: h.device_host_name.clone(),
+                    service_host_name: h.service_host_name.clone(),
+                })
+                .collect(),
+            provisioning_services: self
+                .dps
+                .iter()
+                .map(|d| DpsSeed {
+                    subscription_id: d.subscription_id.clone(),
+                    resource_group: d.resource_group.clone(),
+                    name: d.name.clone(),
+                    location: d.location.clone(),
+                    links: d.links.clone(),
+                    tags: Some(d.tags.clone()),
+                    etag: Some(d.etag.clone()),
+                    identity: d.identity.clone(),
+                    raw_iot_hubs: d.raw_iot_hubs.clone(),
+                })
+                .collect(),
+            role_definitions: self.role_definitions.clone(),
+            role_assignments: self.role_assignments.clone(),
+            policies: self.policies.clone(),
+            device_update_accounts: self.device_update_accounts.clone(),
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! The SAS interlock around the one dangerous write: denying a hub's shared access. Right before
+//! the write, everything that could refuse it is read again, fresh (the hub, every DPS and
+//! Device Update instance in reach, the hub's role assignments) and judged by the same pure
+//! rules as the plan; right after it, the dependents are read again, and if something now
+//! reaches the hub by key (it linked in the window between the two reads), shared access is put
+//! back as it was and that is reported. The window is the time from the start of the fresh
+//! read to the end of the write; it is measured and logged. I/O: reads and writes through the
+//! [`Azure`] trait.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::apply::Outcome;
+use crate::azure::{Azure, AzureError, HubAccessChange};
+use crate::domain::{HubId, ObservedHub};
+use crate::engine;
+use crate::observe::Observer;
+use crate::plan::shared_access::{deny_blockers, dependency_blockers};
+use crate::plan::{Finding, Reason};
+
+/// What Azure holds after a hub write, compared with what was written: `Done`, or
+/// `Overridden` naming each property Azure holds differently (a Modify policy, for one).
+pub fn held(change: &HubAccessChange, after: &ObservedHub) -> Outcome {
+    let mut differs = Vec::new();
+    for (name, want, have) in [
+        ("disableLocalAuth", change.disable_local_auth, after.disable_local_auth),
+        ("disableDeviceSAS", change.disable_device_sas, after.disable_device_sas),
+        ("disableModuleSAS", change.disable_module_sas, after.disable_module_sas),
+    ] {
+        if let Some(w) = want.filter(|w| *w != have) {
+            differs.push(format!("{name}={have} (written: {w})"));
+        }
+    }
+    if differs.is_empty() {
+        Outcome::Done
+    } else {
+        Outcome::Overridden(format!(
+            "hub {} holds {} after the write: something outside the operator (an Azure Policy with the Modify effect, such as 'Configure Azure IoT Hub to disable local authentication') changed it",
+            after.id.name,
+            differs.join(", ")
+        ))
+    }
+}
+
+/// Deny shared access on `hub` under the interlock. Returns the outcome and, when the write was
+/// made, the window (fresh read started -> write finished).
+pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) -> (Outcome, Option<Duration>) {
+    let started = Instant::now();
+    let before = match engine::interlock_inputs(&Observer::new(azure.clone()), hub, true).await {
+        Ok(i) => i,
+        Err(e) => return (Outcome::Failed(e), None),
+    };
+    let Some(current) = before.hub else {
+        return (
+            Outcome::Failed(AzureError::NotFound {
+                code: "ResourceNotFound".into(),
+                message: format!("IoT hub {} not found", hub.name),
+            }),
+            None,
+        );
+    };
+    if !current.disable_local_auth {
+        let blockers = deny_blockers(&current, &before.dependents, &before.assignments, &before.roles);
+        if !blockers.is_empty() {
+            return (Outcome::Refused(blockers), None);
+        }
+    }
+    let after = match azure.set_hub_access(hub, change).await {
+        Ok(h) => h,
+        Err(e) => return (Outcome::Failed(e), None),
+    };
+    let window = started.elapsed();
+    tracing::info!(hub = %hub.name, window_ms = window.as_millis() as u64, "shared access denied; checking again what reaches the hub by key");
+    if !after.disable_local_auth {
+        return (held(change, &after), Some(window));
+    }
+    let appeared = match engine::interlock_reads(&Observer::new(azure.clone()), after.clone(), true).await {
+        Ok(i) => dependency_blockers(&after, &i.dependents, &i.assignments, &i.roles, false)
+            .into_iter()
+            .filter(|f| f.reason != Reason::DpsCheckFailed)
+            .collect::<Vec<Finding>>(),
+        // The check after the write could not be completed: Deny stays; the next reconcile
+        // reports the resource not Ready until the search succeeds (the rule for denied hubs).
+        Err(e) => {
+            tracing::warn!(hub = %hub.name, error = %e, "the check after Deny could not be completed");
+            vec![]
+        }
+    };
+    if appeared.is_empty() {
+        return (held(change, &after), Some(window));
+    }
+    let undo = HubAccessChange { disable_local_auth: Some(false), ..HubAccessChange::default() };
+    match azure.set_hub_access(hub, &undo).await {
+        Ok(_) => {
+            tracing::warn!(hub = %hub.name, "a dependent appeared while Deny was written; shared access allowed again");
+            (Outcome::Reverted(appeared), Some(window))
+        }
+        Err(e) => (
+            Outcome::Failed(AzureError::Transient {
+                message: format!(
+                    "Deny was written on hub {}, then {} appeared; allowing shared access again failed: {e}",
+                    hub.name,
+                    appeared.iter().map(|f| f.reason.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            }),
+            Some(window),
+        ),
+    }
+}
