@@ -380,3 +380,116 @@ async fn identity_links_are_told_apart_only_with_an_api_version_the_provider_off
     .await;
     assert_eq!(auth_of(client(&old).list_dps(PLATFORM_SUB).await.unwrap()), Some(LinkAuth::Key));
 }
+
+#[tokio::test]
+async fn the_search_reaches_every_listed_subscription_across_pages_and_fails_closed_on_a_refusal() {
+    const HIDDEN: &str = "9e9e9e9e-1111-4222-8333-444444444444";
+    const EMPTY: &str = "8d8d8d8d-1111-4222-8333-444444444444";
+    let seed = DEMO_SEED.replacen(
+        "resourceGroups:\n",
+        &format!("resourceGroups:\n  - {{subscriptionId: {HIDDEN}, name: rg-x, location: westeurope}}\n"),
+        1,
+    );
+    let seed = format!(
+        "{seed}\nsubscriptions:\n  - {{subscriptionId: {HIDDEN}, access: Hidden}}\n  - {{subscriptionId: {EMPTY}}}\n"
+    );
+    let emu = emulator(&seed, |c| c.page_size = 1).await;
+    let c: Arc<dyn Azure> = client(&emu);
+    let mut want = vec![SUB.to_string(), PLATFORM_SUB.to_string(), EMPTY.to_string()];
+    want.sort();
+    assert_eq!(c.list_subscriptions().await.unwrap(), want, "every page followed; the hidden one is not listed");
+    assert!(emu.stats().count("subscriptions.list") >= 3);
+    let obs = Observer::new(c.clone());
+    match obs.dependents(&[SUB]).await {
+        DependentsObservation::Complete(d) => {
+            assert_eq!(d.subscriptions, want);
+            assert_eq!(d.dps.len(), 1, "the DPS in the platform subscription is found: {d:?}");
+        }
+        DependentsObservation::Failed(e) => panic!("{e}"),
+    }
+    // The hub's own subscription is searched even if the list leaves it out.
+    match Observer::new(c.clone()).dependents_fresh(&[HIDDEN]).await {
+        DependentsObservation::Failed(e) => assert!(e.contains(HIDDEN) && e.contains("AuthorizationFailed"), "{e}"),
+        DependentsObservation::Complete(d) => {
+            panic!("a subscription that refuses the search cannot be complete: {d:?}")
+        }
+    }
+    emu.with_state(|s| s.set_subscription_access(PLATFORM_SUB, iothub_access_emulator::SubscriptionAccess::Forbidden));
+    match Observer::new(c.clone()).dependents(&[SUB]).await {
+        DependentsObservation::Failed(e) => assert!(e.contains(PLATFORM_SUB), "{e}"),
+        DependentsObservation::Complete(d) => panic!("{d:?}"),
+    }
+}
+
+#[tokio::test]
+async fn dps_answers_the_parser_does_not_understand_fail_the_search_naming_what() {
+    let emu = emulator(DEMO_SEED, |_| {}).await;
+    let c = client(&emu);
+    for (raw, says) in [
+        (serde_json::json!([{"location": "westeurope"}]), "names no hub"),
+        (
+            serde_json::json!([{"hostName": "contoso-fleet-hub.azure-devices.net", "authenticationType": "Certificate"}]),
+            "unknown authenticationType",
+        ),
+        (serde_json::json!([{"name": ["not", "a", "string"]}]), "not understood"),
+    ] {
+        emu.with_state(|s| s.dps.iter_mut().for_each(|d| d.raw_iot_hubs = Some(raw.as_array().unwrap().clone())));
+        let e = c.list_dps(PLATFORM_SUB).await.expect_err("not understood is not 'no link'").to_string();
+        assert!(e.contains(says) && e.contains("contoso-factory-dps"), "{raw}: {e}");
+    }
+}
+
+#[tokio::test]
+async fn hubs_are_read_with_their_device_and_service_host_names_when_the_provider_offers_them() {
+    let seed = DEMO_SEED.replace(
+        "    name: contoso-fleet-hub\n",
+        "    name: contoso-fleet-hub\n    deviceHostName: contoso-fleet-hub.device.azure-devices.net\n    serviceHostName: contoso-fleet-hub.service.azure-devices.net\n",
+    );
+    assert_ne!(seed, DEMO_SEED);
+    let emu = emulator(&seed, |_| {}).await;
+    let h = client(&emu).get_hub(&hub(FLEET_HUB)).await.unwrap().unwrap();
+    assert_eq!(h.host_names.len(), 3, "{:?}", h.host_names);
+    assert!(h.has_host("CONTOSO-FLEET-HUB.device.azure-devices.net"));
+    let mut old = config(&emu, Cloud::AzurePublicCloud);
+    old.iothub_api_version = Some("2023-06-30".into());
+    let h = client_with(old).get_hub(&hub(FLEET_HUB)).await.unwrap().unwrap();
+    assert_eq!(h.host_names, vec!["contoso-fleet-hub.azure-devices.net".to_string()], "the flag overrides");
+}
+
+#[tokio::test]
+async fn hub_writes_send_no_read_only_property_keep_the_rest_and_survive_the_short_404_window() {
+    let emu = emulator(DEMO_SEED, |c| {
+        c.reject_read_only_properties = true;
+        c.hub_not_found_after_local_auth_change = Duration::from_millis(1500);
+    })
+    .await;
+    let c = client(&emu);
+    let tags_before = emu.snapshot().hubs.into_iter().find(|x| x.name == FLEET_HUB).unwrap().tags;
+    let change = HubAccessChange { disable_local_auth: Some(true), ..HubAccessChange::default() };
+    let after =
+        c.set_hub_access(&hub(FLEET_HUB), &change).await.expect("a 404 right after the change is not a deleted hub");
+    assert!(after.disable_local_auth);
+    let stats = emu.stats();
+    assert!(stats.read_only_sent.is_empty(), "read-only properties sent: {:?}", stats.read_only_sent);
+    assert!(stats.count_status("iotHubs.get", 404) >= 1, "the window was met: {:?}", stats.requests);
+    let snap = emu.snapshot().hubs.into_iter().find(|x| x.name == FLEET_HUB).unwrap();
+    assert_eq!(snap.tags, tags_before, "what the client does not name is kept");
+    assert!(snap.properties.as_ref().is_some_and(|p| p.contains_key("eventHubEndpoints")), "{:?}", snap.properties);
+    // A hub this client did not just change: 404 means gone.
+    assert!(c.get_hub(&hub("no-such-hub")).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn device_update_instances_are_listed_with_their_hubs() {
+    let hub_id = hub(FLEET_HUB).arm_id();
+    let seed = format!(
+        "{DEMO_SEED}\ndeviceUpdateAccounts:\n  - {{subscriptionId: {SUB}, resourceGroup: {RG}, name: adu-1, location: westeurope, instances: [{{name: fleet, iotHubs: [{hub_id}]}}, {{name: empty, iotHubs: []}}]}}\n"
+    );
+    let emu = emulator(&seed, |c| c.page_size = 1).await;
+    let mut list = client(&emu).list_device_update_instances(SUB).await.unwrap();
+    list.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(list.len(), 2);
+    assert!(list[1].id.ends_with("/accounts/adu-1/instances/fleet"));
+    assert_eq!(list[1].hub_ids, vec![hub_id]);
+    assert!(client(&emu).list_device_update_instances(PLATFORM_SUB).await.unwrap().is_empty());
+}

@@ -92,6 +92,28 @@ async fn examples_become_ready_drift_is_repaired_the_dps_refusal_shows_and_delet
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_deny_refused_for_lock_out_goes_through_as_soon_as_a_role_assignment_is_ready() {
+    let Some((server, client, ns)) = setup("unblock").await else { return };
+    let emu = emulator(DEMO_SEED, |_| {}).await;
+    // Neither the resync nor the interlock re-check comes in the test's time: only the watch
+    // relation from role assignments to shared access can unblock the Deny.
+    let args = ["--resync-interval", "10m", "--interlock-recheck", "10m"];
+    let _op = Operator::start(server, &emu.base_url(), &ns, "unblock", &args);
+    apply(&client, &ns, &manifests(&["examples/shared-access-deny-fleet-hub.yaml"])).await;
+    let api = Api::<IotHubSharedAccess>::namespaced(client.clone(), &ns);
+    let get = || async { serde_json::to_value(api.get("fleet-hub-entra-only").await.expect("get")).unwrap() };
+    eventually("WouldLockOut", 60, get, |v: &Value| {
+        condition(v, "Ready").is_some_and(|c| c["reason"] == "WouldLockOut")
+    })
+    .await;
+    let started = std::time::Instant::now();
+    apply(&client, &ns, &manifests(&["examples/role-assignment-operators.yaml"])).await;
+    eventually("the Deny applied", 30, get, |v: &Value| ready(v)).await;
+    println!("Deny applied {:.1} s after the role assignment was created", started.elapsed().as_secs_f64());
+    assert_eq!(emu.snapshot().hubs.iter().find(|h| h.name == FLEET_HUB).unwrap().disable_local_auth, Some(true));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn kstatus_sees_in_progress_while_azure_is_slow_then_current() {
     let Some((server, client, ns)) = setup("progress").await else { return };
     // Every Azure request takes 1.5 s: the first reconcile is still running when we look.

@@ -5,6 +5,7 @@
 mod attacks;
 #[allow(dead_code)] // shared with the `run` test and the controller benchmark
 mod fake_api;
+mod interlock;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -33,7 +34,7 @@ const NS: &str = "iot-platform";
 struct H {
     api: FakeApi,
     ctx: Arc<Context>,
-    emu: EmulatorHandle,
+    emu: Arc<EmulatorHandle>,
     roles: Mutex<Writer<IotHubCustomRole>>,
     assignments: Mutex<Writer<IotHubRoleAssignment>>,
     /// What the namespace cache says of the namespace's allowed-scopes annotation.
@@ -63,14 +64,25 @@ impl H {
         namespace_scopes: Option<&str>,
         tweak: impl FnOnce(&mut iothub_access_emulator::EmulatorConfig),
     ) -> H {
-        let emu = emulator(seed, tweak).await;
+        H::with_azure(seed, allowed, namespace_scopes, tweak, |azure, _| azure).await
+    }
+
+    /// As `with_seed`, with the operator's Azure client wrapped by `wrap` (given the emulator).
+    async fn with_azure(
+        seed: &str,
+        allowed: &[&str],
+        namespace_scopes: Option<&str>,
+        tweak: impl FnOnce(&mut iothub_access_emulator::EmulatorConfig),
+        wrap: impl FnOnce(Arc<dyn Azure>, Arc<EmulatorHandle>) -> Arc<dyn Azure>,
+    ) -> H {
+        let emu = Arc::new(emulator(seed, tweak).await);
         let api = FakeApi::default();
         let client = api.client();
         let (role_store, role_writer) = reflector::store::<IotHubCustomRole>();
         let (ra_store, ra_writer) = reflector::store::<IotHubRoleAssignment>();
         let mut cfg = config(&emu, iothub_access_operator::domain::Cloud::AzurePublicCloud);
         cfg.retry.max_attempts = 2;
-        let azure: Arc<dyn Azure> = client_with(cfg);
+        let azure: Arc<dyn Azure> = wrap(client_with(cfg), emu.clone());
         let ns_annotation = Arc::new(Mutex::new(Ok(namespace_scopes.map(str::to_string))));
         let ns_scopes = ns_annotation.clone();
         let ctx = Context::new(
