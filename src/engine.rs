@@ -24,7 +24,8 @@ use crate::crd::DeletionPolicy;
 use crate::desire::{DesiredAssignment, DesiredCustomRole, DesiredSharedAccess};
 use crate::domain::naming::Owner;
 use crate::domain::{
-    DependentsObservation, HubId, ObservedAssignment, ObservedHub, RoleAssignmentId, RoleDefinition, Scope, roles,
+    DependentsObservation, HubId, ObservedAssignment, ObservedHub, RoleAssignmentId, RoleDefinition, RoleDefinitionId,
+    Scope, roles,
 };
 use crate::observe::Observer;
 use crate::plan::ownership::Others;
@@ -55,7 +56,7 @@ pub struct CustomRoleRequest {
     /// This resource, under the operator instance.
     pub owner: Owner,
     /// Definitions status says this resource created, with their scopes: a hint, proven first.
-    pub owned: Vec<(Scope, Uuid)>,
+    pub owned: Vec<RoleDefinitionId>,
     pub deletion_policy: DeletionPolicy,
 }
 
@@ -147,13 +148,13 @@ pub async fn plan_assignment(obs: &Observer, req: &AssignmentRequest) -> Result<
 /// Plan one `IotHubCustomRole`.
 pub async fn plan_custom_role(obs: &Observer, req: &CustomRoleRequest) -> Result<Plan, AzureError> {
     let mut observed: Vec<RoleDefinition> = Vec::new();
-    let mut wanted: Vec<(Scope, Uuid)> = req.owned.clone();
+    let mut wanted: Vec<RoleDefinitionId> = req.owned.clone();
     if let Some(d) = &req.desired {
-        wanted.push((d.scope.clone(), d.guid));
+        wanted.push(RoleDefinitionId::new(d.scope.clone(), d.guid));
     }
     let mut seen = BTreeSet::new();
-    wanted.retain(|(_, g)| seen.insert(*g));
-    for (scope, guid) in &wanted {
+    wanted.retain(|o| seen.insert(o.guid));
+    for RoleDefinitionId { scope, guid } in &wanted {
         if let Some(def) = obs.role_definition(scope, *guid).await? {
             observed.push(def);
         }
@@ -171,8 +172,7 @@ pub async fn plan_custom_role(obs: &Observer, req: &CustomRoleRequest) -> Result
     }
     let mut assignments = Vec::new();
     let desired_guid = req.desired.as_ref().map(|d| d.guid);
-    let may_delete = req.mode == Mode::Cleanup || req.owned.iter().any(|(_, g)| Some(*g) != desired_guid);
-    if may_delete && req.deletion_policy == DeletionPolicy::Delete {
+    if plan::custom_role::may_delete(req.mode, &req.owned, desired_guid, req.deletion_policy) {
         let mut subs: BTreeSet<String> = BTreeSet::new();
         for def in &observed {
             for s in &def.assignable_scopes {

@@ -10,6 +10,7 @@
 //!   other failures back off exponentially with jitter, per resource, reset on success.
 
 pub mod custom_role;
+pub mod driver;
 pub mod fence;
 pub mod gate;
 pub mod guardrail;
@@ -25,13 +26,11 @@ use std::time::{Duration, Instant};
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Resource, ResourceExt};
+use kube::{Resource, ResourceExt};
 use rand::Rng;
-use tracing::Instrument;
 
 use crate::apply::{Applied, Outcome};
 use crate::azure::{Azure, AzureError};
-use crate::crd::common::FINALIZER;
 use crate::crd::{IotHubCustomRole, IotHubRoleAssignment, ReconcileMode};
 use crate::domain::Scope;
 use crate::domain::naming::Owner;
@@ -338,84 +337,6 @@ macro_rules! kind {
 kind!(IotHubRoleAssignment, crate::crd::IotHubRoleAssignmentStatus, "IotHubRoleAssignment");
 kind!(IotHubCustomRole, crate::crd::IotHubCustomRoleStatus, "IotHubCustomRole");
 kind!(crate::crd::IotHubSharedAccess, crate::crd::IotHubSharedAccessStatus, "IotHubSharedAccess");
-
-/// Run one reconcile of `obj` inside the finalizer, in a span naming the resource, and count it.
-pub async fn in_finalizer<K, F, Fut>(
-    api: &Api<K>,
-    obj: Arc<K>,
-    ctx: &Context,
-    reconcile: F,
-) -> Result<Requeue, ReconcileError>
-where
-    K: Kind,
-    F: FnOnce(kube::runtime::finalizer::Event<K>) -> Fut,
-    Fut: std::future::Future<Output = Result<Requeue, ReconcileError>>,
-{
-    let started = Instant::now();
-    let span = tracing::info_span!("reconcile", kind = K::KIND, namespace = %obj.namespace().unwrap_or_default(), name = %obj.name_any());
-    let result = kube::runtime::finalizer::finalizer(api, FINALIZER, obj, |event| async move {
-        use kube::runtime::finalizer::Event;
-        let event = match event {
-            Event::Apply(o) => Event::Apply(progressing(api, o).await?),
-            cleanup => cleanup,
-        };
-        reconcile(event).await
-    })
-    .instrument(span)
-    .await;
-    ctx.metrics.reconciled(K::KIND, if result.is_ok() { "ok" } else { "error" }, started.elapsed());
-    result.map_err(|e| match e {
-        kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
-        other => ReconcileError::Finalizer(other.to_string()),
-    })
-}
-
-/// A generation not reconciled yet (a new resource, a changed spec): say `Reconciling` before any
-/// Azure call, so that GitOps tools see InProgress rather than the previous verdict. One status
-/// write per new generation; nothing in steady state.
-async fn progressing<K: Kind>(api: &Api<K>, obj: Arc<K>) -> Result<Arc<K>, ReconcileError> {
-    use status::Conditioned as _;
-    let generation = obj.meta().generation;
-    let mut st = obj.status().cloned().unwrap_or_default();
-    if obj.meta().deletion_timestamp.is_some()
-        || (obj.status().is_some() && st.observed_generation() == generation)
-        || status::is_true(st.conditions(), status::RECONCILING)
-    {
-        return Ok(obj);
-    }
-    let message = format!("reconciling generation {}", generation.unwrap_or_default());
-    status::set_condition(
-        st.conditions_mut(),
-        status::RECONCILING,
-        true,
-        status::reason::PROGRESSING,
-        &message,
-        generation,
-    );
-    // The rest of the reconcile writes on top of the version written here.
-    Ok(status::write(api, obj.as_ref(), obj.status(), &st).await?.map_or(obj, Arc::new))
-}
-
-/// Set `Ready`, `Reconciling`/`Stalled` and `observedGeneration` on `st`, remember the state for
-/// metrics, and write the status when it changed.
-pub async fn finish<K: Kind>(
-    api: &Api<K>,
-    obj: &K,
-    ctx: &Context,
-    mut st: K::Status,
-    ready: bool,
-    why: &str,
-    message: &str,
-) -> Result<(), ReconcileError> {
-    use status::Conditioned as _;
-    let generation = obj.meta().generation;
-    st.set_observed_generation(generation);
-    status::set_condition(st.conditions_mut(), status::READY, ready, why, message, generation);
-    status::set_progress(st.conditions_mut(), status::progress(ready, why), why, message, generation);
-    ctx.metrics.set_state(K::KIND, key_of(obj), ready, why);
-    status::write(api, obj, obj.status(), &st).await?;
-    Ok(())
-}
 
 /// The identity a resource's Azure objects are derived from and proven against.
 pub fn owner_of<K: ResourceExt>(ctx: &Context, obj: &K) -> Owner {

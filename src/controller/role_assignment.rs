@@ -1,40 +1,29 @@
-//! Reconciling `IotHubRoleAssignment`: resolve the role (waiting for a referenced
-//! `IotHubCustomRole` to be Ready), check the guardrail, plan through the engine, write, and
-//! record what the resource owns so cleanup deletes exactly that.
+//! `IotHubRoleAssignment`'s steps for the driver: desire resolves the role (waiting for a
+//! referenced `IotHubCustomRole` to be Ready), guard names the hub and the scope, plan runs the
+//! engine, report records what the resource holds after the writes (`plan::ownership`, pure) so
+//! cleanup deletes exactly that.
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::Event as Finalizer;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
+use super::driver::{self, Steps, Stop, Verdict, cleanup_apply, cleanup_managed};
 use super::status::{self, LEAST_PRIVILEGE, READY, reason};
-use super::{
-    ClusterWants, Context, Kind, ReconcileError, done, finish, in_finalizer, key_of, owner_of, reconcile_mode,
-};
-use crate::apply::{self, Outcome};
-use crate::crd::{
-    IotHubCustomRole, IotHubCustomRoleSpec, IotHubRoleAssignment, IotHubRoleAssignmentStatus, ReconcileMode,
-};
+use super::{ClusterWants, Context, ReconcileError, owner_of};
+use crate::apply::Applied;
+use crate::azure::AzureError;
+use crate::crd::{IotHubCustomRole, IotHubCustomRoleSpec, IotHubRoleAssignment, IotHubRoleAssignmentStatus};
 use crate::desire::{DesireError, DesiredAssignment, desire_role_assignment};
 use crate::domain::RoleAssignmentId;
 use crate::engine::{self, AssignmentRequest};
-use crate::plan::{Action, Mode, Reason};
-
-const KIND: &str = <IotHubRoleAssignment as Kind>::KIND;
-
+use crate::plan::{Action, Mode, Plan, Reason, ownership};
 /// The controller's entry point for one object.
 pub async fn reconcile(obj: Arc<IotHubRoleAssignment>, ctx: Arc<Context>) -> Result<Requeue, ReconcileError> {
-    let api: Api<IotHubRoleAssignment> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    in_finalizer(&api, obj, &ctx, |event| async {
-        match event {
-            Finalizer::Apply(o) => apply_one(&api, &o, &ctx).await,
-            Finalizer::Cleanup(o) => cleanup(&o, &ctx).await,
-        }
-    })
-    .await
+    driver::reconcile(obj, ctx).await
 }
 
 /// The `IotHubCustomRole` named `name` in `ns`, from the controller's cache.
@@ -73,156 +62,110 @@ fn fill_resolved(st: &mut IotHubRoleAssignmentStatus, d: &DesiredAssignment) {
         .unwrap_or_default();
 }
 
-async fn apply_one(
-    api: &Api<IotHubRoleAssignment>,
-    obj: &IotHubRoleAssignment,
-    ctx: &Context,
-) -> Result<Requeue, ReconcileError> {
-    let ns = obj.namespace().unwrap_or_default();
-    let (mode, mode_problem) = reconcile_mode(obj);
-    if mode == ReconcileMode::Skip {
-        return Ok(done(ctx, obj));
-    }
-    let mut st = obj.status.clone().unwrap_or_default();
-    let lookup = custom_role_lookup(ctx, &ns);
-    let owner = owner_of(ctx, obj);
-    let desired = match desire_role_assignment(&obj.spec, &lookup, &owner) {
-        Ok(d) => d,
-        Err(DesireError::Invalid(errors)) => {
-            let msg = errors.to_string();
-            if !status::already_told(&st.conditions, reason::INVALID_SPEC, Some(&msg)) {
-                ctx.event(obj, EventType::Warning, reason::INVALID_SPEC, msg.clone()).await;
+#[async_trait]
+impl Steps for IotHubRoleAssignment {
+    type Desired = DesiredAssignment;
+    /// The assignments status hinted at (proven by the planner, never trusted).
+    type View = Vec<RoleAssignmentId>;
+    const SUBJECT: &'static str = "the role assignment";
+
+    fn desire(&self, ctx: &Context, st: &mut IotHubRoleAssignmentStatus) -> Result<DesiredAssignment, Stop> {
+        let ns = self.namespace().unwrap_or_default();
+        let desired = match desire_role_assignment(&self.spec, &custom_role_lookup(ctx, &ns), &owner_of(ctx, self)) {
+            Ok(d) => d,
+            Err(DesireError::Invalid(errors)) => {
+                return Err(Stop { reason: reason::INVALID_SPEC, message: errors.to_string(), event: true });
             }
-            finish(api, obj, ctx, st, false, reason::INVALID_SPEC, &msg).await?;
-            return Ok(done(ctx, obj));
-        }
-        Err(e) => {
-            finish(api, obj, ctx, st, false, reason::WAITING_FOR_CUSTOM_ROLE, &e.to_string()).await?;
-            return Ok(done(ctx, obj));
-        }
-    };
-    fill_resolved(&mut st, &desired);
-    if let Some(r) = &obj.spec.role.custom_role_ref
-        && !custom_role_ready(ctx, &ns, &r.name)
-    {
-        let msg = format!("waiting for IotHubCustomRole {ns}/{} to be Ready", r.name);
-        finish(api, obj, ctx, st, false, reason::WAITING_FOR_CUSTOM_ROLE, &msg).await?;
-        return Ok(done(ctx, obj));
-    }
-    let hub_id = desired.hub.arm_id();
-    let scope_id = desired.scope.to_string();
-    if let Err(e) = ctx.check_scopes(&ns, [hub_id.as_str(), scope_id.as_str()])? {
-        if !status::already_told(&st.conditions, reason::SCOPE_NOT_ALLOWED, None) {
-            ctx.event(obj, EventType::Warning, reason::SCOPE_NOT_ALLOWED, e.to_string()).await;
-        }
-        finish(api, obj, ctx, st, false, reason::SCOPE_NOT_ALLOWED, &e.to_string()).await?;
-        return Ok(done(ctx, obj));
-    }
-    let owned = parse_owned(&st);
-    let req = AssignmentRequest {
-        mode: Mode::Apply,
-        desired: Some(desired.clone()),
-        owner,
-        others: ClusterWants::or_unknown(ctx),
-        owned: owned.clone(),
-        deletion_policy: obj.spec.deletion_policy,
-        allowed_roles: ctx.settings.allowed_roles.clone(),
-    };
-    let obs = ctx.observer.get();
-    let plan = match engine::plan_assignment(&obs, &req).await {
-        Ok(p) => p,
-        Err(e) => {
-            let e = ReconcileError::from(e);
-            finish(api, obj, ctx, st, false, e.reason(), &e.to_string()).await?;
-            return Err(e);
-        }
-    };
-    let (lp_ok, lp_reason, lp_msg) = status::least_privilege(&plan);
-    status::set_condition(&mut st.conditions, LEAST_PRIVILEGE, lp_ok, &lp_reason, &lp_msg, obj.metadata.generation);
-    let adopted_finding = assignment_found(&plan, Reason::AdoptedExisting);
-
-    if mode != ReconcileMode::Manage {
-        st.pending_actions = status::pending(&plan.actions);
-        let (ready, why, msg) = status::observe_verdict(&plan, mode_problem);
-        st.assignment_id = adopted_finding.as_ref().map(ToString::to_string).or(st.assignment_id);
-        finish(api, obj, ctx, st, ready, &why, &msg).await?;
-        return Ok(done(ctx, obj));
-    }
-    st.pending_actions.clear();
-    let blocked = plan.blockers().next().is_some();
-    for f in plan.blockers() {
-        if !status::already_told(&st.conditions, f.reason.as_str(), None) {
-            let note = format!("{} ({})", f.message, f.resource_ids.join(", "));
-            ctx.event(obj, EventType::Warning, f.reason.as_str(), note).await;
-        }
-    }
-
-    let drift = status::is_true(&st.conditions, READY)
-        && st.observed_generation == obj.metadata.generation
-        && plan.actions.iter().any(|a| matches!(a, Action::CreateRoleAssignment { .. }));
-    let applied = apply::apply(ctx.azure_for(&ns), &plan, ctx.settings.write_concurrency).await;
-    ctx.report_writes(obj, KIND, &applied).await;
-    if drift {
-        ctx.drift_repaired(obj, "the role assignment", &applied).await;
-    }
-
-    // What status reports (a hint for the next reconcile, never an authority): the grant this
-    // resource holds (the one it made, or one made for a resource that is gone) and old ones
-    // not yet deleted.
-    let desired_id = assignment_found(&plan, Reason::TakenOver).unwrap_or_else(|| desired.id());
-    let mut owned_now: Vec<RoleAssignmentId> = owned;
-    let mut adopted = adopted_finding;
-    // A refused plan creates nothing: ownership stays as it was.
-    let mut created_or_present = adopted.is_none() && !blocked;
-    for a in &applied {
-        match (&a.action, &a.outcome) {
-            (Action::CreateRoleAssignment { .. }, Outcome::Done) => created_or_present = true,
-            (Action::CreateRoleAssignment { .. }, Outcome::Adopted(id)) => {
-                adopted = Some(id.clone());
-                created_or_present = false;
+            Err(e) => {
+                return Err(Stop { reason: reason::WAITING_FOR_CUSTOM_ROLE, message: e.to_string(), event: false });
             }
-            (Action::CreateRoleAssignment { .. }, _) => created_or_present = false,
-            (Action::DeleteRoleAssignment { id }, o) if o.is_ok() => owned_now.retain(|x| x != id),
-            _ => {}
+        };
+        fill_resolved(st, &desired);
+        if let Some(r) = &self.spec.role.custom_role_ref
+            && !custom_role_ready(ctx, &ns, &r.name)
+        {
+            let message = format!("waiting for IotHubCustomRole {ns}/{} to be Ready", r.name);
+            return Err(Stop { reason: reason::WAITING_FOR_CUSTOM_ROLE, message, event: false });
+        }
+        Ok(desired)
+    }
+
+    fn guarded(d: &DesiredAssignment) -> Vec<String> {
+        vec![d.hub.arm_id(), d.scope.to_string()]
+    }
+
+    async fn plan(
+        &self,
+        ctx: &Context,
+        desired: &DesiredAssignment,
+        st: &IotHubRoleAssignmentStatus,
+    ) -> Result<(Plan, Vec<RoleAssignmentId>), AzureError> {
+        let owned = parse_owned(st);
+        let req = AssignmentRequest {
+            mode: Mode::Apply,
+            desired: Some(desired.clone()),
+            owner: owner_of(ctx, self),
+            others: ClusterWants::or_unknown(ctx),
+            owned: owned.clone(),
+            deletion_policy: self.spec.deletion_policy,
+            allowed_roles: ctx.settings.allowed_roles.clone(),
+        };
+        Ok((engine::plan_assignment(&ctx.observer.get(), &req).await?, owned))
+    }
+
+    fn observed(
+        &self,
+        st: &mut IotHubRoleAssignmentStatus,
+        _: &DesiredAssignment,
+        plan: &Plan,
+        _: &Vec<RoleAssignmentId>,
+    ) {
+        let (lp_ok, lp_reason, lp_msg) = status::least_privilege(plan);
+        status::set_condition(
+            &mut st.conditions,
+            LEAST_PRIVILEGE,
+            lp_ok,
+            &lp_reason,
+            &lp_msg,
+            self.metadata.generation,
+        );
+        if let Some(adopted) = assignment_found(plan, Reason::AdoptedExisting) {
+            st.assignment_id = Some(adopted.to_string());
         }
     }
-    if created_or_present && !owned_now.contains(&desired_id) {
-        owned_now.push(desired_id.clone());
-    }
-    st.owned_assignment_ids = owned_now.iter().map(ToString::to_string).collect();
-    st.adopted_assignment_id = adopted.as_ref().map(ToString::to_string);
-    st.assignment_id = adopted.map(|a| a.to_string()).or_else(|| created_or_present.then(|| desired_id.to_string()));
 
-    if let Some(failed) = applied.iter().find_map(|a| match &a.outcome {
-        Outcome::Failed(e) => Some(e.clone()),
-        _ => None,
-    }) {
-        let e = ReconcileError::from(failed);
-        finish(api, obj, ctx, st, false, e.reason(), &e.to_string()).await?;
-        return Err(e);
+    fn drifted(plan: &Plan) -> bool {
+        plan.actions.iter().any(|a| matches!(a, Action::CreateRoleAssignment { .. }))
     }
-    let (ready, why, msg) = if blocked {
-        status::plan_verdict(&plan)
-    } else {
-        (true, reason::RECONCILED.to_string(), format!("{} holds the role", desired.principal_id))
-    };
-    finish(api, obj, ctx, st, ready, &why, &msg).await?;
-    Ok(done(ctx, obj))
+
+    async fn applied(
+        &self,
+        _ctx: &Context,
+        st: &mut IotHubRoleAssignmentStatus,
+        desired: &DesiredAssignment,
+        plan: &Plan,
+        owned: &Vec<RoleAssignmentId>,
+        applied: &[Applied],
+    ) -> Verdict {
+        let held = ownership::after_apply(plan, desired.id(), owned, applied);
+        st.owned_assignment_ids = held.owned.iter().map(ToString::to_string).collect();
+        st.adopted_assignment_id = held.adopted.as_ref().map(ToString::to_string);
+        st.assignment_id = held.assignment.map(|a| a.to_string());
+        Verdict::of_plan(plan, format!("{} holds the role", desired.principal_id))
+    }
+
+    async fn cleanup(&self, _api: &Api<Self>, ctx: &Context) -> Result<Requeue, ReconcileError> {
+        cleanup(self, ctx).await
+    }
 }
 
-/// The assignment a finding of `reason` names.
-fn assignment_found(plan: &crate::plan::Plan, reason: Reason) -> Option<RoleAssignmentId> {
-    let finding = plan.findings.iter().find(|f| f.reason == reason)?;
-    RoleAssignmentId::parse(finding.resource_ids.first()?).ok()
+fn assignment_found(plan: &Plan, reason: Reason) -> Option<RoleAssignmentId> {
+    ownership::named_by(plan, reason)
 }
 
 async fn cleanup(obj: &IotHubRoleAssignment, ctx: &Context) -> Result<Requeue, ReconcileError> {
     let ns = obj.namespace().unwrap_or_default();
-    ctx.metrics.forget(KIND, &key_of(obj));
-    let (mode, _) = reconcile_mode(obj);
-    if mode != ReconcileMode::Manage {
-        ctx.event(obj, EventType::Normal, "LeftInAzure", "not managed (reconcile annotation): Azure left as is".into())
-            .await;
+    if !cleanup_managed(obj, ctx).await {
         return Ok(Requeue::await_change());
     }
     let st = obj.status.clone().unwrap_or_default();
@@ -256,13 +199,5 @@ async fn cleanup(obj: &IotHubRoleAssignment, ctx: &Context) -> Result<Requeue, R
         ctx.event(obj, EventType::Normal, f.reason.as_str(), format!("{}: {}", f.message, f.resource_ids.join(", ")))
             .await;
     }
-    let applied = apply::apply(ctx.azure_for(&ns), &plan, ctx.settings.write_concurrency).await;
-    ctx.report_writes(obj, KIND, &applied).await;
-    if let Some(e) = applied.into_iter().find_map(|a| match a.outcome {
-        Outcome::Failed(e) => Some(e),
-        _ => None,
-    }) {
-        return Err(e.into());
-    }
-    Ok(Requeue::await_change())
+    cleanup_apply(obj, ctx, &plan).await
 }

@@ -9,39 +9,28 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
+use kube::Api;
 use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::EventType;
-use kube::runtime::finalizer::Event as Finalizer;
-use kube::{Api, ResourceExt};
 
-use super::status::{self, READY, reason};
-use super::{Context, Kind, ReconcileError, done, finish, in_finalizer, key_of, reconcile_mode};
-use crate::apply::{self, Outcome};
+use super::driver::{self, Steps, Stop, Verdict};
+use super::status::{self, reason};
+use super::{Context, Kind, ReconcileError, key_of};
+use crate::apply::{Applied, Outcome};
 use crate::azure::AzureError;
 use crate::crd::common::Blocker;
 use crate::crd::shared_access::{InterlockStatus, IotHubSharedAccessStatus};
-use crate::crd::{Access, IotHubSharedAccess, ReconcileMode};
-use crate::desire::desire_shared_access;
-use crate::domain::DependentsObservation;
+use crate::crd::{Access, IotHubSharedAccess};
+use crate::desire::{DesiredSharedAccess, desire_shared_access};
+use crate::domain::{DependentsObservation, ObservedHub};
 use crate::engine;
-use crate::plan::{Finding, Reason, Severity};
+use crate::plan::{Finding, Plan, Reason, Severity};
 use crate::telemetry::ReasonLabels;
-
-const KIND: &str = <IotHubSharedAccess as Kind>::KIND;
 
 /// The controller's entry point for one object.
 pub async fn reconcile(obj: Arc<IotHubSharedAccess>, ctx: Arc<Context>) -> Result<Requeue, ReconcileError> {
-    let api: Api<IotHubSharedAccess> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    in_finalizer(&api, obj, &ctx, |event| async {
-        match event {
-            Finalizer::Apply(o) => apply_one(&api, &o, &ctx).await,
-            Finalizer::Cleanup(o) => {
-                ctx.metrics.forget(KIND, &key_of(o.as_ref()));
-                Ok(Requeue::await_change())
-            }
-        }
-    })
-    .await
+    driver::reconcile(obj, ctx).await
 }
 
 fn access(disabled: bool) -> Access {
@@ -79,148 +68,147 @@ fn blockers_of<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> Vec<Block
         .collect()
 }
 
-async fn apply_one(
-    api: &Api<IotHubSharedAccess>,
-    obj: &IotHubSharedAccess,
-    ctx: &Context,
-) -> Result<Requeue, ReconcileError> {
-    let ns = obj.namespace().unwrap_or_default();
-    let (mode, mode_problem) = reconcile_mode(obj);
-    if mode == ReconcileMode::Skip {
-        return Ok(done(ctx, obj));
-    }
-    let mut st = obj.status.clone().unwrap_or_default();
-    let desired = match desire_shared_access(&obj.spec) {
-        Ok(d) => d,
-        Err(errors) => {
-            let msg = errors.to_string();
-            finish(api, obj, ctx, st, false, reason::INVALID_SPEC, &msg).await?;
-            return Ok(done(ctx, obj));
-        }
-    };
-    let hub_id = desired.hub.arm_id();
-    st.hub_id = Some(hub_id.clone());
-    if let Err(e) = ctx.check_scopes(&ns, [hub_id.as_str()])? {
-        if !status::already_told(&st.conditions, reason::SCOPE_NOT_ALLOWED, None) {
-            ctx.event(obj, EventType::Warning, reason::SCOPE_NOT_ALLOWED, e.to_string()).await;
-        }
-        finish(api, obj, ctx, st, false, reason::SCOPE_NOT_ALLOWED, &e.to_string()).await?;
-        return Ok(done(ctx, obj));
-    }
-    let obs = ctx.observer.get();
-    let view = match engine::plan_shared_access(&obs, &desired).await {
-        Ok(v) => v,
-        Err(e) => {
-            let e = ReconcileError::from(e);
-            finish(api, obj, ctx, st, false, e.reason(), &e.to_string()).await?;
-            return Err(e);
-        }
-    };
-    let plan = &view.plan;
-    if let Some(hub) = &view.hub {
-        st.shared_access_policies = Some(access(hub.disable_local_auth));
-        st.device_sas = Some(access(hub.disable_device_sas));
-        st.module_sas = Some(access(hub.disable_module_sas));
-    }
-    st.interlock = desired.disable_local_auth.then(|| interlock_status(&view.dependents));
-    st.blockers = blockers_of(&plan.findings);
-    if mode != ReconcileMode::Manage {
-        st.pending_actions = status::pending(&plan.actions);
-        let (ready, why, msg) = status::observe_verdict(plan, mode_problem);
-        finish(api, obj, ctx, st, ready, &why, &msg).await?;
-        return Ok(done(ctx, obj));
-    }
-    st.pending_actions.clear();
-    let previously_ready = status::is_true(&st.conditions, READY) && st.observed_generation == obj.metadata.generation;
-    let denied = view.hub.as_ref().is_some_and(|h| h.disable_local_auth);
-    tell_blockers(obj, ctx, &st, plan.blockers(), denied).await;
-    let applied = apply::apply(ctx.azure_for(&ns), plan, ctx.settings.write_concurrency).await;
-    ctx.report_writes(obj, KIND, &applied).await;
-    let mut verdict: Option<(String, String)> = None;
-    for a in &applied {
-        match &a.outcome {
-            Outcome::Failed(AzureError::PolicyDenied { assignment, definition, message }) => {
-                // Permanent until the policy changes: reported, retried at the resync only.
-                let msg = format!(
-                    "Azure Policy refused the hub write ({}): assignment {assignment}, definition {definition}: {message}",
-                    a.action.describe()
-                );
-                if !status::already_told(&st.conditions, Reason::PolicyDenied.as_str(), None) {
-                    ctx.event(obj, EventType::Warning, Reason::PolicyDenied.as_str(), msg.clone()).await;
-                }
-                verdict = Some((Reason::PolicyDenied.as_str().into(), msg));
-            }
-            Outcome::Failed(e) => {
-                let e = ReconcileError::from(e.clone());
-                finish(api, obj, ctx, st, false, e.reason(), &e.to_string()).await?;
-                return Err(e);
-            }
-            Outcome::Refused(found) | Outcome::Reverted(found) => {
-                tell_blockers(obj, ctx, &st, found.iter(), false).await;
-                st.blockers = blockers_of(found);
-            }
-            Outcome::Overridden(what) => {
-                let interlock = match &view.dependents {
-                    DependentsObservation::Complete(_) if !st.blockers.is_empty() => {
-                        format!(
-                            "; the interlock reports: {}",
-                            st.blockers.iter().map(|b| b.reason.as_str()).collect::<Vec<_>>().join(", ")
-                        )
-                    }
-                    DependentsObservation::Failed(why) => format!("; the interlock could not check dependents: {why}"),
-                    _ => String::new(),
-                };
-                verdict = Some((Reason::OverriddenByPolicy.as_str().into(), format!("{what}{interlock}")));
-            }
-            _ => {}
-        }
-    }
-    if applied.iter().any(|a| !matches!(a.outcome, Outcome::Refused(_) | Outcome::Skipped)) {
-        // Status says what Azure holds now, read back, never what was meant to be written.
-        obs.forget_hub(&desired.hub);
-        if let Ok(Some(hub)) = obs.hub(&desired.hub).await {
-            st.shared_access_policies = Some(access(hub.disable_local_auth));
-            st.device_sas = Some(access(hub.disable_device_sas));
-            st.module_sas = Some(access(hub.disable_module_sas));
-        }
-        if previously_ready && applied.iter().all(|a| a.outcome.is_ok()) {
-            ctx.drift_repaired(obj, "the hub", &applied).await;
-        }
-    }
-    let (ready, why, msg) = match (verdict, st.blockers.first()) {
-        (Some((why, msg)), _) => (false, why, msg),
-        (None, Some(b)) => {
-            (false, b.reason.clone(), st.blockers.iter().map(|b| b.message.as_str()).collect::<Vec<_>>().join("; "))
-        }
-        (None, None) => (true, reason::RECONCILED.to_string(), "the hub's access settings match the spec".to_string()),
-    };
-    let recheck = !ready && why != Reason::PolicyDenied.as_str();
-    finish(api, obj, ctx, st, ready, &why, &msg).await?;
-    let next = done(ctx, obj);
-    // Refusals and failing checks depend on Azure alone: look again soon, not at the resync.
-    Ok(if recheck { Requeue::requeue(ctx.settings.interlock_recheck) } else { next })
+fn set_access(st: &mut IotHubSharedAccessStatus, hub: &ObservedHub) {
+    st.shared_access_policies = Some(access(hub.disable_local_auth));
+    st.device_sas = Some(access(hub.disable_device_sas));
+    st.module_sas = Some(access(hub.disable_module_sas));
 }
 
-/// A Warning Event and the metric for each blocker not reported yet.
-async fn tell_blockers<'a>(
+/// What the engine saw besides the plan.
+pub struct Seen {
+    hub: Option<ObservedHub>,
+    dependents: DependentsObservation,
+}
+
+#[async_trait]
+impl Steps for IotHubSharedAccess {
+    type Desired = DesiredSharedAccess;
+    type View = Seen;
+    const SUBJECT: &'static str = "the hub";
+
+    fn desire(&self, _ctx: &Context, st: &mut IotHubSharedAccessStatus) -> Result<DesiredSharedAccess, Stop> {
+        let d = desire_shared_access(&self.spec).map_err(|e| Stop {
+            reason: reason::INVALID_SPEC,
+            message: e.to_string(),
+            event: true,
+        })?;
+        st.hub_id = Some(d.hub.arm_id());
+        Ok(d)
+    }
+
+    fn guarded(d: &DesiredSharedAccess) -> Vec<String> {
+        vec![d.hub.arm_id()]
+    }
+
+    async fn plan(
+        &self,
+        ctx: &Context,
+        desired: &DesiredSharedAccess,
+        _st: &IotHubSharedAccessStatus,
+    ) -> Result<(Plan, Seen), AzureError> {
+        let v = engine::plan_shared_access(&ctx.observer.get(), desired).await?;
+        Ok((v.plan, Seen { hub: v.hub, dependents: v.dependents }))
+    }
+
+    fn observed(&self, st: &mut IotHubSharedAccessStatus, desired: &DesiredSharedAccess, plan: &Plan, seen: &Seen) {
+        if let Some(hub) = &seen.hub {
+            set_access(st, hub);
+        }
+        st.interlock = desired.disable_local_auth.then(|| interlock_status(&seen.dependents));
+        st.blockers = blockers_of(&plan.findings);
+    }
+
+    async fn tell_blockers(&self, ctx: &Context, st: &IotHubSharedAccessStatus, blockers: &[&Finding]) {
+        let denied = st.shared_access_policies == Some(Access::Deny);
+        tell(self, ctx, st, blockers, denied).await;
+    }
+
+    fn absorbs(e: &AzureError) -> bool {
+        matches!(e, AzureError::PolicyDenied { .. })
+    }
+
+    async fn applied(
+        &self,
+        ctx: &Context,
+        st: &mut IotHubSharedAccessStatus,
+        desired: &DesiredSharedAccess,
+        _plan: &Plan,
+        seen: &Seen,
+        applied: &[Applied],
+    ) -> Verdict {
+        let mut verdict: Option<(String, String)> = None;
+        for a in applied {
+            match &a.outcome {
+                Outcome::Failed(AzureError::PolicyDenied { assignment, definition, message }) => {
+                    // Permanent until the policy changes: reported, retried at the resync only.
+                    let msg = format!(
+                        "Azure Policy refused the hub write ({}): assignment {assignment}, definition {definition}: {message}",
+                        a.action.describe()
+                    );
+                    if !status::already_told(&st.conditions, Reason::PolicyDenied.as_str(), None) {
+                        ctx.event(self, EventType::Warning, Reason::PolicyDenied.as_str(), msg.clone()).await;
+                    }
+                    verdict = Some((Reason::PolicyDenied.as_str().into(), msg));
+                }
+                Outcome::Refused(found) | Outcome::Reverted(found) => {
+                    tell(self, ctx, st, &found.iter().collect::<Vec<_>>(), false).await;
+                    st.blockers = blockers_of(found);
+                }
+                Outcome::Overridden(what) => {
+                    let interlock = match &seen.dependents {
+                        DependentsObservation::Complete(_) if !st.blockers.is_empty() => format!(
+                            "; the interlock reports: {}",
+                            st.blockers.iter().map(|b| b.reason.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                        DependentsObservation::Failed(why) => {
+                            format!("; the interlock could not check dependents: {why}")
+                        }
+                        _ => String::new(),
+                    };
+                    verdict = Some((Reason::OverriddenByPolicy.as_str().into(), format!("{what}{interlock}")));
+                }
+                _ => {}
+            }
+        }
+        if applied.iter().any(|a| !matches!(a.outcome, Outcome::Refused(_) | Outcome::Skipped)) {
+            // Status says what Azure holds now, read back, never what was meant to be written.
+            let obs = ctx.observer.get();
+            obs.forget_hub(&desired.hub);
+            if let Ok(Some(hub)) = obs.hub(&desired.hub).await {
+                set_access(st, &hub);
+            }
+        }
+        match (verdict, st.blockers.first()) {
+            (Some((reason, message)), _) => Verdict { ready: false, reason, message, requeue: None },
+            (None, Some(b)) => Verdict {
+                ready: false,
+                reason: b.reason.clone(),
+                message: st.blockers.iter().map(|b| b.message.as_str()).collect::<Vec<_>>().join("; "),
+                // Refusals and failing checks depend on Azure: look again soon, not at the resync.
+                requeue: Some(ctx.settings.interlock_recheck),
+            },
+            (None, None) => Verdict::ready("the hub's access settings match the spec"),
+        }
+    }
+
+    async fn cleanup(&self, _api: &Api<Self>, ctx: &Context) -> Result<Requeue, ReconcileError> {
+        // Deleting the resource leaves the hub as it is.
+        ctx.metrics.forget(Self::KIND, &key_of(self));
+        Ok(Requeue::await_change())
+    }
+}
+
+/// The metric and a Warning Event for each blocker not reported yet.
+async fn tell(
     obj: &IotHubSharedAccess,
     ctx: &Context,
     st: &IotHubSharedAccessStatus,
-    blockers: impl Iterator<Item = &'a Finding>,
+    blockers: &[&Finding],
     denied: bool,
 ) {
     for f in blockers {
         ctx.metrics.shared_access_blocked.get_or_create(&ReasonLabels { reason: f.reason.as_str().into() }).inc();
-        if status::already_told(&st.conditions, f.reason.as_str(), None) {
-            continue;
-        }
-        let lead = if denied { "Shared access is denied, but" } else { "Deny refused" };
-        ctx.event(
-            obj,
-            EventType::Warning,
-            f.reason.as_str(),
-            format!("{lead}: {} ({})", f.message, f.resource_ids.join(", ")),
-        )
-        .await;
     }
+    let lead = if denied { "Shared access is denied, but: " } else { "Deny refused: " };
+    driver::tell_once(obj, ctx, st, blockers, lead).await;
 }

@@ -118,11 +118,13 @@ pub fn set_condition(
 }
 
 /// Status types with kstatus conditions and `observedGeneration`.
-pub trait Conditioned: Clone + Default + PartialEq + serde::Serialize {
+pub trait Conditioned: Clone + Default + PartialEq + serde::Serialize + Send + Sync {
     fn conditions(&self) -> &[Condition];
     fn conditions_mut(&mut self) -> &mut Vec<Condition>;
     fn observed_generation(&self) -> Option<i64>;
     fn set_observed_generation(&mut self, generation: Option<i64>);
+    /// Changes observe mode would make (`pendingActions`).
+    fn pending_actions_mut(&mut self) -> &mut Vec<PendingAction>;
 }
 
 macro_rules! conditioned {
@@ -139,6 +141,9 @@ macro_rules! conditioned {
             }
             fn set_observed_generation(&mut self, generation: Option<i64>) {
                 self.observed_generation = generation;
+            }
+            fn pending_actions_mut(&mut self) -> &mut Vec<PendingAction> {
+                &mut self.pending_actions
             }
         }
     )*};

@@ -251,6 +251,37 @@ pub fn role_definition_id(scope: Option<&Scope>, guid: Uuid) -> String {
     }
 }
 
+/// A role definition id split into the scope it lives at and its GUID.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RoleDefinitionId {
+    pub scope: Scope,
+    pub guid: Uuid,
+}
+
+impl RoleDefinitionId {
+    pub fn new(scope: Scope, guid: Uuid) -> RoleDefinitionId {
+        RoleDefinitionId { scope, guid }
+    }
+
+    /// `{scope}/providers/Microsoft.Authorization/roleDefinitions/{guid}` (the tenant-level form
+    /// has scope [`Scope::Root`]).
+    pub fn parse(id: &str) -> Result<RoleDefinitionId, ParseIdError> {
+        let err = |reason| ParseIdError { input: id.to_string(), reason };
+        let (scope, guid) = split_provider_suffix(id, ROLE_DEFINITIONS)
+            .ok_or_else(|| err("expected {scope}/providers/Microsoft.Authorization/roleDefinitions/{guid}"))?;
+        let guid =
+            Uuid::parse_str(guid.trim_end_matches('/')).map_err(|_| err("the role definition name is not a GUID"))?;
+        let scope = if scope.is_empty() { Scope::Root } else { Scope::parse(scope)? };
+        Ok(RoleDefinitionId { scope, guid })
+    }
+}
+
+impl fmt::Display for RoleDefinitionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&role_definition_id(Some(&self.scope), self.guid))
+    }
+}
+
 /// A role assignment id split into its scope and GUID name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RoleAssignmentId {
@@ -348,5 +379,24 @@ mod tests {
             Some(false)
         );
         assert_eq!(Scope::ManagementGroup("mg".into()).covers_hub(&hub), None);
+    }
+
+    #[test]
+    fn role_definition_ids_keep_the_scope_they_live_at() {
+        let g = Uuid::parse_str("2d0b4c39-8f0e-5b51-9a0c-3f7f5d1c2b4a").unwrap();
+        let rg = format!(
+            "/subscriptions/5f0c7a9e-3b2d-4c1a-9e8f-7d6b5a4c3b2a/resourceGroups/rg/providers/Microsoft.Authorization/roleDefinitions/{g}"
+        );
+        let id = RoleDefinitionId::parse(&rg).unwrap();
+        assert_eq!(id.guid, g);
+        assert_eq!(id.scope.to_string(), "/subscriptions/5f0c7a9e-3b2d-4c1a-9e8f-7d6b5a4c3b2a/resourceGroups/rg");
+        assert_eq!(id.to_string(), rg);
+        assert_eq!(
+            RoleDefinitionId::parse(&format!("/providers/microsoft.authorization/roleDefinitions/{g}")).unwrap(),
+            RoleDefinitionId::new(Scope::Root, g)
+        );
+        assert!(
+            RoleDefinitionId::parse("/subscriptions/x/providers/Microsoft.Authorization/roleDefinitions/nope").is_err()
+        );
     }
 }

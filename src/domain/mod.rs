@@ -13,6 +13,6 @@ pub use cloud::Cloud;
 pub use dependents::{
     Dependents, DependentsObservation, DpsLink, LinkAuth, ManagedIdentity, ObservedDeviceUpdate, ObservedDps,
 };
-pub use ids::{HubId, RoleAssignmentId, Scope};
+pub use ids::{HubId, RoleAssignmentId, RoleDefinitionId, Scope};
 pub use observed::{ObservedAssignment, ObservedHub};
 pub use roles::{BuiltInRole, Permission, RoleDefinition, RoleType};

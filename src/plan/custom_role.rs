@@ -7,10 +7,11 @@
 use uuid::Uuid;
 
 use super::{Action, Finding, Mode, Plan, Reason, Severity};
+use crate::apply::Applied;
 use crate::crd::DeletionPolicy;
 use crate::desire::DesiredCustomRole;
 use crate::domain::naming::{Owner, legacy_definition_name};
-use crate::domain::{ObservedAssignment, RoleDefinition, RoleType, Scope};
+use crate::domain::{ObservedAssignment, RoleDefinition, RoleDefinitionId, RoleType};
 
 /// Everything the planner needs for one custom role resource.
 pub struct CustomRoleInput<'a> {
@@ -21,7 +22,7 @@ pub struct CustomRoleInput<'a> {
     pub me: &'a Owner,
     /// Definitions status says this resource created, each with the scope it lives at: a hint of
     /// where to look, proven against `me` before anything is deleted.
-    pub owned: &'a [(Scope, Uuid)],
+    pub owned: &'a [RoleDefinitionId],
     pub deletion_policy: DeletionPolicy,
     /// Custom role definitions Azure has that matter: the desired GUID, the owned ones, and
     /// those with the desired role name.
@@ -45,6 +46,35 @@ fn users(assignments: &[ObservedAssignment], guid: Uuid) -> Vec<String> {
     assignments.iter().filter(|a| a.role_definition == guid).map(|a| a.id.to_string()).collect()
 }
 
+/// Whether planning may delete definitions (cleanup, or a leftover besides the desired one), so
+/// the assignments that could use them must be read first.
+pub fn may_delete(mode: Mode, owned: &[RoleDefinitionId], desired: Option<Uuid>, policy: DeletionPolicy) -> bool {
+    policy == DeletionPolicy::Delete && (mode == Mode::Cleanup || owned.iter().any(|o| Some(o.guid) != desired))
+}
+
+/// What a custom role resource holds after its plan was written: the definition that is its
+/// spec (when present or previously owned: a failed update leaves it in place, still ours) and
+/// the leftovers it still owns (a delete that failed keeps one).
+pub fn after_apply(
+    desired: &RoleDefinitionId,
+    owned: &[RoleDefinitionId],
+    plan: &Plan,
+    applied: &[Applied],
+) -> (Option<RoleDefinitionId>, Vec<RoleDefinitionId>) {
+    let owned_before = owned.iter().any(|o| o.guid == desired.guid);
+    let mut present = plan.blockers().next().is_none();
+    let mut leftovers = owned.to_vec();
+    for a in applied {
+        match (&a.action, &a.outcome) {
+            (Action::PutRoleDefinition { .. }, o) if !o.is_ok() => present = false,
+            (Action::DeleteRoleDefinition { guid, .. }, o) if o.is_ok() => leftovers.retain(|x| x.guid != *guid),
+            _ => {}
+        }
+    }
+    leftovers.retain(|x| x.guid != desired.guid);
+    ((present || owned_before).then(|| desired.clone()), leftovers)
+}
+
 /// Plan one custom role resource.
 pub fn plan(input: &CustomRoleInput<'_>) -> Plan {
     let mut actions = Vec::new();
@@ -52,7 +82,7 @@ pub fn plan(input: &CustomRoleInput<'_>) -> Plan {
     let find = |guid: Uuid| input.observed.iter().find(|r| r.guid == guid && r.role_type == RoleType::CustomRole);
     // Status hints, kept only where the GUID is the one this resource derives.
     let mine = input.me.definition_name();
-    let mut ours: Vec<(Scope, Uuid)> = input.owned.iter().filter(|(_, g)| *g == mine).cloned().collect();
+    let mut ours: Vec<RoleDefinitionId> = input.owned.iter().filter(|o| o.guid == mine).cloned().collect();
     if input.mode == Mode::Apply
         && let Some(d) = input.desired
     {
@@ -92,15 +122,14 @@ pub fn plan(input: &CustomRoleInput<'_>) -> Plan {
             }
         }
         // Keep the desired one; anything else proven ours is a leftover.
-        ours.retain(|(_, g)| *g != d.guid);
+        ours.retain(|o| o.guid != d.guid);
     } else if let Some(d) = input.desired {
-        ours.push((d.scope.clone(), d.guid));
+        ours.push(RoleDefinitionId::new(d.scope.clone(), d.guid));
     }
-    ours.sort_by_key(|(_, g)| *g);
-    ours.dedup_by_key(|(_, g)| *g);
+    ours.sort_by_key(|o| o.guid);
+    ours.dedup_by_key(|o| o.guid);
     if input.mode == Mode::Cleanup && input.deletion_policy == DeletionPolicy::Orphan {
-        let present: Vec<String> =
-            ours.iter().filter(|(_, g)| find(*g).is_some()).map(|(_, g)| g.to_string()).collect();
+        let present: Vec<String> = ours.iter().filter(|o| find(o.guid).is_some()).map(|o| o.guid.to_string()).collect();
         if !present.is_empty() {
             findings.push(Finding::new(
                 Severity::Info,
@@ -111,7 +140,7 @@ pub fn plan(input: &CustomRoleInput<'_>) -> Plan {
         }
         return Plan::new(actions, findings);
     }
-    for (scope, guid) in ours {
+    for RoleDefinitionId { scope, guid } in ours {
         let Some(existing) = find(guid) else { continue };
         let used_by = users(input.assignments, guid);
         if used_by.is_empty() {

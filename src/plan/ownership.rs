@@ -5,8 +5,10 @@
 
 use uuid::Uuid;
 
+use super::{Action, Plan, Reason};
+use crate::apply::{Applied, Outcome};
 use crate::domain::naming::{Owner, legacy_assignment_name};
-use crate::domain::{ObservedAssignment, Scope};
+use crate::domain::{ObservedAssignment, RoleAssignmentId, Scope};
 
 /// What the operator can prove about an existing role assignment, from `me`'s point of view.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,6 +106,51 @@ pub fn release(me: &Owner, a: &ObservedAssignment, others: &dyn Others, taken_ov
     }
 }
 
+/// What a role assignment resource holds after its plan was written: the assignments it owns
+/// (a hint for the next reconcile, never an authority), the one it adopted, and the one that
+/// grants its spec now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Held {
+    pub owned: Vec<RoleAssignmentId>,
+    pub adopted: Option<RoleAssignmentId>,
+    pub assignment: Option<RoleAssignmentId>,
+}
+
+/// The assignment a finding of `reason` names.
+pub fn named_by(plan: &Plan, reason: Reason) -> Option<RoleAssignmentId> {
+    let finding = plan.findings.iter().find(|f| f.reason == reason)?;
+    RoleAssignmentId::parse(finding.resource_ids.first()?).ok()
+}
+
+/// Ownership after `applied` (the outcomes of `plan`'s writes): `derived` is the name the
+/// resource derives for its grant, `owned` what it held before. A refused plan creates nothing; a
+/// failed create leaves ownership as it was; a grant made for a resource that is gone (taken
+/// over) becomes this one's; an equal grant under another name is adopted, never owned; an
+/// owned assignment stops being owned once its delete succeeded.
+pub fn after_apply(plan: &Plan, derived: RoleAssignmentId, owned: &[RoleAssignmentId], applied: &[Applied]) -> Held {
+    let desired_id = named_by(plan, Reason::TakenOver).unwrap_or(derived);
+    let mut owned_now = owned.to_vec();
+    let mut adopted = named_by(plan, Reason::AdoptedExisting);
+    let mut present = adopted.is_none() && plan.blockers().next().is_none();
+    for a in applied {
+        match (&a.action, &a.outcome) {
+            (Action::CreateRoleAssignment { .. }, Outcome::Done) => present = true,
+            (Action::CreateRoleAssignment { .. }, Outcome::Adopted(id)) => {
+                adopted = Some(id.clone());
+                present = false;
+            }
+            (Action::CreateRoleAssignment { .. }, _) => present = false,
+            (Action::DeleteRoleAssignment { id }, o) if o.is_ok() => owned_now.retain(|x| x != id),
+            _ => {}
+        }
+    }
+    if present && !owned_now.contains(&desired_id) {
+        owned_now.push(desired_id.clone());
+    }
+    let assignment = adopted.clone().or_else(|| present.then_some(desired_id));
+    Held { owned: owned_now, adopted, assignment }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +221,107 @@ mod tests {
         let mut foreign = mine.clone();
         foreign.id.name = Uuid::from_u128(7);
         assert_eq!(release(&a, &foreign, &NoOthers, true), Release::NotMine);
+    }
+
+    fn id(n: &str) -> RoleAssignmentId {
+        RoleAssignmentId { scope: scope(), name: uuid::Uuid::parse_str(n).unwrap() }
+    }
+
+    fn create(i: &RoleAssignmentId) -> Action {
+        Action::CreateRoleAssignment {
+            id: i.clone(),
+            role_definition_id: role().to_string(),
+            principal_id: P.into(),
+            principal_type: crate::crd::PrincipalType::User,
+            description: None,
+        }
+    }
+
+    fn finding(reason: Reason, severity: super::super::Severity, i: &RoleAssignmentId) -> super::super::Finding {
+        super::super::Finding::new(severity, reason, "x", vec![i.to_string()])
+    }
+
+    #[test]
+    fn what_a_resource_holds_after_its_writes() {
+        use super::super::Severity::{Blocker, Info};
+        let (mine, old, other) = (
+            id("11111111-1111-4111-8111-111111111111"),
+            id("22222222-2222-4222-8222-222222222222"),
+            id("33333333-3333-4333-8333-333333333333"),
+        );
+        let plan = |actions: Vec<Action>, findings| Plan::new(actions, findings);
+        let done = |a: Action, o: Outcome| Applied { action: a, outcome: o };
+        let del = |i: &RoleAssignmentId| Action::DeleteRoleAssignment { id: i.clone() };
+        let failed = || Outcome::Failed(crate::azure::AzureError::Transient { message: "x".into() });
+        // (case, plan, owned before, applied, expected)
+        type Row = (&'static str, Plan, Vec<RoleAssignmentId>, Vec<Applied>, Held);
+        let table: Vec<Row> = vec![
+            (
+                "created",
+                plan(vec![create(&mine)], vec![]),
+                vec![],
+                vec![done(create(&mine), Outcome::Done)],
+                Held { owned: vec![mine.clone()], adopted: None, assignment: Some(mine.clone()) },
+            ),
+            (
+                "steady state",
+                plan(vec![], vec![]),
+                vec![mine.clone()],
+                vec![],
+                Held { owned: vec![mine.clone()], adopted: None, assignment: Some(mine.clone()) },
+            ),
+            (
+                "create failed",
+                plan(vec![create(&mine)], vec![]),
+                vec![],
+                vec![done(create(&mine), failed())],
+                Held { owned: vec![], adopted: None, assignment: None },
+            ),
+            (
+                "refused",
+                plan(vec![], vec![finding(Reason::RoleNotGrantable, Blocker, &mine)]),
+                vec![],
+                vec![],
+                Held { owned: vec![], adopted: None, assignment: None },
+            ),
+            (
+                "adopted on 409",
+                plan(vec![create(&mine)], vec![]),
+                vec![],
+                vec![done(create(&mine), Outcome::Adopted(other.clone()))],
+                Held { owned: vec![], adopted: Some(other.clone()), assignment: Some(other.clone()) },
+            ),
+            (
+                "adopted, planned",
+                plan(vec![], vec![finding(Reason::AdoptedExisting, Info, &other)]),
+                vec![],
+                vec![],
+                Held { owned: vec![], adopted: Some(other.clone()), assignment: Some(other.clone()) },
+            ),
+            (
+                "taken over",
+                plan(vec![], vec![finding(Reason::TakenOver, Info, &other)]),
+                vec![],
+                vec![],
+                Held { owned: vec![other.clone()], adopted: None, assignment: Some(other.clone()) },
+            ),
+            (
+                "make before break",
+                plan(vec![create(&mine), del(&old)], vec![]),
+                vec![old.clone()],
+                vec![done(create(&mine), Outcome::Done), done(del(&old), Outcome::Done)],
+                Held { owned: vec![mine.clone()], adopted: None, assignment: Some(mine.clone()) },
+            ),
+            (
+                "delete failed: still owned",
+                plan(vec![create(&mine), del(&old)], vec![]),
+                vec![old.clone()],
+                vec![done(create(&mine), Outcome::Done), done(del(&old), failed())],
+                Held { owned: vec![old.clone(), mine.clone()], adopted: None, assignment: Some(mine.clone()) },
+            ),
+        ];
+        for (case, p, owned, applied, want) in table {
+            assert_eq!(after_apply(&p, mine.clone(), &owned, &applied), want, "{case}");
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use iothub_access_operator::crd::DeletionPolicy;
 use iothub_access_operator::domain::catalog::Operation;
-use iothub_access_operator::domain::{ObservedAssignment, RoleDefinition, Scope};
+use iothub_access_operator::domain::{ObservedAssignment, RoleDefinition, RoleDefinitionId, Scope};
 use iothub_access_operator::plan::custom_role::{CustomRoleInput, plan};
 use iothub_access_operator::plan::{Action, Mode, Plan, Reason, Severity};
 use pretty_assertions::assert_eq;
@@ -14,7 +14,7 @@ use super::fixtures::*;
 fn run(
     mode: Mode,
     d: Option<&iothub_access_operator::desire::DesiredCustomRole>,
-    owned: &[(Scope, Uuid)],
+    owned: &[RoleDefinitionId],
     policy: DeletionPolicy,
     observed: &[RoleDefinition],
     assignments: &[ObservedAssignment],
@@ -52,7 +52,14 @@ fn missing_role_is_created_then_steady_state_is_empty() {
         p.actions,
         vec![Action::PutRoleDefinition { scope: sub_scope(), definition: d.definition(), create: true }]
     );
-    let p = run(Mode::Apply, Some(&d), &[(sub_scope(), d.guid)], DeletionPolicy::Delete, &[d.definition()], &[]);
+    let p = run(
+        Mode::Apply,
+        Some(&d),
+        &[RoleDefinitionId::new(sub_scope(), d.guid)],
+        DeletionPolicy::Delete,
+        &[d.definition()],
+        &[],
+    );
     assert_eq!(p, Plan::default());
 }
 
@@ -61,7 +68,14 @@ fn changed_permissions_description_or_scopes_update_in_place() {
     let d = desired_role(&custom_role_spec("Registry reader", &["Microsoft.Devices/IotHubs/devices/read"]));
     let mut azure = d.definition();
     azure.permissions[0].data_actions.push("Microsoft.Devices/IotHubs/devices/write".into());
-    let p = run(Mode::Apply, Some(&d), &[(sub_scope(), d.guid)], DeletionPolicy::Delete, &[azure], &[]);
+    let p = run(
+        Mode::Apply,
+        Some(&d),
+        &[RoleDefinitionId::new(sub_scope(), d.guid)],
+        DeletionPolicy::Delete,
+        &[azure],
+        &[],
+    );
     assert_eq!(
         p.actions,
         vec![Action::PutRoleDefinition { scope: sub_scope(), definition: d.definition(), create: false }]
@@ -96,7 +110,14 @@ fn a_rename_updates_the_same_definition_in_place() {
     let old = desired_role(&custom_role_spec("Registry reader", &["Microsoft.Devices/IotHubs/devices/read"]));
     let new = desired_role(&custom_role_spec("Device registry reader", &["Microsoft.Devices/IotHubs/devices/read"]));
     assert_eq!(old.guid, new.guid, "the GUID comes from the resource, not from its role name");
-    let p = run(Mode::Apply, Some(&new), &[(sub_scope(), old.guid)], DeletionPolicy::Delete, &[old.definition()], &[]);
+    let p = run(
+        Mode::Apply,
+        Some(&new),
+        &[RoleDefinitionId::new(sub_scope(), old.guid)],
+        DeletionPolicy::Delete,
+        &[old.definition()],
+        &[],
+    );
     assert_eq!(
         p.actions,
         vec![Action::PutRoleDefinition { scope: sub_scope(), definition: new.definition(), create: false }]
@@ -110,7 +131,7 @@ fn a_forged_status_hint_never_deletes_another_definition() {
     let mut theirs =
         desired_role(&custom_role_spec("Their role", &["Microsoft.Devices/IotHubs/twins/read"])).definition();
     theirs.guid = iothub_access_operator::domain::naming::Owner::new("test", "team-b", "theirs").definition_name();
-    let hint = [(sub_scope(), theirs.guid)];
+    let hint = [RoleDefinitionId::new(sub_scope(), theirs.guid)];
     let observed = [d.definition(), theirs.clone()];
     assert_eq!(run(Mode::Apply, Some(&d), &hint, DeletionPolicy::Delete, &observed, &[]), Plan::default());
     let p = run(Mode::Cleanup, Some(&d), &hint, DeletionPolicy::Delete, &observed, &[]);
@@ -127,7 +148,7 @@ fn a_definition_still_assigned_is_never_deleted() {
     let p = run(
         Mode::Cleanup,
         Some(&d),
-        &[(sub_scope(), d.guid)],
+        &[RoleDefinitionId::new(sub_scope(), d.guid)],
         DeletionPolicy::Delete,
         &[d.definition()],
         std::slice::from_ref(&user),
