@@ -103,7 +103,7 @@ async fn bench(seed: Seed) -> Bench {
     cfg.pacing = PacingConfig::disabled();
     let kind =
         CredentialKind::ClientSecret { tenant_id: TENANT.into(), client_id: CLIENT.into(), secret: "bench".into() };
-    let azure: Arc<dyn Azure> = iothub_access_operator::cli::azure_args::connect(cfg, &kind).expect("client");
+    let azure: Arc<dyn Azure> = iothub_access_operator::azure::args::connect(cfg, &kind).expect("client");
     let api = FakeApi::default();
     let client = api.client();
     let (roles, _) = reflector::store();

@@ -23,9 +23,9 @@ use std::time::{Duration, Instant};
 
 use iothub_access_emulator::{EmulatorConfig, EmulatorHandle, Faults, Seed, ThrottleConfig};
 use iothub_access_operator::azure::Azure;
+use iothub_access_operator::azure::args::connect;
 use iothub_access_operator::azure::arm::{ArmClient, ArmConfig};
 use iothub_access_operator::azure::credential::{CloudEndpoints, CredentialKind};
-use iothub_access_operator::cli::azure_args::connect;
 use iothub_access_operator::cli::reconcile::{Policy, Summary, apply_manifests};
 use iothub_access_operator::domain::Cloud;
 use iothub_access_operator::manifest::{self, Manifests};

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use iothub_access_operator::azure::args::AzureArgs;
 use iothub_access_operator::cli;
-use iothub_access_operator::cli::azure_args::AzureArgs;
 use iothub_access_operator::cli::reconcile::OutputFormat;
 
 #[derive(Parser)]

@@ -13,6 +13,7 @@
 
 mod admin;
 mod authz;
+mod definitions;
 mod device_update;
 mod dps;
 mod faults;

@@ -344,7 +344,7 @@ fn dispatch(ctx: &Ctx, route: &Route) -> Reply {
         Route::OpenId(t) if m == "GET" => token::openid_configuration(ctx, t),
         Route::Imds if m == "GET" => token::imds(ctx),
         Route::Assignments { scope, name } => crate::authz::assignments(ctx, scope, name.as_deref()),
-        Route::Definitions { scope, name } => crate::authz::definitions(ctx, scope, name.as_deref()),
+        Route::Definitions { scope, name } => crate::definitions::definitions(ctx, scope, name.as_deref()),
         Route::ResourceGroup { sub, rg } => crate::iothub::resource_group(ctx, sub, rg),
         Route::HubList { sub, rg } if m == "GET" => crate::iothub::list(ctx, sub, rg.as_deref()),
         Route::Hub { sub, rg, name } => crate::iothub::hub(ctx, sub, rg, name),

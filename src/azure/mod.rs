@@ -3,6 +3,7 @@
 //! Manager (and the local emulator, which speaks the same protocol). Retries, pacing and error
 //! mapping happen here, once.
 
+pub mod args;
 pub mod arm;
 pub mod credential;
 mod devices;
@@ -10,6 +11,7 @@ pub mod error;
 pub mod http;
 pub mod pacing;
 pub mod retry;
+mod sdk;
 pub mod wire;
 
 use async_trait::async_trait;

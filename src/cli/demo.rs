@@ -75,7 +75,7 @@ pub async fn run(listen: SocketAddr, out: &mut dyn Write) -> anyhow::Result<i32>
         client_id: client.client_id.clone(),
         secret: client.secret.clone().unwrap_or_default(),
     };
-    let arm = super::azure_args::connect(arm, &kind)?;
+    let arm = crate::azure::args::connect(arm, &kind)?;
     let stats = arm.stats();
     let azure: Arc<dyn Azure> = arm;
     let examples = manifest::parse_sources(EXAMPLES.iter().copied());

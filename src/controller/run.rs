@@ -21,7 +21,7 @@ use super::gate::GatedAzure;
 use super::guardrail::Guardrail;
 use super::{Context, NamespaceScopes, Settings, error_policy};
 use crate::azure::Azure;
-use crate::cli::azure_args::AzureArgs;
+use crate::azure::args::AzureArgs;
 use crate::crd::common::ALLOWED_SCOPES_ANNOTATION;
 use crate::crd::{IotHubCustomRole, IotHubRoleAssignment, IotHubSharedAccess};
 use crate::telemetry::{self, Health, LogFormat, Metrics};

@@ -295,7 +295,7 @@ async fn a_wrong_client_secret_is_a_clear_authentication_error() {
         client_id: CLIENT_ID.into(),
         secret: "wrong".into(),
     };
-    let c = iothub_access_operator::cli::azure_args::connect(config(&emu, Cloud::AzurePublicCloud), &kind).unwrap();
+    let c = iothub_access_operator::azure::args::connect(config(&emu, Cloud::AzurePublicCloud), &kind).unwrap();
     match c.get_hub(&hub(FLEET_HUB)).await {
         Err(AzureError::Unauthenticated { message }) => {
             assert!(message.contains("AADSTS") || message.contains("invalid_client"), "{message}");
@@ -321,7 +321,7 @@ async fn workload_identity_reads_the_rotating_token_file() {
         client_id: CLIENT_ID.into(),
         token_file: file.clone(),
     };
-    let c = iothub_access_operator::cli::azure_args::connect(config(&emu, Cloud::AzurePublicCloud), &kind).unwrap();
+    let c = iothub_access_operator::azure::args::connect(config(&emu, Cloud::AzurePublicCloud), &kind).unwrap();
     assert!(c.get_hub(&hub(FLEET_HUB)).await.unwrap().is_some());
     std::fs::write(&file, rotated).unwrap();
     tokio::time::sleep(Duration::from_millis(1200)).await;

@@ -2,7 +2,6 @@
 //! by assignments, both deletion policies; and the desire step's expansion of operations.
 
 use iothub_access_operator::crd::DeletionPolicy;
-use iothub_access_operator::domain::catalog::Operation;
 use iothub_access_operator::domain::{ObservedAssignment, RoleDefinition, RoleDefinitionId, Scope};
 use iothub_access_operator::plan::custom_role::{CustomRoleInput, plan};
 use iothub_access_operator::plan::{Action, Mode, Plan, Reason, Severity};
@@ -24,24 +23,6 @@ fn run(
 
 fn sub_scope() -> Scope {
     Scope::Subscription(SUB.into())
-}
-
-#[test]
-fn operations_expand_to_the_data_actions_they_need() {
-    let mut spec = custom_role_spec("Bulk importer", &["microsoft.devices/iothubs/devices/READ"]);
-    spec.operations = vec![Operation::BulkRegistryUpdate, Operation::TwinQuery];
-    let d = desired_role(&spec);
-    assert_eq!(
-        d.permission.data_actions,
-        vec![
-            "Microsoft.Devices/IotHubs/devices/delete",
-            "Microsoft.Devices/IotHubs/devices/read",
-            "Microsoft.Devices/IotHubs/devices/write",
-            "Microsoft.Devices/IotHubs/twins/read",
-        ]
-    );
-    assert_eq!(d.assignable_scopes, vec![format!("/subscriptions/{SUB}")]);
-    assert_eq!(d.scope, sub_scope());
 }
 
 #[test]

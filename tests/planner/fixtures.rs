@@ -1,8 +1,8 @@
 //! Builders for desired and observed state used by the planner tables.
 
 use iothub_access_operator::crd::{
-    AssignmentScope, CustomRoleRef, DeletionPolicy, HubRef, IotHubCustomRoleSpec, IotHubRoleAssignmentSpec, Principal,
-    PrincipalType, RoleRef,
+    AssignmentScope, DeletionPolicy, HubRef, IotHubCustomRoleSpec, IotHubRoleAssignmentSpec, Principal, PrincipalType,
+    RoleRef,
 };
 use iothub_access_operator::desire::{self, DesiredAssignment, DesiredCustomRole};
 use iothub_access_operator::domain::naming::Owner;
@@ -38,12 +38,6 @@ pub fn assignment_spec(principal: &str, role: BuiltInRole) -> IotHubRoleAssignme
         description: None,
         deletion_policy: DeletionPolicy::Delete,
     }
-}
-
-pub fn custom_role_ref_spec(principal: &str, name: &str) -> IotHubRoleAssignmentSpec {
-    let mut s = assignment_spec(principal, BuiltInRole::Reader);
-    s.role = RoleRef { custom_role_ref: Some(CustomRoleRef { name: name.into() }), ..Default::default() };
-    s
 }
 
 /// What another resource (`owner`) asks for.

@@ -292,15 +292,3 @@ fn plans_are_deterministic_and_sorted() {
     want.extend(old_ids.into_iter().map(|id| Action::DeleteRoleAssignment { id }));
     assert_eq!(a.actions, want);
 }
-
-#[test]
-fn custom_role_reference_resolves_to_the_derived_definition() {
-    let role = custom_role_spec("IoT Hub Device Registry Reader", &["Microsoft.Devices/IotHubs/devices/read"]);
-    let spec = custom_role_ref_spec(SYNC, "device-registry-reader");
-    let lookup = |name: &str| (name == "device-registry-reader").then(|| role.clone());
-    let d = iothub_access_operator::desire::desire_role_assignment(&spec, &lookup, &me()).unwrap();
-    let role_owner = Owner::new("test", "iot", "device-registry-reader");
-    assert_eq!(d.role.guid, role_owner.definition_name(), "the IotHubCustomRole's own derived GUID");
-    let missing = iothub_access_operator::desire::desire_role_assignment(&spec, &|_| None, &me()).unwrap_err();
-    assert!(missing.to_string().contains("no IotHubCustomRole named 'device-registry-reader'"));
-}

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use iothub_access_emulator::{EmulatorConfig, EmulatorHandle, Seed};
+use iothub_access_operator::azure::args::connect;
 use iothub_access_operator::azure::arm::{ArmClient, ArmConfig};
 use iothub_access_operator::azure::credential::{CloudEndpoints, CredentialKind};
-use iothub_access_operator::cli::azure_args::connect;
 use iothub_access_operator::domain::Cloud;
 
 pub const DEMO_SEED: &str = include_str!("../../data/demo/seed.yaml");

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::azure::arm::{ArmClient, ArmConfig, http_client};
-use crate::azure::credential::{CloudEndpoints, CredentialKind, token_source};
+use super::arm::{ArmClient, ArmConfig, http_client};
+use super::credential::{CloudEndpoints, CredentialKind, token_source};
 use crate::domain::Cloud;
 
 /// `--cloud`, `--arm-endpoint`, `--authority-host` and the client's limits.
