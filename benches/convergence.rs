@@ -276,8 +276,10 @@ async fn interlock() {
     let azure: Arc<dyn Azure> = client(&emu, |_| {});
     // Warm the token and the provider registrations, as a running operator has them.
     let _ = azure.list_subscriptions().await;
-    let change =
-        iothub_access_operator::azure::HubAccessChange { disable_local_auth: Some(true), ..Default::default() };
+    let change = iothub_access_operator::azure::HubAccessChange {
+        shared_access: Some(iothub_access_operator::crd::Access::Deny),
+        ..Default::default()
+    };
     let mut windows = Vec::new();
     let before = emu.stats().total();
     for h in 0..HUBS {

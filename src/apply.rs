@@ -69,13 +69,10 @@ pub async fn apply_action(azure: &Arc<dyn Azure>, action: &Action) -> Outcome {
                     CreateOutcome::AlreadyExists { existing } => Outcome::Adopted(existing),
                 })
             }
-            Action::SetHubAccess { hub, disable_local_auth, disable_device_sas, disable_module_sas } => {
-                let change = HubAccessChange {
-                    disable_local_auth: *disable_local_auth,
-                    disable_device_sas: *disable_device_sas,
-                    disable_module_sas: *disable_module_sas,
-                };
-                if change.disable_local_auth == Some(true) {
+            Action::SetHubAccess { hub, shared_access, device_sas, module_sas } => {
+                let change =
+                    HubAccessChange { shared_access: *shared_access, device_sas: *device_sas, module_sas: *module_sas };
+                if change.shared_access == Some(crate::crd::Access::Deny) {
                     return Ok(crate::interlock::deny(azure.clone(), hub, &change).await.0);
                 }
                 azure.set_hub_access(hub, &change).await.map(|after| crate::interlock::held(&change, &after))

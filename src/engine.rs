@@ -246,7 +246,7 @@ pub async fn interlock_reads(obs: &Observer, hub: ObservedHub, fresh: bool) -> R
 
 /// Plan one `IotHubSharedAccess`.
 pub async fn plan_shared_access(obs: &Observer, desired: &DesiredSharedAccess) -> Result<SharedAccessView, AzureError> {
-    let inputs = if desired.disable_local_auth {
+    let inputs = if desired.shared_access == crate::crd::Access::Deny {
         interlock_inputs(obs, &desired.hub, false).await?
     } else {
         // Allow is never blocked, so nothing else needs reading.

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::apply::Outcome;
 use crate::azure::{Azure, AzureError, HubAccessChange};
+use crate::crd::Access;
 use crate::domain::{HubId, ObservedHub};
 use crate::engine;
 use crate::observe::Observer;
@@ -23,12 +24,12 @@ use crate::plan::{Finding, Reason};
 pub fn held(change: &HubAccessChange, after: &ObservedHub) -> Outcome {
     let mut differs = Vec::new();
     for (name, want, have) in [
-        ("disableLocalAuth", change.disable_local_auth, after.disable_local_auth),
-        ("disableDeviceSAS", change.disable_device_sas, after.disable_device_sas),
-        ("disableModuleSAS", change.disable_module_sas, after.disable_module_sas),
+        ("shared access policies", change.shared_access, after.shared_access),
+        ("device SAS", change.device_sas, after.device_sas),
+        ("module SAS", change.module_sas, after.module_sas),
     ] {
         if let Some(w) = want.filter(|w| *w != have) {
-            differs.push(format!("{name}={have} (written: {w})"));
+            differs.push(format!("{name} {} (written: {})", have.as_str(), w.as_str()));
         }
     }
     if differs.is_empty() {
@@ -59,7 +60,7 @@ pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) 
             None,
         );
     };
-    if !current.disable_local_auth {
+    if current.shared_access == Access::Allow {
         let blockers = deny_blockers(&current, &before.dependents, &before.assignments, &before.roles);
         if !blockers.is_empty() {
             return (Outcome::Refused(blockers), None);
@@ -71,7 +72,7 @@ pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) 
     };
     let window = started.elapsed();
     tracing::info!(hub = %hub.name, window_ms = window.as_millis() as u64, "shared access denied; checking again what reaches the hub by key");
-    if !after.disable_local_auth {
+    if after.shared_access == Access::Allow {
         return (held(change, &after), Some(window));
     }
     let appeared = match engine::interlock_reads(&Observer::new(azure.clone()), after.clone(), true).await {
@@ -89,7 +90,7 @@ pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) 
     if appeared.is_empty() {
         return (held(change, &after), Some(window));
     }
-    let undo = HubAccessChange { disable_local_auth: Some(false), ..HubAccessChange::default() };
+    let undo = HubAccessChange { shared_access: Some(Access::Allow), ..HubAccessChange::default() };
     match azure.set_hub_access(hub, &undo).await {
         Ok(_) => {
             tracing::warn!(hub = %hub.name, "a dependent appeared while Deny was written; shared access allowed again");

@@ -16,6 +16,7 @@ pub mod interlock;
 pub mod manifest;
 pub mod observe;
 pub mod plan;
+pub mod reason;
 pub mod telemetry;
 
 /// Install the process-wide TLS crypto provider (aws-lc-rs) once. Several dependencies bring

@@ -410,9 +410,9 @@ mod tests {
         assert_eq!(azure.calls(&format!("list {b}")), 1, "another hub's list is kept");
         obs.forget_written(&crate::plan::Action::SetHubAccess {
             hub: hub("a"),
-            disable_local_auth: Some(true),
-            disable_device_sas: None,
-            disable_module_sas: None,
+            shared_access: Some(crate::crd::Access::Deny),
+            device_sas: None,
+            module_sas: None,
         });
         obs.hub(&hub("a")).await.unwrap();
         assert_eq!(azure.calls("hub a"), 2);

@@ -16,6 +16,7 @@ use super::arm::{
 };
 use super::wire::{self, DeviceUpdateAccount, DeviceUpdateInstance, DpsBody, HubBody, Page, Provider, Subscription};
 use super::{AzureError, HubAccessChange};
+use crate::crd::Access;
 use crate::domain::{HubId, ObservedDeviceUpdate, ObservedDps, ObservedHub};
 
 /// A provider registration as read: registered or not, and each resource type's api-versions
@@ -178,9 +179,9 @@ impl ArmClient {
             };
             let current = body.observed(hub, header_etag);
             let wanted = [
-                (change.disable_local_auth, current.disable_local_auth),
-                (change.disable_device_sas, current.disable_device_sas),
-                (change.disable_module_sas, current.disable_module_sas),
+                (change.shared_access, current.shared_access),
+                (change.device_sas, current.device_sas),
+                (change.module_sas, current.module_sas),
             ];
             if wanted.iter().all(|(want, have)| want.is_none_or(|w| w == *have)) {
                 return Ok(current);
@@ -192,9 +193,10 @@ impl ArmClient {
                 });
             };
             let p = &mut body.properties;
-            p.disable_local_auth = change.disable_local_auth.or(p.disable_local_auth);
-            p.disable_device_sas = change.disable_device_sas.or(p.disable_device_sas);
-            p.disable_module_sas = change.disable_module_sas.or(p.disable_module_sas);
+            // The one place Access becomes Azure's flags again.
+            p.disable_local_auth = change.shared_access.map(Access::disabled).or(p.disable_local_auth);
+            p.disable_device_sas = change.device_sas.map(Access::disabled).or(p.disable_device_sas);
+            p.disable_module_sas = change.module_sas.map(Access::disabled).or(p.disable_module_sas);
             let bytes = serde_json::to_vec(&body)
                 .map_err(|e| AzureError::Invalid { code: "Serialize".into(), message: e.to_string() })?;
             let url = self.url(&hub.arm_id(), &api)?;

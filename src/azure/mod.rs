@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 pub use error::AzureError;
 
-use crate::crd::PrincipalType;
+use crate::crd::{Access, PrincipalType};
 use crate::domain::{
     HubId, ObservedAssignment, ObservedDeviceUpdate, ObservedDps, ObservedHub, RoleAssignmentId, RoleDefinition, Scope,
 };
@@ -66,9 +66,9 @@ pub enum CreateOutcome {
 /// Hub access properties to change; `None` leaves one as it is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HubAccessChange {
-    pub disable_local_auth: Option<bool>,
-    pub disable_device_sas: Option<bool>,
-    pub disable_module_sas: Option<bool>,
+    pub shared_access: Option<Access>,
+    pub device_sas: Option<Access>,
+    pub module_sas: Option<Access>,
 }
 
 /// Everything the operator asks of Azure. Implementations retry and pace internally; an error

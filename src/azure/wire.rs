@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::AzureError;
+use crate::crd::Access;
 use crate::domain::{DpsLink, HubId, LinkAuth, ManagedIdentity, ObservedDeviceUpdate, ObservedDps, ObservedHub};
 
 fn unexpected(what: impl std::fmt::Display) -> AzureError {
@@ -159,9 +160,9 @@ impl HubBody {
             id: hub.clone(),
             host_names,
             location: self.location.clone(),
-            disable_local_auth: p.disable_local_auth.unwrap_or(false),
-            disable_device_sas: p.disable_device_sas.unwrap_or(false),
-            disable_module_sas: p.disable_module_sas.unwrap_or(false),
+            shared_access: Access::from_disabled(p.disable_local_auth.unwrap_or(false)),
+            device_sas: Access::from_disabled(p.disable_device_sas.unwrap_or(false)),
+            module_sas: Access::from_disabled(p.disable_module_sas.unwrap_or(false)),
             etag: self.etag.clone().or(header_etag),
         }
     }

@@ -9,21 +9,13 @@ use super::reconcile::{ApplyReport, Planned, Summary};
 use crate::apply::Outcome;
 use crate::crd::ReconcileMode;
 use crate::manifest::Manifests;
-use crate::plan::{Action, Severity};
+use crate::plan::Action;
 
 pub(crate) fn mode_name(m: ReconcileMode) -> &'static str {
     match m {
         ReconcileMode::Manage => "manage",
         ReconcileMode::Observe => "observe",
         ReconcileMode::Skip => "skip",
-    }
-}
-
-fn severity_name(s: Severity) -> &'static str {
-    match s {
-        Severity::Blocker => "Refused",
-        Severity::Warning => "Warning",
-        Severity::Info => "Info",
     }
 }
 
@@ -63,7 +55,7 @@ pub fn write_table(planned: &[Planned], out: &mut dyn Write) -> std::io::Result<
                     detail.push(vec![a.target()]);
                 }
                 for f in &plan.findings {
-                    let what = format!("{} {}", severity_name(f.severity), f.reason);
+                    let what = format!("{} {}", f.severity.as_str(), f.reason);
                     rows.push([p.object.clone(), mode.clone(), what, f.message.clone()]);
                     detail.push(f.resource_ids.clone());
                 }
@@ -114,7 +106,7 @@ pub fn to_json(manifests: &Manifests, planned: &[Planned]) -> Value {
                         .iter()
                         .map(|f| {
                             json!({
-                                "severity": severity_name(f.severity),
+                                "severity": f.severity.as_str(),
                                 "reason": f.reason.as_str(),
                                 "message": f.message,
                                 "resourceIds": f.resource_ids,

@@ -11,7 +11,6 @@ use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 
 use super::driver::{self, Steps, Stop, Verdict, cleanup_apply, cleanup_managed, finish};
-use super::status::reason;
 use super::{Context, ReconcileError, owner_of};
 use crate::apply::Applied;
 use crate::azure::AzureError;
@@ -19,7 +18,7 @@ use crate::crd::{IotHubCustomRole, IotHubCustomRoleStatus};
 use crate::desire::{DesiredCustomRole, desire_custom_role};
 use crate::domain::RoleDefinitionId;
 use crate::engine::{self, CustomRoleRequest};
-use crate::plan::{Action, Mode, Plan, Severity, custom_role};
+use crate::plan::{Action, Mode, Plan, Reason, Severity, custom_role};
 
 /// The controller's entry point for one object.
 pub async fn reconcile(obj: Arc<IotHubCustomRole>, ctx: Arc<Context>) -> Result<Requeue, ReconcileError> {
@@ -43,7 +42,7 @@ impl Steps for IotHubCustomRole {
 
     fn desire(&self, ctx: &Context, st: &mut IotHubCustomRoleStatus) -> Result<DesiredCustomRole, Stop> {
         let d = desire_custom_role(&self.spec, &owner_of(ctx, self)).map_err(|e| Stop {
-            reason: reason::INVALID_SPEC,
+            reason: Reason::InvalidSpec,
             message: e.to_string(),
             event: true,
         })?;
@@ -126,8 +125,8 @@ async fn cleanup(
             "deletion refused: still referenced by {}; delete those first (the role is removed afterwards)",
             users.join(", ")
         );
-        finish(api, obj, ctx, st, false, reason::IN_USE, &msg).await?;
-        ctx.event(obj, EventType::Warning, "DeletionRefused", msg.clone()).await;
+        finish(api, obj, ctx, st, false, Reason::InUse, &msg).await?;
+        ctx.event(obj, EventType::Warning, Reason::DeletionRefused.as_str(), msg.clone()).await;
         return Err(ReconcileError::Refused(msg));
     }
     let owner = owner_of(ctx, obj);
@@ -139,8 +138,14 @@ async fn cleanup(
     if let Some(b) = plan.findings.iter().find(|f| f.severity == Severity::Blocker) {
         st.assignment_ids = b.resource_ids.clone();
         let msg = format!("deletion refused: {}", b.message);
-        finish(api, obj, ctx, st, false, b.reason.as_str(), &msg).await?;
-        ctx.event(obj, EventType::Warning, "DeletionRefused", format!("{msg} ({})", b.resource_ids.join(", "))).await;
+        finish(api, obj, ctx, st, false, b.reason, &msg).await?;
+        ctx.event(
+            obj,
+            EventType::Warning,
+            Reason::DeletionRefused.as_str(),
+            format!("{msg} ({})", b.resource_ids.join(", ")),
+        )
+        .await;
         return Err(ReconcileError::Refused(msg));
     }
     cleanup_apply(obj, ctx, &plan).await

@@ -36,10 +36,11 @@ use crate::azure::AzureError;
 use crate::crd::ReconcileMode;
 use crate::crd::common::FINALIZER;
 use crate::plan::{Finding, Plan};
+use crate::reason::Reason;
 
 /// Why the pipeline stops before Azure is read: reported in `Ready`, not an error.
 pub struct Stop {
-    pub reason: &'static str,
+    pub reason: Reason,
     pub message: String,
     /// Publish a Warning Event (once per message).
     pub event: bool,
@@ -49,14 +50,14 @@ pub struct Stop {
 /// resync).
 pub struct Verdict {
     pub ready: bool,
-    pub reason: String,
+    pub reason: Reason,
     pub message: String,
     pub requeue: Option<Duration>,
 }
 
 impl Verdict {
     pub fn ready(message: impl Into<String>) -> Verdict {
-        Verdict { ready: true, reason: status::reason::RECONCILED.into(), message: message.into(), requeue: None }
+        Verdict { ready: true, reason: Reason::Reconciled, message: message.into(), requeue: None }
     }
 
     /// Ready unless the plan has blockers (then the first blocker's reason, every message).
@@ -176,8 +177,8 @@ async fn run<K: Steps>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<Requeue, 
     let desired = match obj.desire(ctx, &mut st) {
         Ok(d) => d,
         Err(stop) => {
-            if stop.event && !status::already_told(st.conditions(), stop.reason, Some(&stop.message)) {
-                ctx.event(obj, EventType::Warning, stop.reason, stop.message.clone()).await;
+            if stop.event && !status::already_told(st.conditions(), stop.reason.as_str(), Some(&stop.message)) {
+                ctx.event(obj, EventType::Warning, stop.reason.as_str(), stop.message.clone()).await;
             }
             finish(api, obj, ctx, st, false, stop.reason, &stop.message).await?;
             return Ok(done(ctx, obj));
@@ -187,9 +188,9 @@ async fn run<K: Steps>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<Requeue, 
     // guard
     let ids = K::guarded(&desired);
     if let Err(e) = ctx.check_scopes(&ns, ids.iter().map(String::as_str))? {
-        let why = status::reason::SCOPE_NOT_ALLOWED;
-        if !status::already_told(st.conditions(), why, None) {
-            ctx.event(obj, EventType::Warning, why, e.to_string()).await;
+        let why = Reason::ScopeNotAllowed;
+        if !status::already_told(st.conditions(), why.as_str(), None) {
+            ctx.event(obj, EventType::Warning, why.as_str(), e.to_string()).await;
         }
         finish(api, obj, ctx, st, false, why, &e.to_string()).await?;
         return Ok(done(ctx, obj));
@@ -208,7 +209,7 @@ async fn run<K: Steps>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<Requeue, 
     if mode != ReconcileMode::Manage {
         *st.pending_actions_mut() = status::pending(&plan.actions);
         let (ready, why, msg) = status::observe_verdict(&plan, mode_problem);
-        finish(api, obj, ctx, st, ready, &why, &msg).await?;
+        finish(api, obj, ctx, st, ready, why, &msg).await?;
         return Ok(done(ctx, obj));
     }
     st.pending_actions_mut().clear();
@@ -232,7 +233,7 @@ async fn run<K: Steps>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<Requeue, 
         finish(api, obj, ctx, st, false, e.reason(), &e.to_string()).await?;
         return Err(e);
     }
-    finish(api, obj, ctx, st, verdict.ready, &verdict.reason, &verdict.message).await?;
+    finish(api, obj, ctx, st, verdict.ready, verdict.reason, &verdict.message).await?;
     let next = done(ctx, obj);
     Ok(verdict.requeue.map_or(next, Requeue::requeue))
 }
@@ -244,8 +245,13 @@ pub async fn cleanup_managed<K: Kind>(obj: &K, ctx: &Context) -> bool {
         return true;
     }
     ctx.metrics.forget(K::KIND, &key_of(obj));
-    ctx.event(obj, EventType::Normal, "LeftInAzure", "not managed (reconcile annotation): Azure left as is".into())
-        .await;
+    ctx.event(
+        obj,
+        EventType::Normal,
+        Reason::LeftInAzure.as_str(),
+        "not managed (reconcile annotation): Azure left as is".into(),
+    )
+    .await;
     false
 }
 
@@ -281,7 +287,7 @@ async fn progressing<K: Kind>(api: &Api<K>, obj: Arc<K>) -> Result<Arc<K>, Recon
         st.conditions_mut(),
         status::RECONCILING,
         true,
-        status::reason::PROGRESSING,
+        Reason::Progressing.as_str(),
         &message,
         generation,
     );
@@ -297,14 +303,14 @@ pub async fn finish<K: Kind>(
     ctx: &Context,
     mut st: K::Status,
     ready: bool,
-    why: &str,
+    why: Reason,
     message: &str,
 ) -> Result<(), ReconcileError> {
     let generation = obj.meta().generation;
     st.set_observed_generation(generation);
-    status::set_condition(st.conditions_mut(), READY, ready, why, message, generation);
+    status::set_condition(st.conditions_mut(), READY, ready, why.as_str(), message, generation);
     status::set_progress(st.conditions_mut(), status::progress(ready, why), why, message, generation);
-    ctx.metrics.set_state(K::KIND, key_of(obj), ready, why);
+    ctx.metrics.set_state(K::KIND, key_of(obj), ready, why.as_str());
     status::write(api, obj, obj.status(), &st).await?;
     Ok(())
 }

@@ -36,6 +36,7 @@ use crate::domain::Scope;
 use crate::domain::naming::Owner;
 use crate::observe::Observer;
 use crate::plan::ownership::Others;
+use crate::reason::Reason;
 use crate::telemetry::Metrics;
 use guardrail::Guardrail;
 
@@ -172,14 +173,16 @@ impl Context {
             obs.forget_written(&a.action);
             let (type_, reason, outcome) = match &a.outcome {
                 Outcome::Done => (EventType::Normal, a.action.verb().to_string(), "ok"),
-                Outcome::Adopted(_) => (EventType::Normal, "AdoptedExisting".to_string(), "adopted"),
+                Outcome::Adopted(_) => (EventType::Normal, Reason::AdoptedExisting.as_str().to_string(), "adopted"),
                 Outcome::AlreadyDone => continue,
                 Outcome::Skipped => continue,
                 Outcome::Failed(_) => (EventType::Warning, format!("{}Failed", a.action.verb()), "failed"),
                 // The reconcile reports the refusal with its blockers.
                 Outcome::Refused(_) => continue,
-                Outcome::Reverted(_) => (EventType::Warning, "DenyReverted".to_string(), "reverted"),
-                Outcome::Overridden(_) => (EventType::Warning, "OverriddenByPolicy".to_string(), "overridden"),
+                Outcome::Reverted(_) => (EventType::Warning, Reason::DenyReverted.as_str().to_string(), "reverted"),
+                Outcome::Overridden(_) => {
+                    (EventType::Warning, Reason::OverriddenByPolicy.as_str().to_string(), "overridden")
+                }
             };
             self.metrics
                 .azure_writes
@@ -213,7 +216,7 @@ impl Context {
         self.event(
             obj,
             EventType::Normal,
-            "DriftRepaired",
+            Reason::DriftRepaired.as_str(),
             format!("{what} had drifted from the spec; repaired: {done}"),
         )
         .await;
@@ -291,16 +294,16 @@ pub enum ReconcileError {
 
 impl ReconcileError {
     /// The `Ready` reason for this failure.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> Reason {
         match self {
-            ReconcileError::Azure(AzureError::Throttled { .. }) => status::reason::THROTTLED,
-            ReconcileError::Azure(AzureError::PrincipalNotFound { .. }) => status::reason::PRINCIPAL_NOT_FOUND,
-            ReconcileError::Azure(AzureError::PolicyDenied { .. }) => "PolicyDenied",
-            ReconcileError::Azure(_) => status::reason::AZURE_ERROR,
-            ReconcileError::Kube(_) | ReconcileError::Finalizer(_) => status::reason::KUBERNETES_ERROR,
-            ReconcileError::Refused(_) => status::reason::IN_USE,
-            ReconcileError::ScopesUnknown(_) => status::reason::SCOPES_UNKNOWN,
-            ReconcileError::NotSynced => status::reason::KUBERNETES_ERROR,
+            ReconcileError::Azure(AzureError::Throttled { .. }) => Reason::Throttled,
+            ReconcileError::Azure(AzureError::PrincipalNotFound { .. }) => Reason::PrincipalNotFound,
+            ReconcileError::Azure(AzureError::PolicyDenied { .. }) => Reason::PolicyDenied,
+            ReconcileError::Azure(_) => Reason::AzureError,
+            ReconcileError::Kube(_) | ReconcileError::Finalizer(_) => Reason::KubernetesError,
+            ReconcileError::Refused(_) => Reason::InUse,
+            ReconcileError::ScopesUnknown(_) => Reason::ScopesUnknown,
+            ReconcileError::NotSynced => Reason::KubernetesError,
         }
     }
 }

@@ -12,7 +12,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
 use super::driver::{self, Steps, Stop, Verdict, cleanup_apply, cleanup_managed};
-use super::status::{self, LEAST_PRIVILEGE, READY, reason};
+use super::status::{self, LEAST_PRIVILEGE, READY};
 use super::{ClusterWants, Context, ReconcileError, owner_of};
 use crate::apply::Applied;
 use crate::azure::AzureError;
@@ -74,10 +74,10 @@ impl Steps for IotHubRoleAssignment {
         let desired = match desire_role_assignment(&self.spec, &custom_role_lookup(ctx, &ns), &owner_of(ctx, self)) {
             Ok(d) => d,
             Err(DesireError::Invalid(errors)) => {
-                return Err(Stop { reason: reason::INVALID_SPEC, message: errors.to_string(), event: true });
+                return Err(Stop { reason: Reason::InvalidSpec, message: errors.to_string(), event: true });
             }
             Err(e) => {
-                return Err(Stop { reason: reason::WAITING_FOR_CUSTOM_ROLE, message: e.to_string(), event: false });
+                return Err(Stop { reason: Reason::WaitingForCustomRole, message: e.to_string(), event: false });
             }
         };
         fill_resolved(st, &desired);
@@ -85,7 +85,7 @@ impl Steps for IotHubRoleAssignment {
             && !custom_role_ready(ctx, &ns, &r.name)
         {
             let message = format!("waiting for IotHubCustomRole {ns}/{} to be Ready", r.name);
-            return Err(Stop { reason: reason::WAITING_FOR_CUSTOM_ROLE, message, event: false });
+            return Err(Stop { reason: Reason::WaitingForCustomRole, message, event: false });
         }
         Ok(desired)
     }
@@ -125,7 +125,7 @@ impl Steps for IotHubRoleAssignment {
             &mut st.conditions,
             LEAST_PRIVILEGE,
             lp_ok,
-            &lp_reason,
+            lp_reason.as_str(),
             &lp_msg,
             self.metadata.generation,
         );
@@ -175,7 +175,7 @@ async fn cleanup(obj: &IotHubRoleAssignment, ctx: &Context) -> Result<Requeue, R
     if let Some(d) = &desired
         && let Err(e) = ctx.check_scopes(&ns, [d.scope.to_string().as_str()])?
     {
-        ctx.event(obj, EventType::Warning, reason::SCOPE_NOT_ALLOWED, format!("left in Azure: {e}")).await;
+        ctx.event(obj, EventType::Warning, Reason::ScopeNotAllowed.as_str(), format!("left in Azure: {e}")).await;
         return Ok(Requeue::await_change());
     }
     // Status only hints where else to look; hints outside the namespace's scopes are not read.

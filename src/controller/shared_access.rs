@@ -15,7 +15,7 @@ use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::EventType;
 
 use super::driver::{self, Steps, Stop, Verdict};
-use super::status::{self, reason};
+use super::status;
 use super::{Context, Kind, ReconcileError, key_of};
 use crate::apply::{Applied, Outcome};
 use crate::azure::AzureError;
@@ -31,10 +31,6 @@ use crate::telemetry::ReasonLabels;
 /// The controller's entry point for one object.
 pub async fn reconcile(obj: Arc<IotHubSharedAccess>, ctx: Arc<Context>) -> Result<Requeue, ReconcileError> {
     driver::reconcile(obj, ctx).await
-}
-
-fn access(disabled: bool) -> Access {
-    if disabled { Access::Deny } else { Access::Allow }
 }
 
 /// What the interlock searched, for status.
@@ -69,9 +65,9 @@ fn blockers_of<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> Vec<Block
 }
 
 fn set_access(st: &mut IotHubSharedAccessStatus, hub: &ObservedHub) {
-    st.shared_access_policies = Some(access(hub.disable_local_auth));
-    st.device_sas = Some(access(hub.disable_device_sas));
-    st.module_sas = Some(access(hub.disable_module_sas));
+    st.shared_access_policies = Some(hub.shared_access);
+    st.device_sas = Some(hub.device_sas);
+    st.module_sas = Some(hub.module_sas);
 }
 
 /// What the engine saw besides the plan.
@@ -88,7 +84,7 @@ impl Steps for IotHubSharedAccess {
 
     fn desire(&self, _ctx: &Context, st: &mut IotHubSharedAccessStatus) -> Result<DesiredSharedAccess, Stop> {
         let d = desire_shared_access(&self.spec).map_err(|e| Stop {
-            reason: reason::INVALID_SPEC,
+            reason: Reason::InvalidSpec,
             message: e.to_string(),
             event: true,
         })?;
@@ -114,7 +110,7 @@ impl Steps for IotHubSharedAccess {
         if let Some(hub) = &seen.hub {
             set_access(st, hub);
         }
-        st.interlock = desired.disable_local_auth.then(|| interlock_status(&seen.dependents));
+        st.interlock = (desired.shared_access == Access::Deny).then(|| interlock_status(&seen.dependents));
         st.blockers = blockers_of(&plan.findings);
     }
 
@@ -132,11 +128,12 @@ impl Steps for IotHubSharedAccess {
         ctx: &Context,
         st: &mut IotHubSharedAccessStatus,
         desired: &DesiredSharedAccess,
-        _plan: &Plan,
+        plan: &Plan,
         seen: &Seen,
         applied: &[Applied],
     ) -> Verdict {
-        let mut verdict: Option<(String, String)> = None;
+        let mut verdict: Option<(Reason, String)> = None;
+        let mut blockers: Vec<Finding> = plan.blockers().cloned().collect();
         for a in applied {
             match &a.outcome {
                 Outcome::Failed(AzureError::PolicyDenied { assignment, definition, message }) => {
@@ -148,28 +145,29 @@ impl Steps for IotHubSharedAccess {
                     if !status::already_told(&st.conditions, Reason::PolicyDenied.as_str(), None) {
                         ctx.event(self, EventType::Warning, Reason::PolicyDenied.as_str(), msg.clone()).await;
                     }
-                    verdict = Some((Reason::PolicyDenied.as_str().into(), msg));
+                    verdict = Some((Reason::PolicyDenied, msg));
                 }
                 Outcome::Refused(found) | Outcome::Reverted(found) => {
                     tell(self, ctx, st, &found.iter().collect::<Vec<_>>(), false).await;
-                    st.blockers = blockers_of(found);
+                    blockers = found.clone();
                 }
                 Outcome::Overridden(what) => {
                     let interlock = match &seen.dependents {
-                        DependentsObservation::Complete(_) if !st.blockers.is_empty() => format!(
+                        DependentsObservation::Complete(_) if !blockers.is_empty() => format!(
                             "; the interlock reports: {}",
-                            st.blockers.iter().map(|b| b.reason.as_str()).collect::<Vec<_>>().join(", ")
+                            blockers.iter().map(|b| b.reason.as_str()).collect::<Vec<_>>().join(", ")
                         ),
                         DependentsObservation::Failed(why) => {
                             format!("; the interlock could not check dependents: {why}")
                         }
                         _ => String::new(),
                     };
-                    verdict = Some((Reason::OverriddenByPolicy.as_str().into(), format!("{what}{interlock}")));
+                    verdict = Some((Reason::OverriddenByPolicy, format!("{what}{interlock}")));
                 }
                 _ => {}
             }
         }
+        st.blockers = blockers_of(&blockers);
         if applied.iter().any(|a| !matches!(a.outcome, Outcome::Refused(_) | Outcome::Skipped)) {
             // Status says what Azure holds now, read back, never what was meant to be written.
             let obs = ctx.observer.get();
@@ -178,12 +176,12 @@ impl Steps for IotHubSharedAccess {
                 set_access(st, &hub);
             }
         }
-        match (verdict, st.blockers.first()) {
+        match (verdict, blockers.first()) {
             (Some((reason, message)), _) => Verdict { ready: false, reason, message, requeue: None },
             (None, Some(b)) => Verdict {
                 ready: false,
-                reason: b.reason.clone(),
-                message: st.blockers.iter().map(|b| b.message.as_str()).collect::<Vec<_>>().join("; "),
+                reason: b.reason,
+                message: blockers.iter().map(|b| b.message.as_str()).collect::<Vec<_>>().join("; "),
                 // Refusals and failing checks depend on Azure: look again soon, not at the resync.
                 requeue: Some(ctx.settings.interlock_recheck),
             },

@@ -10,32 +10,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::crd::common::PendingAction;
 use crate::plan::{Action, Plan, Severity};
+use crate::reason::Reason;
 
 pub const READY: &str = "Ready";
 pub const LEAST_PRIVILEGE: &str = "LeastPrivilege";
 pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
-
-/// Reasons shown in `Ready` (bounded: also a metric label).
-pub mod reason {
-    pub const RECONCILED: &str = "Reconciled";
-    pub const INVALID_SPEC: &str = "InvalidSpec";
-    pub const SCOPE_NOT_ALLOWED: &str = "ScopeNotAllowed";
-    pub const WAITING_FOR_CUSTOM_ROLE: &str = "WaitingForCustomRole";
-    pub const PENDING_CHANGES: &str = "PendingChanges";
-    pub const PRINCIPAL_NOT_FOUND: &str = "PrincipalNotFound";
-    pub const THROTTLED: &str = "Throttled";
-    pub const AZURE_ERROR: &str = "AzureError";
-    pub const IN_USE: &str = "InUse";
-    pub const DELETING: &str = "Deleting";
-    pub const LEAST_PRIVILEGE: &str = "LeastPrivilege";
-    pub const UNKNOWN_RECONCILE_MODE: &str = "UnknownReconcileMode";
-    pub const KUBERNETES_ERROR: &str = "KubernetesError";
-    /// The namespace's allowed scopes are not known yet (the guardrail fails closed).
-    pub const SCOPES_UNKNOWN: &str = "ScopesUnknown";
-    /// A new generation was seen and is being reconciled.
-    pub const PROGRESSING: &str = "Progressing";
-}
 
 /// Where a resource stands, as GitOps tools read it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,28 +31,28 @@ pub enum Progress {
 }
 
 /// The [`Progress`] of a `Ready` verdict.
-pub fn progress(ready: bool, why: &str) -> Progress {
+pub fn progress(ready: bool, why: Reason) -> Progress {
     if ready {
         return Progress::Done;
     }
     match why {
-        reason::PENDING_CHANGES => Progress::Done,
-        reason::WAITING_FOR_CUSTOM_ROLE
-        | reason::THROTTLED
-        | reason::AZURE_ERROR
-        | reason::KUBERNETES_ERROR
-        | reason::SCOPES_UNKNOWN
-        | reason::DELETING
-        | reason::PROGRESSING => Progress::Working,
+        Reason::PendingChanges => Progress::Done,
+        Reason::WaitingForCustomRole
+        | Reason::Throttled
+        | Reason::AzureError
+        | Reason::KubernetesError
+        | Reason::ScopesUnknown
+        | Reason::Deleting
+        | Reason::Progressing => Progress::Working,
         _ => Progress::Stalled,
     }
 }
 
 /// Set `Reconciling` / `Stalled` for `p`, removing the one that is not `True`.
-pub fn set_progress(conditions: &mut Vec<Condition>, p: Progress, why: &str, message: &str, generation: Option<i64>) {
+pub fn set_progress(conditions: &mut Vec<Condition>, p: Progress, why: Reason, message: &str, generation: Option<i64>) {
     for (type_, on) in [(RECONCILING, p == Progress::Working), (STALLED, p == Progress::Stalled)] {
         if on {
-            set_condition(conditions, type_, true, why, message, generation);
+            set_condition(conditions, type_, true, why.as_str(), message, generation);
         } else {
             conditions.retain(|c| c.type_ != type_);
         }
@@ -171,37 +151,33 @@ pub fn pending(actions: &[Action]) -> Vec<PendingAction> {
 }
 
 /// The `Ready` verdict for a plan that is only reported (observe mode) or already applied.
-pub fn plan_verdict(plan: &Plan) -> (bool, String, String) {
+pub fn plan_verdict(plan: &Plan) -> (bool, Reason, String) {
     if let Some(b) = plan.blockers().next() {
         let msg = plan.blockers().map(|f| f.message.clone()).collect::<Vec<_>>().join("; ");
-        return (false, b.reason.as_str().to_string(), msg);
+        return (false, b.reason, msg);
     }
     if !plan.actions.is_empty() {
         let list = plan.actions.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-        return (false, reason::PENDING_CHANGES.into(), format!("observe mode, not written: {list}"));
+        return (false, Reason::PendingChanges, format!("observe mode, not written: {list}"));
     }
-    (true, reason::RECONCILED.into(), "Azure matches the spec".into())
+    (true, Reason::Reconciled, "Azure matches the spec".into())
 }
 
 /// The `Ready` verdict in observe mode; an unknown annotation value is reported first.
-pub fn observe_verdict(plan: &Plan, mode_problem: Option<String>) -> (bool, String, String) {
+pub fn observe_verdict(plan: &Plan, mode_problem: Option<String>) -> (bool, Reason, String) {
     let (ready, why, msg) = plan_verdict(plan);
     match mode_problem {
-        Some(p) => (false, reason::UNKNOWN_RECONCILE_MODE.into(), format!("{p}; {msg}")),
+        Some(p) => (false, Reason::UnknownReconcileMode, format!("{p}; {msg}")),
         None => (ready, why, msg),
     }
 }
 
 /// The `LeastPrivilege` condition from a plan's warnings.
-pub fn least_privilege(plan: &Plan) -> (bool, String, String) {
+pub fn least_privilege(plan: &Plan) -> (bool, Reason, String) {
     let warnings: Vec<_> = plan.findings.iter().filter(|f| f.severity == Severity::Warning).collect();
     match warnings.first() {
-        None => (true, reason::LEAST_PRIVILEGE.into(), "no broader access than the spec asks for was found".into()),
-        Some(first) => (
-            false,
-            first.reason.as_str().into(),
-            warnings.iter().map(|f| f.message.clone()).collect::<Vec<_>>().join("; "),
-        ),
+        None => (true, Reason::LeastPrivilege, "no broader access than the spec asks for was found".into()),
+        Some(first) => (false, first.reason, warnings.iter().map(|f| f.message.clone()).collect::<Vec<_>>().join("; ")),
     }
 }
 
@@ -238,22 +214,25 @@ mod tests {
 
     #[test]
     fn refusals_stall_transient_errors_progress_and_observe_mode_is_done() {
-        assert_eq!(progress(true, reason::RECONCILED), Progress::Done);
-        assert_eq!(progress(false, reason::PENDING_CHANGES), Progress::Done);
-        for working in [reason::THROTTLED, reason::AZURE_ERROR, reason::WAITING_FOR_CUSTOM_ROLE, reason::PROGRESSING] {
+        assert_eq!(progress(true, Reason::Reconciled), Progress::Done);
+        assert_eq!(progress(false, Reason::PendingChanges), Progress::Done);
+        for working in [Reason::Throttled, Reason::AzureError, Reason::WaitingForCustomRole, Reason::Progressing] {
             assert_eq!(progress(false, working), Progress::Working, "{working}");
         }
         for stalled in [
-            "DpsLinked",
-            "DpsCheckFailed",
-            "WouldLockOut",
-            "HubNotFound",
-            "RoleNameTaken",
-            reason::INVALID_SPEC,
-            reason::SCOPE_NOT_ALLOWED,
-            reason::PRINCIPAL_NOT_FOUND,
-            reason::UNKNOWN_RECONCILE_MODE,
-            "SomethingNew",
+            Reason::DpsLinked,
+            Reason::DpsCheckFailed,
+            Reason::DpsIdentityLacksRole,
+            Reason::DeviceUpdateLinked,
+            Reason::PolicyDenied,
+            Reason::OverriddenByPolicy,
+            Reason::WouldLockOut,
+            Reason::HubNotFound,
+            Reason::RoleNameTaken,
+            Reason::InvalidSpec,
+            Reason::ScopeNotAllowed,
+            Reason::PrincipalNotFound,
+            Reason::UnknownReconcileMode,
         ] {
             assert_eq!(progress(false, stalled), Progress::Stalled, "{stalled}");
         }
@@ -262,14 +241,14 @@ mod tests {
     #[test]
     fn only_the_true_progress_condition_is_present() {
         let mut c = Vec::new();
-        set_progress(&mut c, Progress::Working, reason::THROTTLED, "wait", Some(1));
+        set_progress(&mut c, Progress::Working, Reason::Throttled, "wait", Some(1));
         assert_eq!(
             c.iter().map(|c| (c.type_.as_str(), c.status.as_str())).collect::<Vec<_>>(),
             [(RECONCILING, "True")]
         );
-        set_progress(&mut c, Progress::Stalled, "DpsLinked", "linked", Some(1));
+        set_progress(&mut c, Progress::Stalled, Reason::DpsLinked, "linked", Some(1));
         assert_eq!(c.iter().map(|c| (c.type_.as_str(), c.status.as_str())).collect::<Vec<_>>(), [(STALLED, "True")]);
-        set_progress(&mut c, Progress::Done, reason::RECONCILED, "ok", Some(1));
+        set_progress(&mut c, Progress::Done, Reason::Reconciled, "ok", Some(1));
         assert!(c.is_empty());
     }
 

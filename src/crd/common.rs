@@ -62,6 +62,25 @@ pub enum Access {
     Deny,
 }
 
+impl Access {
+    /// From Azure's `disable*` flag (`true` is Deny).
+    pub fn from_disabled(disabled: bool) -> Access {
+        if disabled { Access::Deny } else { Access::Allow }
+    }
+
+    /// Azure's `disable*` flag for this value.
+    pub fn disabled(self) -> bool {
+        self == Access::Deny
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Allow => "Allow",
+            Access::Deny => "Deny",
+        }
+    }
+}
+
 /// How a resource is reconciled, from the `iothubaccess.io/reconcile` annotation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ReconcileMode {

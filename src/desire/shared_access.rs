@@ -8,12 +8,12 @@ use crate::domain::HubId;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DesiredSharedAccess {
     pub hub: HubId,
-    /// `disableLocalAuth`.
-    pub disable_local_auth: bool,
-    /// `disableDeviceSAS`.
-    pub disable_device_sas: Option<bool>,
-    /// `disableModuleSAS`.
-    pub disable_module_sas: Option<bool>,
+    /// Shared access policies (`disableLocalAuth`).
+    pub shared_access: Access,
+    /// Device-scoped SAS (`disableDeviceSAS`).
+    pub device_sas: Option<Access>,
+    /// Module-scoped SAS (`disableModuleSAS`).
+    pub module_sas: Option<Access>,
 }
 
 /// The admission rules of `IotHubSharedAccess`.
@@ -26,11 +26,10 @@ pub fn validate_shared_access(spec: &IotHubSharedAccessSpec) -> Result<(), Field
 /// Validate and convert.
 pub fn desire_shared_access(spec: &IotHubSharedAccessSpec) -> Result<DesiredSharedAccess, FieldErrors> {
     validate_shared_access(spec)?;
-    let deny = |a: Access| a == Access::Deny;
     Ok(DesiredSharedAccess {
         hub: spec.hub.to_hub_id(),
-        disable_local_auth: deny(spec.shared_access_policies),
-        disable_device_sas: spec.device_sas.map(deny),
-        disable_module_sas: spec.module_sas.map(deny),
+        shared_access: spec.shared_access_policies,
+        device_sas: spec.device_sas,
+        module_sas: spec.module_sas,
     })
 }

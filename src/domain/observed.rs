@@ -5,6 +5,7 @@ use uuid::Uuid;
 
 use super::cloud::all_iothub_host_suffixes;
 use super::ids::{HubId, RoleAssignmentId};
+use crate::crd::Access;
 
 /// A role assignment as Azure lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,9 +35,12 @@ pub struct ObservedHub {
     /// `serviceHostName`.
     pub host_names: Vec<String>,
     pub location: String,
-    pub disable_local_auth: bool,
-    pub disable_device_sas: bool,
-    pub disable_module_sas: bool,
+    /// Shared access policies (`disableLocalAuth`).
+    pub shared_access: Access,
+    /// Device-scoped SAS (`disableDeviceSAS`).
+    pub device_sas: Access,
+    /// Module-scoped SAS (`disableModuleSAS`).
+    pub module_sas: Access,
     pub etag: Option<String>,
 }
 

@@ -15,8 +15,9 @@ use std::fmt;
 
 use uuid::Uuid;
 
-use crate::crd::PrincipalType;
+use crate::crd::{Access, PrincipalType};
 use crate::domain::{HubId, RoleAssignmentId, RoleDefinition, Scope};
+pub use crate::reason::Reason;
 
 /// One Azure write.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,12 +33,7 @@ pub enum Action {
         description: Option<String>,
     },
     /// Set hub access properties; `None` leaves a property unchanged.
-    SetHubAccess {
-        hub: HubId,
-        disable_local_auth: Option<bool>,
-        disable_device_sas: Option<bool>,
-        disable_module_sas: Option<bool>,
-    },
+    SetHubAccess { hub: HubId, shared_access: Option<Access>, device_sas: Option<Access>, module_sas: Option<Access> },
     /// Delete a role assignment this resource owns.
     DeleteRoleAssignment { id: RoleAssignmentId },
     /// Delete a custom role definition this resource owns.
@@ -84,8 +80,8 @@ impl Action {
 
     /// A one-line human description of the change.
     pub fn describe(&self) -> String {
-        fn access(v: Option<bool>, what: &str) -> Option<String> {
-            v.map(|d| format!("{what} {}", if d { "Deny" } else { "Allow" }))
+        fn access(v: Option<Access>, what: &str) -> Option<String> {
+            v.map(|a| format!("{what} {}", a.as_str()))
         }
         match self {
             Action::PutRoleDefinition { definition, .. } => format!(
@@ -100,10 +96,10 @@ impl Action {
                     .map_or_else(|| role_definition_id.clone(), |r| r.role_name.clone());
                 format!("grant '{role}' to {} {principal_id}", principal_type.as_str())
             }
-            Action::SetHubAccess { disable_local_auth, disable_device_sas, disable_module_sas, .. } => [
-                access(*disable_local_auth, "shared access policies"),
-                access(*disable_device_sas, "device SAS"),
-                access(*disable_module_sas, "module SAS"),
+            Action::SetHubAccess { shared_access, device_sas, module_sas, .. } => [
+                access(*shared_access, "shared access policies"),
+                access(*device_sas, "device SAS"),
+                access(*module_sas, "module SAS"),
             ]
             .into_iter()
             .flatten()
@@ -136,78 +132,14 @@ pub enum Severity {
     Info,
 }
 
-/// Why a finding was raised; doubles as the status condition reason.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Reason {
-    /// A DPS links the hub by shared access policy.
-    DpsLinked,
-    /// The search for what reaches the hub by key could not be completed.
-    DpsCheckFailed,
-    /// A DPS links the hub with an identity that cannot register devices on it.
-    DpsIdentityLacksRole,
-    /// A Device Update instance uses the hub (it needs local authentication).
-    DeviceUpdateLinked,
-    /// Azure Policy refused the write.
-    PolicyDenied,
-    /// Azure holds something else than was written (a Modify policy).
-    OverriddenByPolicy,
-    /// Deny was written, then a dependent appeared: shared access was allowed again.
-    DenyReverted,
-    /// Nobody would keep access to the hub's service APIs.
-    WouldLockOut,
-    /// The hub does not exist (or cannot be read).
-    HubNotFound,
-    /// Another custom role already has this name in the tenant.
-    RoleNameTaken,
-    /// The role grants more than IoT Hub data access (or cannot be read to tell).
-    RoleNotGrantable,
-    /// Outside the scopes the operator may manage (`--allowed-scope`).
-    ScopeNotAllowed,
-    /// A role definition cannot be deleted while assignments use it.
-    RoleDefinitionHasAssignments,
-    /// The assignment is broader than the hub.
-    BroaderScopeThanHub,
-    /// The principal can read every SAS key through listkeys.
-    PrincipalHoldsListKeys,
-    /// An equal assignment existed under another name and satisfies the spec.
-    AdoptedExisting,
-    /// Left in Azure because of `deletionPolicy: Orphan`.
-    Orphaned,
-    /// Left in Azure for another resource that wants the same grant.
-    HandedOver,
-    /// Made for a resource that no longer exists; this one now owns it.
-    TakenOver,
-}
-
-impl Reason {
+impl Severity {
+    /// As shown in plans: a blocker is a refused change.
     pub fn as_str(self) -> &'static str {
         match self {
-            Reason::DpsLinked => "DpsLinked",
-            Reason::DpsCheckFailed => "DpsCheckFailed",
-            Reason::DpsIdentityLacksRole => "DpsIdentityLacksRole",
-            Reason::DeviceUpdateLinked => "DeviceUpdateLinked",
-            Reason::PolicyDenied => "PolicyDenied",
-            Reason::OverriddenByPolicy => "OverriddenByPolicy",
-            Reason::DenyReverted => "DenyReverted",
-            Reason::WouldLockOut => "WouldLockOut",
-            Reason::HubNotFound => "HubNotFound",
-            Reason::RoleNameTaken => "RoleNameTaken",
-            Reason::RoleNotGrantable => "RoleNotGrantable",
-            Reason::ScopeNotAllowed => "ScopeNotAllowed",
-            Reason::RoleDefinitionHasAssignments => "RoleDefinitionHasAssignments",
-            Reason::BroaderScopeThanHub => "BroaderScopeThanHub",
-            Reason::PrincipalHoldsListKeys => "PrincipalHoldsListKeys",
-            Reason::AdoptedExisting => "AdoptedExisting",
-            Reason::Orphaned => "Orphaned",
-            Reason::HandedOver => "HandedOver",
-            Reason::TakenOver => "TakenOver",
+            Severity::Blocker => "Refused",
+            Severity::Warning => "Warning",
+            Severity::Info => "Info",
         }
-    }
-}
-
-impl fmt::Display for Reason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

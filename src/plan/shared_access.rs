@@ -11,6 +11,7 @@
 //! searched; a DPS in another tenant can link the hub unnoticed.
 
 use super::{Action, Finding, Plan, Reason, RoleCatalog, Severity};
+use crate::crd::Access;
 use crate::desire::DesiredSharedAccess;
 use crate::domain::{
     Dependents, DependentsObservation, LinkAuth, ObservedAssignment, ObservedDps, ObservedHub, roles::BuiltInRole,
@@ -238,28 +239,23 @@ pub fn plan(input: &SharedAccessInput<'_>) -> Plan {
         );
     };
     let mut findings = Vec::new();
-    let mut disable_local_auth = None;
-    if d.disable_local_auth && !hub.disable_local_auth {
+    let mut shared_access = None;
+    if d.shared_access == Access::Deny && hub.shared_access == Access::Allow {
         findings = deny_blockers(hub, input.dependents, input.hub_assignments, input.roles);
         if findings.is_empty() {
-            disable_local_auth = Some(true);
+            shared_access = Some(Access::Deny);
         }
-    } else if !d.disable_local_auth && hub.disable_local_auth {
-        disable_local_auth = Some(false);
-    } else if d.disable_local_auth {
+    } else if d.shared_access == Access::Allow && hub.shared_access == Access::Deny {
+        shared_access = Some(Access::Allow);
+    } else if d.shared_access == Access::Deny {
         findings = dependency_blockers(hub, input.dependents, input.hub_assignments, input.roles, true);
     }
-    let differs = |want: Option<bool>, have: bool| want.filter(|w| *w != have);
-    let disable_device_sas = differs(d.disable_device_sas, hub.disable_device_sas);
-    let disable_module_sas = differs(d.disable_module_sas, hub.disable_module_sas);
+    let differs = |want: Option<Access>, have: Access| want.filter(|w| *w != have);
+    let device_sas = differs(d.device_sas, hub.device_sas);
+    let module_sas = differs(d.module_sas, hub.module_sas);
     let mut actions = Vec::new();
-    if disable_local_auth.is_some() || disable_device_sas.is_some() || disable_module_sas.is_some() {
-        actions.push(Action::SetHubAccess {
-            hub: hub.id.clone(),
-            disable_local_auth,
-            disable_device_sas,
-            disable_module_sas,
-        });
+    if shared_access.is_some() || device_sas.is_some() || module_sas.is_some() {
+        actions.push(Action::SetHubAccess { hub: hub.id.clone(), shared_access, device_sas, module_sas });
     }
     Plan::new(actions, findings)
 }

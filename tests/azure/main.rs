@@ -12,7 +12,7 @@ use iothub_access_emulator::{Bucket, Faults, ReplicationDelay, ThrottleConfig};
 use iothub_access_operator::azure::{
     AssignmentFilter, Azure, AzureError, CreateOutcome, HubAccessChange, NewRoleAssignment, RoleDefinitionFilter,
 };
-use iothub_access_operator::crd::PrincipalType;
+use iothub_access_operator::crd::{Access, PrincipalType};
 use iothub_access_operator::domain::{
     Cloud, DependentsObservation, HubId, LinkAuth, Permission, RoleAssignmentId, RoleDefinition, RoleType, Scope,
     naming,
@@ -151,12 +151,12 @@ async fn hub_access_changes_go_through_if_match_and_the_long_running_operation()
     let emu = emulator(DEMO_SEED, |c| c.lro_running_polls = 2).await;
     let c = client(&emu);
     let before = c.get_hub(&hub(FLEET_HUB)).await.unwrap().expect("hub");
-    assert!(!before.disable_local_auth);
+    assert_eq!(before.shared_access, Access::Allow);
     assert_eq!(before.host_names, vec!["contoso-fleet-hub.azure-devices.net".to_string()]);
     let change =
-        HubAccessChange { disable_local_auth: Some(true), disable_device_sas: None, disable_module_sas: Some(true) };
+        HubAccessChange { shared_access: Some(Access::Deny), device_sas: None, module_sas: Some(Access::Deny) };
     let after = c.set_hub_access(&hub(FLEET_HUB), &change).await.unwrap();
-    assert!(after.disable_local_auth && after.disable_module_sas && !after.disable_device_sas);
+    assert_eq!((after.shared_access, after.module_sas, after.device_sas), (Access::Deny, Access::Deny, Access::Allow));
     assert_ne!(after.etag, before.etag, "every write changes the etag");
     let stats = emu.stats();
     assert_eq!(stats.count_status("iotHubs.operationResult", 200), 3, "polled Running twice, then Succeeded");
@@ -180,12 +180,16 @@ async fn a_stale_etag_is_re_read_and_retried_keeping_the_other_writer_s_change()
             emu.with_state(|s| s.hub_mut(SUB, RG, FLEET_HUB).expect("hub").set_disable_device_sas(true));
         })
     };
-    let change = HubAccessChange { disable_local_auth: Some(true), ..HubAccessChange::default() };
+    let change = HubAccessChange { shared_access: Some(Access::Deny), ..HubAccessChange::default() };
     let after = c.set_hub_access(&hub(FLEET_HUB), &change).await.unwrap();
     tamper.await.unwrap();
     assert_eq!(emu.stats().count_status("iotHubs.put", 412), 1, "the stale etag was refused once");
-    assert!(after.disable_local_auth);
-    assert!(after.disable_device_sas, "the re-read kept the other writer's change (PUT replaces the whole hub)");
+    assert_eq!(after.shared_access, Access::Deny);
+    assert_eq!(
+        after.device_sas,
+        Access::Deny,
+        "the re-read kept the other writer's change (PUT replaces the whole hub)"
+    );
 }
 
 #[tokio::test]
@@ -465,10 +469,10 @@ async fn hub_writes_send_no_read_only_property_keep_the_rest_and_survive_the_sho
     .await;
     let c = client(&emu);
     let tags_before = emu.snapshot().hubs.into_iter().find(|x| x.name == FLEET_HUB).unwrap().tags;
-    let change = HubAccessChange { disable_local_auth: Some(true), ..HubAccessChange::default() };
+    let change = HubAccessChange { shared_access: Some(Access::Deny), ..HubAccessChange::default() };
     let after =
         c.set_hub_access(&hub(FLEET_HUB), &change).await.expect("a 404 right after the change is not a deleted hub");
-    assert!(after.disable_local_auth);
+    assert_eq!(after.shared_access, Access::Deny);
     let stats = emu.stats();
     assert!(stats.read_only_sent.is_empty(), "read-only properties sent: {:?}", stats.read_only_sent);
     assert!(stats.count_status("iotHubs.get", 404) >= 1, "the window was met: {:?}", stats.requests);

@@ -119,8 +119,10 @@ async fn attack_no_write_leaves_the_namespace_scopes_whatever_was_planned() {
     let err = azure.create_role_assignment(&outside).await.expect_err("outside the namespace's scopes");
     assert!(err.to_string().contains("guardrail"), "{err}");
     let hub = iothub_access_operator::domain::HubId::new(SUB, RG, FACTORY_HUB);
-    let change =
-        iothub_access_operator::azure::HubAccessChange { disable_local_auth: Some(true), ..Default::default() };
+    let change = iothub_access_operator::azure::HubAccessChange {
+        shared_access: Some(iothub_access_operator::crd::Access::Deny),
+        ..Default::default()
+    };
     assert!(azure.set_hub_access(&hub, &change).await.is_err());
     assert_eq!(h.emu.stats().total(), 0, "nothing reached Azure");
     // Inside the namespace's scopes the same client writes.

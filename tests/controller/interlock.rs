@@ -150,7 +150,7 @@ impl Azure for LinkDuringDeny {
         self.inner.get_hub(hub).await
     }
     async fn set_hub_access(&self, hub: &HubId, change: &HubAccessChange) -> Result<ObservedHub, AzureError> {
-        if change.disable_local_auth == Some(true) && !self.done.swap(true, Ordering::SeqCst) {
+        if change.shared_access == Some(Access::Deny) && !self.done.swap(true, Ordering::SeqCst) {
             link_fleet_by_key(&self.emu);
         }
         self.inner.set_hub_access(hub, change).await
@@ -300,5 +300,5 @@ async fn a_modify_policy_that_overrides_the_write_is_reported_never_ready() {
     let st = status(&h, "fleet");
     assert_eq!(h.ready(&st.conditions), ("False".into(), "OverriddenByPolicy".into()));
     assert_eq!(st.shared_access_policies, Some(Access::Deny), "status says what Azure holds");
-    assert!(h.api.events().iter().any(|(r, n)| r == "OverriddenByPolicy" && n.contains("disableLocalAuth=true")));
+    assert!(h.api.events().iter().any(|(r, n)| r == "OverriddenByPolicy" && n.contains("shared access policies Deny (written: Allow)")));
 }

@@ -60,8 +60,8 @@ fn shared_access_deny_disables_local_auth_and_leaves_device_and_module_sas_unles
         module_sas: None,
     };
     let d = desire::desire_shared_access(&spec(None)).unwrap();
-    assert_eq!((d.disable_local_auth, d.disable_device_sas, d.disable_module_sas), (true, None, None));
+    assert_eq!((d.shared_access, d.device_sas, d.module_sas), (Access::Deny, None, None));
     assert_eq!(d.hub, hub_id());
     let d = desire::desire_shared_access(&spec(Some(Access::Allow))).unwrap();
-    assert_eq!(d.disable_device_sas, Some(false));
+    assert_eq!(d.device_sas, Some(Access::Allow));
 }

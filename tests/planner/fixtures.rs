@@ -95,9 +95,9 @@ pub fn hub(disable_local_auth: bool) -> ObservedHub {
         id: hub_id(),
         host_names: vec![format!("{HUB}.azure-devices.net")],
         location: "westeurope".into(),
-        disable_local_auth,
-        disable_device_sas: false,
-        disable_module_sas: false,
+        shared_access: iothub_access_operator::crd::Access::from_disabled(disable_local_auth),
+        device_sas: iothub_access_operator::crd::Access::Allow,
+        module_sas: iothub_access_operator::crd::Access::Allow,
         etag: Some("\"AAAAAAFD6M4=\"".into()),
     }
 }

@@ -73,12 +73,7 @@ fn run(
 }
 
 fn deny_action() -> Action {
-    Action::SetHubAccess {
-        hub: hub_id(),
-        disable_local_auth: Some(true),
-        disable_device_sas: None,
-        disable_module_sas: None,
-    }
+    Action::SetHubAccess { hub: hub_id(), shared_access: Some(Access::Deny), device_sas: None, module_sas: None }
 }
 
 #[test]
@@ -284,9 +279,9 @@ fn allow_is_never_blocked() {
         p.actions,
         vec![Action::SetHubAccess {
             hub: hub_id(),
-            disable_local_auth: Some(false),
-            disable_device_sas: None,
-            disable_module_sas: None
+            shared_access: Some(Access::Allow),
+            device_sas: None,
+            module_sas: None
         }]
     );
     assert_eq!(p.findings, vec![]);
@@ -295,7 +290,7 @@ fn allow_is_never_blocked() {
 #[test]
 fn device_and_module_sas_change_only_when_set_and_different() {
     let mut h = hub(false);
-    h.disable_module_sas = true;
+    h.module_sas = Access::Deny;
     let d = desire::desire_shared_access(&IotHubSharedAccessSpec {
         hub: hub_ref(),
         shared_access_policies: Access::Allow,
@@ -308,9 +303,9 @@ fn device_and_module_sas_change_only_when_set_and_different() {
         p.actions,
         vec![Action::SetHubAccess {
             hub: hub_id(),
-            disable_local_auth: None,
-            disable_device_sas: Some(true),
-            disable_module_sas: None
+            shared_access: None,
+            device_sas: Some(Access::Deny),
+            module_sas: None
         }]
     );
 }
