@@ -30,7 +30,7 @@ use kube::{Api, ResourceExt};
 use tracing::Instrument;
 
 use super::status::{self, Conditioned as _, READY};
-use super::{Context, Kind, ReconcileError, done, key_of, reconcile_mode};
+use super::{Context, Kind, ReconcileError, Step, done, key_of, reconcile_mode};
 use crate::apply::{self, Applied, Outcome};
 use crate::azure::AzureError;
 use crate::crd::ReconcileMode;
@@ -157,11 +157,13 @@ pub async fn reconcile<K: Steps>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Reque
     })
     .instrument(span)
     .await;
-    ctx.metrics.reconciled(K::KIND, if result.is_ok() { "ok" } else { "error" }, started.elapsed());
-    result.map_err(|e| match e {
+    let result = result.map_err(|e| match e {
         kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
         other => ReconcileError::Finalizer(other.to_string()),
-    })
+    });
+    let outcome = result.as_ref().map_or_else(|e| e.step(), |_| "ok");
+    ctx.metrics.reconciled(K::KIND, outcome, started.elapsed());
+    result
 }
 
 /// The steps, in order.
@@ -199,8 +201,9 @@ async fn run<K: Steps>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<Requeue, 
     // observe + plan
     let (plan, view) = match obj.plan(ctx, &desired, &st).await {
         Ok(p) => p,
-        Err(e) => {
-            let e = ReconcileError::from(e);
+        Err(source) => {
+            let subject = ids.first().cloned().unwrap_or_default();
+            let e = ReconcileError::At { step: Step::Observe, subject, source };
             finish(api, obj, ctx, st, false, e.reason(), &e.to_string()).await?;
             return Err(e);
         }
@@ -226,10 +229,13 @@ async fn run<K: Steps>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<Requeue, 
     // report
     let verdict = obj.applied(ctx, &mut st, &desired, &plan, &view, &applied).await;
     if let Some(e) = applied.iter().find_map(|a| match &a.outcome {
-        Outcome::Failed(e) if !K::absorbs(e) => Some(e.clone()),
+        Outcome::Failed(e) if !K::absorbs(e) => Some(ReconcileError::At {
+            step: Step::Apply,
+            subject: format!("{} {}", a.action.verb(), a.action.target()),
+            source: e.clone(),
+        }),
         _ => None,
     }) {
-        let e = ReconcileError::from(e);
         finish(api, obj, ctx, st, false, e.reason(), &e.to_string()).await?;
         return Err(e);
     }
@@ -261,10 +267,14 @@ pub async fn cleanup_apply<K: Kind>(obj: &K, ctx: &Context, plan: &Plan) -> Resu
     let applied = apply::apply(ctx.azure_for(&ns), plan, ctx.settings.write_concurrency).await;
     ctx.report_writes(obj, K::KIND, &applied).await;
     if let Some(e) = applied.into_iter().find_map(|a| match a.outcome {
-        Outcome::Failed(e) => Some(e),
+        Outcome::Failed(source) => Some(ReconcileError::At {
+            step: Step::Cleanup,
+            subject: format!("{} {}", a.action.verb(), a.action.target()),
+            source,
+        }),
         _ => None,
     }) {
-        return Err(e.into());
+        return Err(e);
     }
     ctx.metrics.forget(K::KIND, &key_of(obj));
     Ok(Requeue::await_change())

@@ -272,11 +272,32 @@ impl Context {
     }
 }
 
+/// A step of the reconcile pipeline (see `driver`), as errors and metrics name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    Observe,
+    Apply,
+    Cleanup,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Observe => "observe",
+            Step::Apply => "apply",
+            Step::Cleanup => "cleanup",
+        }
+    }
+}
+
 /// Why a reconcile failed (it is retried).
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     #[error("Azure: {0}")]
     Azure(#[from] AzureError),
+    /// An Azure call failed in `step`, on `subject` (an operation and its ARM id).
+    #[error("{} {subject}: {source}", step.as_str())]
+    At { step: Step, subject: String, source: AzureError },
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
     /// A deletion is refused for now (e.g. a custom role still in use); retried calmly.
@@ -294,12 +315,35 @@ pub enum ReconcileError {
 
 impl ReconcileError {
     /// The `Ready` reason for this failure.
-    pub fn reason(&self) -> Reason {
+    /// The Azure failure behind this error, if any.
+    pub fn azure(&self) -> Option<&AzureError> {
         match self {
-            ReconcileError::Azure(AzureError::Throttled { .. }) => Reason::Throttled,
-            ReconcileError::Azure(AzureError::PrincipalNotFound { .. }) => Reason::PrincipalNotFound,
-            ReconcileError::Azure(AzureError::PolicyDenied { .. }) => Reason::PolicyDenied,
-            ReconcileError::Azure(_) => Reason::AzureError,
+            ReconcileError::Azure(e) | ReconcileError::At { source: e, .. } => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The step that failed, as a bounded metric label.
+    pub fn step(&self) -> &'static str {
+        match self {
+            ReconcileError::At { step, .. } => step.as_str(),
+            ReconcileError::Azure(_) => "azure",
+            ReconcileError::Kube(_) | ReconcileError::Finalizer(_) | ReconcileError::NotSynced => "kubernetes",
+            ReconcileError::Refused(_) => "refused",
+            ReconcileError::ScopesUnknown(_) => "guard",
+        }
+    }
+
+    pub fn reason(&self) -> Reason {
+        match self.azure() {
+            Some(AzureError::Throttled { .. }) => return Reason::Throttled,
+            Some(AzureError::PrincipalNotFound { .. }) => return Reason::PrincipalNotFound,
+            Some(AzureError::PolicyDenied { .. }) => return Reason::PolicyDenied,
+            Some(_) => return Reason::AzureError,
+            None => {}
+        }
+        match self {
+            ReconcileError::Azure(_) | ReconcileError::At { .. } => Reason::AzureError,
             ReconcileError::Kube(_) | ReconcileError::Finalizer(_) => Reason::KubernetesError,
             ReconcileError::Refused(_) => Reason::InUse,
             ReconcileError::ScopesUnknown(_) => Reason::ScopesUnknown,
@@ -433,12 +477,12 @@ pub fn key_of<K: ResourceExt>(obj: &K) -> String {
 pub fn error_policy<K: ResourceExt>(obj: Arc<K>, error: &ReconcileError, ctx: Arc<Context>) -> Requeue {
     let key = key_of(obj.as_ref());
     let n = ctx.failed(&key);
-    let wait = match error {
-        ReconcileError::Azure(AzureError::Throttled { retry_after, .. }) => *retry_after + ctx.backoff(1) / 10,
-        ReconcileError::Refused(_) => Duration::from_secs(30).max(ctx.backoff(n)),
+    let wait = match (error, error.azure()) {
+        (_, Some(AzureError::Throttled { retry_after, .. })) => *retry_after + ctx.backoff(1) / 10,
+        (ReconcileError::Refused(_), _) => Duration::from_secs(30).max(ctx.backoff(n)),
         _ => ctx.backoff(n),
     };
-    tracing::warn!(resource = %key, error = %error, retry_in = ?wait, "reconcile failed");
+    tracing::warn!(resource = %key, step = error.step(), error = %error, retry_in = ?wait, "reconcile failed");
     Requeue::requeue(wait)
 }
 

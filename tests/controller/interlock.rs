@@ -300,5 +300,10 @@ async fn a_modify_policy_that_overrides_the_write_is_reported_never_ready() {
     let st = status(&h, "fleet");
     assert_eq!(h.ready(&st.conditions), ("False".into(), "OverriddenByPolicy".into()));
     assert_eq!(st.shared_access_policies, Some(Access::Deny), "status says what Azure holds");
-    assert!(h.api.events().iter().any(|(r, n)| r == "OverriddenByPolicy" && n.contains("shared access policies Deny (written: Allow)")));
+    assert!(
+        h.api
+            .events()
+            .iter()
+            .any(|(r, n)| r == "OverriddenByPolicy" && n.contains("shared access policies Deny (written: Allow)"))
+    );
 }

@@ -162,6 +162,22 @@ impl H {
             .collect()
     }
 
+    /// The Kubernetes API requests made since `from`, as `METHOD path` with the namespace and the
+    /// API prefix cut off (e.g. `PATCH iothubroleassignments/telemetry/status`).
+    fn requests_since(&self, from: usize) -> Vec<String> {
+        self.api.0.lock().unwrap().requests[from..]
+            .iter()
+            .map(|r| {
+                let tail = r.path.split(&format!("/namespaces/{NS}/")).nth(1).unwrap_or(&r.path);
+                format!("{} {tail}", r.method)
+            })
+            .collect()
+    }
+
+    fn requests_made(&self) -> usize {
+        self.api.0.lock().unwrap().requests.len()
+    }
+
     fn ready(&self, conds: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> (String, String) {
         conds.iter().find(|c| c.type_ == "Ready").map(|c| (c.status.clone(), c.reason.clone())).unwrap_or_default()
     }
@@ -249,6 +265,66 @@ async fn create_then_steady_state_writes_nothing_and_leaves_status_alone() {
     h.ra("telemetry").await.expect("reconciles");
     assert_eq!(h.emu.stats().writes(), writes, "steady state writes nothing to Azure");
     assert_eq!(h.api.status_writes(), status_writes, "equal status is not rewritten");
+}
+
+/// The driver's steps as the API server sees them, in order: a new resource gets its finalizer,
+/// then `Reconciling` before Azure is touched, then one Event per Azure write, then the verdict;
+/// a resync of a resource that is in sync makes no request at all.
+#[tokio::test]
+async fn each_reconcile_makes_exactly_these_api_requests_in_this_order() {
+    let a = allowed();
+    let h = H::new(&allowed_refs(&a), None).await;
+    h.api.put(&assignment_yaml("telemetry", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER));
+    let from = h.requests_made();
+    let azure_before = h.emu.stats().writes();
+    for _ in 0..2 {
+        h.sync();
+        role_assignment::reconcile(Arc::new(h.ra_obj("telemetry")), h.ctx.clone()).await.expect("reconciles");
+    }
+    assert_eq!(
+        h.requests_since(from),
+        [
+            "PATCH iothubroleassignments/telemetry",
+            "PATCH iothubroleassignments/telemetry/status",
+            "POST events",
+            "PATCH iothubroleassignments/telemetry/status",
+        ],
+        "finalizer, Reconciling, the write's Event, Ready"
+    );
+    assert_eq!(h.emu.stats().writes() - azure_before, 1, "one Azure write");
+    let from = h.requests_made();
+    h.ctx.observer.rotate();
+    h.sync();
+    role_assignment::reconcile(Arc::new(h.ra_obj("telemetry")), h.ctx.clone()).await.expect("reconciles");
+    assert_eq!(h.requests_since(from), Vec::<String>::new(), "in sync: not one request");
+}
+
+/// A failure names the step and what it was doing, in status, the log and the metric.
+#[tokio::test]
+async fn a_failed_write_names_its_step_operation_and_azure_id() {
+    let a = allowed();
+    let h = H::new(&allowed_refs(&a), None).await;
+    h.emu.set_faults(iothub_access_emulator::Faults {
+        error_rate: 1.0,
+        only_operations: Some(vec!["roleAssignments.create".into()]),
+        ..Default::default()
+    });
+    h.api.put(&assignment_yaml("telemetry", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER));
+    let err = h.ra("telemetry").await.expect_err("the write fails");
+    assert_eq!(err.step(), "apply");
+    let st = h.ra_obj("telemetry").status.unwrap();
+    let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(ready.reason, "AzureError");
+    let subject = format!(
+        "apply CreateRoleAssignment {}/providers/Microsoft.Authorization/roleAssignments/",
+        hub_scope(FACTORY_HUB)
+    );
+    assert!(ready.message.starts_with(&subject), "{}", ready.message);
+    let metrics = h.ctx.metrics.encode();
+    assert!(
+        metrics.contains(r#"iothub_access_reconciles_total{kind="IotHubRoleAssignment",outcome="apply"}"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
