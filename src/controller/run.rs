@@ -30,21 +30,20 @@ use crate::telemetry::{self, Health, LogFormat, Metrics};
 /// 30 s termination grace).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
-/// Parse `600`, `600s`, `10m`, `1h`.
+/// Parse a flag duration: `600s`, `10m`, `1h`, `1500ms` (a unit is required).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, ""), |i| s.split_at(i));
-    let n: u64 = num.parse().map_err(|_| format!("'{s}' is not a duration such as 600s, 10m or 1h"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("'{s}': unknown unit '{unit}' (use s, m or h)")),
-    };
-    if secs == 0 {
+    // One duration syntax for the whole project (the emulator's, for faults and seeds), with a
+    // unit required: a bare number would read as milliseconds there and seconds to a person.
+    let t = s.trim();
+    if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return Err(format!("'{t}': add a unit, e.g. {t}s, 10m or 1h"));
+    }
+    let d = iothub_access_emulator::parse_duration(t)
+        .map_err(|e| format!("'{t}' is not a duration such as 600s, 10m or 1h ({e})"))?;
+    if d.is_zero() {
         return Err("must be more than zero".into());
     }
-    Ok(Duration::from_secs(secs))
+    Ok(d)
 }
 
 /// Flags of `run`.
@@ -386,12 +385,13 @@ mod tests {
 
     #[test]
     fn resync_intervals_read_like_kubectl_durations() {
-        assert_eq!(parse_duration("600"), Ok(Duration::from_secs(600)));
+        assert!(parse_duration("600").unwrap_err().contains("add a unit"));
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("45s"), Ok(Duration::from_secs(45)));
         assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
         assert!(parse_duration("0s").unwrap_err().contains("more than zero"));
-        assert!(parse_duration("10d").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("10d").unwrap_err().contains("unknown duration unit"));
         assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
     }
 }
