@@ -82,11 +82,8 @@ impl Summary {
                 (_, Err(_)) => s.errors += 1,
                 (_, Ok(plan)) => {
                     s.changes += plan.actions.len();
-                    let blocked = plan.blockers().count();
-                    s.refused += blocked;
-                    if plan.actions.is_empty() && blocked == 0 {
-                        s.in_sync += 1;
-                    }
+                    s.refused += plan.blockers().count();
+                    s.in_sync += usize::from(plan.in_sync());
                 }
             }
         }

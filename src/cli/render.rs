@@ -46,7 +46,7 @@ pub fn write_table(planned: &[Planned], out: &mut dyn Write) -> std::io::Result<
                 detail.push(vec![]);
             }
             Ok(plan) => {
-                if plan.actions.is_empty() && plan.blockers().count() == 0 {
+                if plan.in_sync() {
                     rows.push([p.object.clone(), mode.clone(), "InSync".into(), "Azure matches the spec".into()]);
                     detail.push(vec![]);
                 }

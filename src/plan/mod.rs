@@ -194,6 +194,11 @@ impl Plan {
         self.actions.is_empty()
     }
 
+    /// Azure matches: nothing to write and nothing refused (what every front end calls in sync).
+    pub fn in_sync(&self) -> bool {
+        self.actions.is_empty() && self.blockers().next().is_none()
+    }
+
     pub fn blockers(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(|f| f.severity == Severity::Blocker)
     }
