@@ -295,6 +295,8 @@ fn default_runs_two_replicas_with_leader_election() {
     assert_eq!(flag_values(&args, "--leader-election-id"), [NAME]);
     assert_eq!(flag_values(&args, "--log-format"), ["json"]);
     assert_eq!(flag_values(&args, "--resync-interval"), ["10m"]);
+    assert_eq!(flag_values(&args, "--interlock-recheck"), ["30s"]);
+    assert!(flag_values(&args, "--dps-api-version").is_empty(), "picked at run time unless pinned");
     for var in ["POD_NAME", "POD_NAMESPACE"] {
         let env = env_var(&r, var).unwrap_or_else(|| panic!("{var} is set"));
         assert!(env["valueFrom"]["fieldRef"]["fieldPath"].is_string(), "{var} from the downward API");
@@ -424,6 +426,8 @@ fn other_values_reach_the_deployment() {
             "image": { "tag": "0.2.0-rc.1", "pullPolicy": "Always" },
             "logFormat": "text",
             "resyncInterval": "90s",
+            "interlockRecheck": "1m",
+            "azure": { "dpsApiVersion": "2026-08-01", "iothubApiVersion": "2023-06-30" },
             "watchNamespace": "iot",
             "extraArgs": ["--reconcile-concurrency", "4"],
             "extraEnv": [{ "name": "RUST_LOG", "value": "debug" }],
@@ -441,6 +445,9 @@ fn other_values_reach_the_deployment() {
     let args = args(&r);
     assert_eq!(flag_values(&args, "--log-format"), ["text"]);
     assert_eq!(flag_values(&args, "--resync-interval"), ["90s"]);
+    assert_eq!(flag_values(&args, "--interlock-recheck"), ["1m"]);
+    assert_eq!(flag_values(&args, "--dps-api-version"), ["2026-08-01"]);
+    assert_eq!(flag_values(&args, "--iothub-api-version"), ["2023-06-30"]);
     assert_eq!(flag_values(&args, "--watch-namespace"), ["iot"]);
     assert_eq!(flag_values(&args, "--reconcile-concurrency"), ["4"]);
     assert_eq!(env_var(&r, "RUST_LOG").expect("RUST_LOG")["value"], "debug");
@@ -472,6 +479,8 @@ fn values_schema_rejects_wrong_values_at_render_time() {
         (json!({ "azure": { "workloadIdentity": { "enabled": "yes" } } }), "/azure/workloadIdentity/enabled"),
         (json!({ "logFormat": "xml" }), "/logFormat"),
         (json!({ "resyncInterval": "10 minutes" }), "/resyncInterval"),
+        (json!({ "interlockRecheck": "30" }), "/interlockRecheck"),
+        (json!({ "azure": { "dpsApiVersion": "latest" } }), "/azure/dpsApiVersion"),
         (json!({ "metrics": { "serviceMonitor": { "enabled": "true" } } }), "/metrics/serviceMonitor/enabled"),
     ];
     for (values, path) in cases {
