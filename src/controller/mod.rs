@@ -44,28 +44,35 @@ use guardrail::Guardrail;
 pub struct ObserverCache {
     azure: Arc<dyn Azure>,
     ttl: Duration,
+    dependents_max_age: Duration,
     current: Mutex<(Instant, Arc<Observer>)>,
 }
 
 impl ObserverCache {
-    pub fn new(azure: Arc<dyn Azure>, ttl: Duration) -> ObserverCache {
-        let obs = Arc::new(Observer::new(azure.clone()));
-        ObserverCache { azure, ttl, current: Mutex::new((Instant::now(), obs)) }
+    /// `ttl`: the resync period; `dependents_max_age`: how long the search for what depends on
+    /// hubs' shared access is reused (the interlock re-check).
+    pub fn new(azure: Arc<dyn Azure>, ttl: Duration, dependents_max_age: Duration) -> ObserverCache {
+        let obs = Arc::new(Observer::new(azure.clone()).with_dependents_max_age(dependents_max_age));
+        ObserverCache { azure, ttl, dependents_max_age, current: Mutex::new((Instant::now(), obs)) }
     }
 
     /// The current generation (a new one once the old is older than the resync period).
     pub fn get(&self) -> Arc<Observer> {
         let mut cur = self.current.lock().unwrap_or_else(|e| e.into_inner());
         if cur.0.elapsed() >= self.ttl {
-            *cur = (Instant::now(), Arc::new(Observer::new(self.azure.clone())));
+            *cur = (Instant::now(), Arc::new(self.fresh()));
         }
         cur.1.clone()
+    }
+
+    fn fresh(&self) -> Observer {
+        Observer::new(self.azure.clone()).with_dependents_max_age(self.dependents_max_age)
     }
 
     /// Start a new generation now (the resync trigger).
     pub fn rotate(&self) {
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
-            (Instant::now(), Arc::new(Observer::new(self.azure.clone())));
+            (Instant::now(), Arc::new(self.fresh()));
     }
 }
 
@@ -139,7 +146,7 @@ impl Context {
     ) -> Context {
         Context {
             client,
-            observer: ObserverCache::new(azure.clone(), settings.resync_interval),
+            observer: ObserverCache::new(azure.clone(), settings.resync_interval, settings.interlock_recheck),
             azure,
             guardrail,
             namespace_scopes,
