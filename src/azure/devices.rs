@@ -19,8 +19,9 @@ use super::{AzureError, HubAccessChange};
 use crate::crd::Access;
 use crate::domain::{HubId, ObservedDeviceUpdate, ObservedDps, ObservedHub};
 
-/// A provider registration as read: registered or not, and each resource type's api-versions
-/// (lower-case type). `None`: it could not be read (the defaults apply, lists are still tried).
+/// A provider registration as read: `registered` is `Some(false)` only when the provider is not
+/// registered (no resource of it can exist), `None` when unknown; and each resource type's
+/// api-versions (lower-case type). Unreadable: the defaults apply and the lists are still tried.
 #[derive(Clone, Debug, Default)]
 pub struct ApiVersions {
     pub registered: Option<bool>,
@@ -44,9 +45,11 @@ impl ArmClient {
             let url = self.url(&format!("/subscriptions/{sub}/providers/{namespace}"), PROVIDERS_API_VERSION)?;
             let raw = self.retry(|| self.call("Providers_Get", reqwest::Method::GET, url.clone(), None, None)).await?;
             let p: Provider = wire::parse(&format!("provider {namespace} of subscription {sub}"), &raw.body)?;
-            let v: serde_json::Value = serde_json::from_slice(&raw.body).unwrap_or_default();
-            let state =
-                v.get("registrationState").and_then(|s| s.as_str()).map(|s| s.eq_ignore_ascii_case("Registered"));
+            // Only a provider that is not registered at all proves no resource of it exists.
+            let state = p
+                .registration_state
+                .as_deref()
+                .map(|s| !(s.eq_ignore_ascii_case("NotRegistered") || s.eq_ignore_ascii_case("Unregistered")));
             let by_type = p
                 .resource_types
                 .iter()

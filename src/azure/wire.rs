@@ -291,6 +291,8 @@ pub struct Subscription {
 /// `Provider` (Providers - Get).
 #[derive(Debug, Deserialize)]
 pub struct Provider {
+    #[serde(rename = "registrationState", default)]
+    pub registration_state: Option<String>,
     #[serde(rename = "resourceTypes", default)]
     pub resource_types: Vec<ProviderResourceType>,
 }

@@ -71,8 +71,7 @@ impl ObserverCache {
 
     /// Start a new generation now (the resync trigger).
     pub fn rotate(&self) {
-        *self.current.lock().unwrap_or_else(|e| e.into_inner()) =
-            (Instant::now(), Arc::new(self.fresh()));
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), Arc::new(self.fresh()));
     }
 }
 
