@@ -32,6 +32,9 @@ pub enum Outcome {
     Reverted(Vec<Finding>),
     /// Written, but Azure holds something else (what it holds, e.g. a Modify policy's doing).
     Overridden(String),
+    /// Deny was written, but the check after it could not be completed (fail closed: reported,
+    /// not Ready, checked again soon).
+    Unverified(Vec<Finding>),
     /// Not attempted because an earlier phase failed.
     Skipped,
 }

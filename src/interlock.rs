@@ -45,6 +45,9 @@ pub fn held(change: &HubAccessChange, after: &ObservedHub) -> Outcome {
 
 /// Deny shared access on `hub` under the interlock. Returns the outcome and, when the write was
 /// made, the window (fresh read started -> write finished).
+///
+/// Only a Deny this call wrote is ever put back: a hub that is already denied when read fresh
+/// (by someone else, or a policy) gets the rest of the change only, and is never re-allowed here.
 pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) -> (Outcome, Option<Duration>) {
     let started = Instant::now();
     let before = match engine::interlock_inputs(&Observer::new(azure.clone()), hub, true).await {
@@ -60,15 +63,28 @@ pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) 
             None,
         );
     };
-    if current.shared_access == Access::Allow {
-        let blockers = deny_blockers(&current, &before.dependents, &before.assignments, &before.roles);
-        if !blockers.is_empty() {
-            return (Outcome::Refused(blockers), None);
+    if current.shared_access == Access::Deny {
+        let rest = HubAccessChange { shared_access: None, ..*change };
+        if rest.device_sas.is_none() && rest.module_sas.is_none() {
+            return (Outcome::AlreadyDone, None);
         }
+        return match azure.set_hub_access(hub, &rest).await {
+            Ok(after) => (held(&rest, &after), None),
+            Err(e) => (Outcome::Failed(e), None),
+        };
+    }
+    let blockers = deny_blockers(&current, &before.dependents, &before.assignments, &before.roles);
+    if !blockers.is_empty() {
+        return (Outcome::Refused(blockers), None);
     }
     let after = match azure.set_hub_access(hub, change).await {
         Ok(h) => h,
-        Err(e) => return (Outcome::Failed(e), None),
+        // The PUT may have landed although its answer or its operation failed: look, and if
+        // Azure holds the Deny, the check after the write still runs.
+        Err(e) => match azure.get_hub(hub).await {
+            Ok(Some(h)) if h.shared_access == Access::Deny => h,
+            _ => return (Outcome::Failed(e), None),
+        },
     };
     let window = started.elapsed();
     tracing::info!(hub = %hub.name, window_ms = window.as_millis() as u64, "shared access denied; checking again what reaches the hub by key");
@@ -76,35 +92,48 @@ pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) 
         return (held(change, &after), Some(window));
     }
     let appeared = match engine::interlock_reads(&Observer::new(azure.clone()), after.clone(), true).await {
-        Ok(i) => dependency_blockers(&after, &i.dependents, &i.assignments, &i.roles, false)
-            .into_iter()
-            .filter(|f| f.reason != Reason::DpsCheckFailed)
-            .collect::<Vec<Finding>>(),
-        // The check after the write could not be completed: Deny stays; the next reconcile
-        // reports the resource not Ready until the search succeeds (the rule for denied hubs).
+        // What SAS itself breaks: a key link or a Device Update instance. (An identity link
+        // without a role fails with or without SAS; it is reported, not reverted for.)
+        Ok(i) => match &i.dependents {
+            crate::domain::DependentsObservation::Failed(why) => {
+                tracing::warn!(hub = %hub.name, error = %why, "the check after Deny could not be completed");
+                return (Outcome::Unverified(unverified(&after, why)), Some(window));
+            }
+            _ => dependency_blockers(&after, &i.dependents, &i.assignments, &i.roles, false)
+                .into_iter()
+                .filter(|f| matches!(f.reason, Reason::DpsLinked | Reason::DeviceUpdateLinked))
+                .collect::<Vec<Finding>>(),
+        },
         Err(e) => {
             tracing::warn!(hub = %hub.name, error = %e, "the check after Deny could not be completed");
-            vec![]
+            return (Outcome::Unverified(unverified(&after, &e.to_string())), Some(window));
         }
     };
     if appeared.is_empty() {
         return (held(change, &after), Some(window));
     }
     let undo = HubAccessChange { shared_access: Some(Access::Allow), ..HubAccessChange::default() };
+    let failed = |why: String| {
+        Outcome::Failed(AzureError::Transient {
+            message: format!(
+                "Deny was written on hub {}, then {} appeared; allowing shared access again failed: {why}",
+                hub.name,
+                appeared.iter().map(|f| f.reason.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        })
+    };
     match azure.set_hub_access(hub, &undo).await {
-        Ok(_) => {
+        Ok(h) if h.shared_access == Access::Allow => {
             tracing::warn!(hub = %hub.name, "a dependent appeared while Deny was written; shared access allowed again");
             (Outcome::Reverted(appeared), Some(window))
         }
-        Err(e) => (
-            Outcome::Failed(AzureError::Transient {
-                message: format!(
-                    "Deny was written on hub {}, then {} appeared; allowing shared access again failed: {e}",
-                    hub.name,
-                    appeared.iter().map(|f| f.reason.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-            }),
-            Some(window),
-        ),
+        Ok(_) => (failed("Azure still holds Deny after the write (a policy?)".into()), Some(window)),
+        Err(e) => (failed(e.to_string()), Some(window)),
     }
+}
+
+/// The blocker when the check after a Deny could not be completed.
+fn unverified(hub: &ObservedHub, why: &str) -> Vec<Finding> {
+    let failed = crate::domain::DependentsObservation::Failed(why.to_string());
+    dependency_blockers(hub, &failed, &[], &Vec::<crate::domain::RoleDefinition>::new(), true)
 }

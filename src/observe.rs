@@ -66,7 +66,8 @@ pub struct Observer {
     azure: Arc<dyn Azure>,
     assignments: Memo<(String, AssignmentFilter), Vec<ObservedAssignment>>,
     hubs: Memo<String, Option<ObservedHub>>,
-    dependents: Mutex<Option<(std::time::Instant, Shared<Dependents>)>>,
+    /// Dependents searches by the extra subscriptions they cover ("" for the listed ones).
+    dependents: Mutex<HashMap<String, (std::time::Instant, Shared<Dependents>)>>,
     dependents_max_age: std::time::Duration,
     definitions: Memo<Uuid, Option<RoleDefinition>>,
     named: Memo<(String, String), Vec<RoleDefinition>>,
@@ -78,7 +79,7 @@ impl Observer {
             azure,
             assignments: Memo::new(),
             hubs: Memo::new(),
-            dependents: Mutex::new(None),
+            dependents: Mutex::new(HashMap::new()),
             dependents_max_age: std::time::Duration::from_secs(30),
             definitions: Memo::new(),
             named: Memo::new(),
@@ -121,38 +122,61 @@ impl Observer {
 
     /// What depends on hubs' shared access, searched at most `dependents_max_age` ago (shared
     /// by every hub and asker), or why the search could not be completed (fail closed).
-    /// `also` names subscriptions to search even if the list leaves them out (the hub's own).
+    /// `also` names subscriptions to search even if the list leaves them out (the hub's own):
+    /// those are searched on their own (cached the same way) and added.
     pub async fn dependents(&self, also: &[&str]) -> DependentsObservation {
+        let azure = self.azure.clone();
+        let listed = match self.search_cached(String::new(), || search_dependents(azure, vec![])).await {
+            Ok(d) => d,
+            Err(e) => return DependentsObservation::Failed(e.to_string()),
+        };
+        let mut missing: Vec<String> =
+            also.iter().map(|s| s.to_ascii_lowercase()).filter(|s| !listed.subscriptions.contains(s)).collect();
+        if missing.is_empty() {
+            return DependentsObservation::Complete(listed);
+        }
+        missing.sort();
+        missing.dedup();
+        let azure = self.azure.clone();
+        let subs = missing.clone();
+        match self.search_cached(missing.join(","), || search_subscriptions(azure, subs)).await {
+            Ok(extra) => {
+                let mut all = listed;
+                all.subscriptions.extend(extra.subscriptions);
+                all.subscriptions.sort();
+                all.dps.extend(extra.dps);
+                all.device_update.extend(extra.device_update);
+                DependentsObservation::Complete(all)
+            }
+            Err(e) => DependentsObservation::Failed(e.to_string()),
+        }
+    }
+
+    /// A dependents search under `key`, reused for `dependents_max_age`; a failure is not kept.
+    async fn search_cached<F, Fut>(&self, key: String, search: F) -> Result<Dependents, AzureError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<Dependents, AzureError>>,
+    {
         let cell = {
-            let mut slot = self.dependents.lock().unwrap_or_else(|e| e.into_inner());
-            match slot.as_ref() {
+            let mut slots = self.dependents.lock().unwrap_or_else(|e| e.into_inner());
+            match slots.get(&key) {
                 Some((at, cell)) if at.elapsed() < self.dependents_max_age => cell.clone(),
                 _ => {
                     let cell: Shared<Dependents> = Arc::new(OnceCell::new());
-                    *slot = Some((std::time::Instant::now(), cell.clone()));
+                    slots.insert(key.clone(), (std::time::Instant::now(), cell.clone()));
                     cell
                 }
             }
         };
-        let azure = self.azure.clone();
-        let result = cell.get_or_init(|| search_dependents(azure, vec![])).await.clone();
-        let result = match result {
-            // A subscription the list did not include: searched on its own (not shared).
-            Ok(d) if also.iter().any(|s| !d.subscriptions.contains(&s.to_ascii_lowercase())) => {
-                search_dependents(self.azure.clone(), also.iter().map(|s| s.to_ascii_lowercase()).collect()).await
-            }
-            other => other,
-        };
+        let result = cell.get_or_init(search).await.clone();
         if result.is_err() {
-            let mut slot = self.dependents.lock().unwrap_or_else(|e| e.into_inner());
-            if slot.as_ref().is_some_and(|(_, c)| Arc::ptr_eq(c, &cell)) {
-                *slot = None;
+            let mut slots = self.dependents.lock().unwrap_or_else(|e| e.into_inner());
+            if slots.get(&key).is_some_and(|(_, c)| Arc::ptr_eq(c, &cell)) {
+                slots.remove(&key);
             }
         }
-        match result {
-            Ok(d) => DependentsObservation::Complete(d),
-            Err(e) => DependentsObservation::Failed(e.to_string()),
-        }
+        result
     }
 
     /// The dependents read now, not from any cache: for the check that allows a Deny.
@@ -221,7 +245,11 @@ impl Observer {
                 let prefix = id.scope.key();
                 self.assignments.forget(|(k, _)| k.starts_with(&prefix) || prefix.starts_with(k.as_str()));
             }
-            Action::SetHubAccess { hub, .. } => self.forget_hub(hub),
+            Action::SetHubAccess { hub, .. } => {
+                self.forget_hub(hub);
+                // What was judged before the write is not what the next verdict may rest on.
+                self.dependents.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            }
             Action::PutRoleDefinition { .. } | Action::DeleteRoleDefinition { .. } => self.forget_definitions(),
         }
     }
@@ -230,7 +258,7 @@ impl Observer {
     pub fn reads_held(&self) -> usize {
         self.assignments.len()
             + self.hubs.len()
-            + usize::from(self.dependents.lock().unwrap_or_else(|e| e.into_inner()).is_some())
+            + self.dependents.lock().unwrap_or_else(|e| e.into_inner()).len()
             + self.definitions.len()
             + self.named.len()
     }
@@ -239,10 +267,15 @@ impl Observer {
 /// Search every subscription the identity can list (plus `also`) for DPS and Device Update
 /// instances. Any subscription, page or shape that fails makes the whole search fail, naming it.
 async fn search_dependents(azure: Arc<dyn Azure>, also: Vec<String>) -> Result<Dependents, AzureError> {
-    use futures::StreamExt as _;
-    let checked_at = jiff::Timestamp::now().to_string();
     let mut subscriptions = azure.list_subscriptions().await.map_err(|e| name_failure("listing subscriptions", e))?;
     subscriptions.extend(also);
+    search_subscriptions(azure, subscriptions).await
+}
+
+/// Search these subscriptions (and only these) for DPS and Device Update instances.
+async fn search_subscriptions(azure: Arc<dyn Azure>, mut subscriptions: Vec<String>) -> Result<Dependents, AzureError> {
+    use futures::StreamExt as _;
+    let checked_at = jiff::Timestamp::now().to_string();
     subscriptions.sort();
     subscriptions.dedup();
     let found: Vec<Result<_, AzureError>> = futures::stream::iter(subscriptions.clone())
@@ -434,7 +467,11 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(350)).await;
         obs.dependents(&["s1"]).await;
         assert_eq!(azure.calls("subscriptions"), 3, "older than the max age: searched again");
-        // A subscription outside the list is searched too, and its refusal fails the search.
+        // A subscription outside the list is searched on its own (and kept the same way).
+        obs.dependents(&["s3"]).await;
+        obs.dependents(&["S3"]).await;
+        assert_eq!((azure.calls("dps s3"), azure.calls("subscriptions")), (1, 3), "s3 alone, once");
+        // Its refusal fails the search.
         match obs.dependents(&["forbidden"]).await {
             DependentsObservation::Failed(why) => assert!(why.contains("subscription forbidden"), "{why}"),
             other => panic!("{other:?}"),

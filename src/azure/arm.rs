@@ -86,7 +86,7 @@ pub struct ArmClient {
     authz: authz::Client,
     pub(super) config: ArmConfig,
     /// Provider registrations read: (subscription, namespace) -> when, resource type -> api-versions.
-    pub(super) providers: tokio::sync::Mutex<HashMap<(String, String), (Instant, super::devices::ApiVersions)>>,
+    pub(super) providers: Mutex<HashMap<(String, String), (Instant, super::devices::ProviderCell)>>,
     /// Hubs this client changed, and when (the not-found grace).
     pub(super) hub_writes: Mutex<HashMap<String, Instant>>,
 }
@@ -115,7 +115,10 @@ impl ArmClient {
             .endpoint(legacy_endpoint)
             .scopes(&[config.endpoints.arm_scope.as_str()])
             .retry(azure_core_legacy::RetryOptions::none())
-            .transport(azure_core_legacy::TransportOptions::new_custom_policy(Arc::new(SdkTransport(core.clone()))))
+            .transport(azure_core_legacy::TransportOptions::new_custom_policy(Arc::new(SdkTransport {
+                core: core.clone(),
+                base: base.clone(),
+            })))
             .build()
             .map_err(from_sdk)?;
         Ok(ArmClient {

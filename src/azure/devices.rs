@@ -6,6 +6,7 @@
 //! registration offers (picked at run time, flags override). Same HTTP stack as the rest.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use url::Url;
@@ -26,21 +27,51 @@ use crate::domain::{HubId, ObservedDeviceUpdate, ObservedDps, ObservedHub};
 pub struct ApiVersions {
     pub registered: Option<bool>,
     pub by_type: BTreeMap<String, Vec<String>>,
+    /// The registration could not be read (the defaults apply).
+    pub unreadable: bool,
 }
+
+/// One provider registration read, shared by concurrent askers.
+pub type ProviderCell = Arc<tokio::sync::OnceCell<ApiVersions>>;
 
 /// Most pages followed in one list (a loop guard; ARM pages hold 100 or more items).
 const MAX_PAGES: usize = 1000;
 
 impl ArmClient {
-    /// The provider registration of `namespace` in `sub`, read once per `provider_cache_ttl`.
+    /// The provider registration of `namespace` in `sub`, read once per `provider_cache_ttl`
+    /// (single-flight per subscription and namespace; no lock held while reading). "Not
+    /// registered" is never kept (creating a resource registers the provider), and an unreadable
+    /// registration is read again after a minute.
     async fn provider(&self, sub: &str, namespace: &str) -> ApiVersions {
         let key = (sub.to_ascii_lowercase(), namespace.to_ascii_lowercase());
-        let mut cache = self.providers.lock().await;
-        if let Some((at, v)) = cache.get(&key)
-            && at.elapsed() < self.config.provider_cache_ttl
-        {
-            return v.clone();
+        let ttl = self.config.provider_cache_ttl;
+        let cell = {
+            let mut cache = self.providers.lock().unwrap_or_else(|e| e.into_inner());
+            match cache.get(&key) {
+                Some((at, cell)) if at.elapsed() < ttl => cell.clone(),
+                _ => {
+                    let cell: ProviderCell = Arc::new(tokio::sync::OnceCell::new());
+                    cache.insert(key.clone(), (Instant::now(), cell.clone()));
+                    cell
+                }
+            }
+        };
+        let v = cell.get_or_init(|| self.read_provider(sub, namespace)).await.clone();
+        if v.registered == Some(false) || v.unreadable {
+            let mut cache = self.providers.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(entry) = cache.get_mut(&key).filter(|(_, c)| Arc::ptr_eq(c, &cell)) {
+                if v.unreadable {
+                    entry.0 =
+                        Instant::now().checked_sub(ttl.saturating_sub(Duration::from_secs(60))).unwrap_or(entry.0);
+                } else {
+                    cache.remove(&key);
+                }
+            }
         }
+        v
+    }
+
+    async fn read_provider(&self, sub: &str, namespace: &str) -> ApiVersions {
         let read = async {
             let url = self.url(&format!("/subscriptions/{sub}/providers/{namespace}"), PROVIDERS_API_VERSION)?;
             let raw = self.retry(|| self.call("Providers_Get", reqwest::Method::GET, url.clone(), None, None)).await?;
@@ -55,24 +86,12 @@ impl ArmClient {
                 .iter()
                 .map(|t| (t.resource_type.to_ascii_lowercase(), p.api_versions(&t.resource_type)))
                 .collect();
-            Ok::<_, AzureError>(ApiVersions { registered: state, by_type })
+            Ok::<_, AzureError>(ApiVersions { registered: state, by_type, unreadable: false })
         };
-        let (v, ttl_from) = match read.await {
-            Ok(v) => (v, Instant::now()),
-            Err(e) => {
-                tracing::warn!(subscription = %sub, namespace, error = %e, "reading the provider registration; using the default api-versions");
-                // Retry the read after a minute, not after the full TTL.
-                let ttl = self.config.provider_cache_ttl;
-                (
-                    ApiVersions::default(),
-                    Instant::now()
-                        .checked_sub(ttl.saturating_sub(Duration::from_secs(60)))
-                        .unwrap_or_else(Instant::now),
-                )
-            }
-        };
-        cache.insert(key, (ttl_from, v.clone()));
-        v
+        read.await.unwrap_or_else(|e| {
+            tracing::warn!(subscription = %sub, namespace, error = %e, "reading the provider registration; using the default api-versions");
+            ApiVersions { unreadable: true, ..ApiVersions::default() }
+        })
     }
 
     /// The IoT Hub api-version for hubs of `sub`.
@@ -115,9 +134,19 @@ impl ArmClient {
     /// after a `disableLocalAuth` change).
     pub(super) async fn read_hub(&self, hub: &HubId) -> Result<Option<ObservedHub>, AzureError> {
         let api = self.hub_api_version(&hub.subscription_id).await;
+        Ok(self.hub_body_after_writes(hub, &api).await?.map(|(body, etag)| body.observed(hub, etag)))
+    }
+
+    /// The hub's body, reading a 404 again while this client's last change to the hub is within
+    /// the not-found grace.
+    async fn hub_body_after_writes(
+        &self,
+        hub: &HubId,
+        api: &str,
+    ) -> Result<Option<(HubBody, Option<String>)>, AzureError> {
         loop {
-            if let Some((body, etag)) = self.get_hub_body(hub, &api).await? {
-                return Ok(Some(body.observed(hub, etag)));
+            if let Some(found) = self.get_hub_body(hub, api).await? {
+                return Ok(Some(found));
             }
             let written = self.hub_writes.lock().unwrap_or_else(|e| e.into_inner()).get(&hub.key()).copied();
             match written.map(|t| self.config.hub_not_found_grace.saturating_sub(t.elapsed())) {
@@ -147,6 +176,10 @@ impl ArmClient {
                 "Succeeded" => return Ok(()),
                 s @ ("Failed" | "Canceled") => {
                     let detail = v.pointer("/error/message").and_then(|m| m.as_str()).unwrap_or("");
+                    if v.pointer("/error/code").and_then(|c| c.as_str()) == Some("RequestDisallowedByPolicy") {
+                        let (assignment, definition) = super::error::policy_identifiers(&raw.body);
+                        return Err(AzureError::PolicyDenied { assignment, definition, message: detail.to_string() });
+                    }
                     return Err(AzureError::Transient { message: format!("the hub update ended {s} {detail}") });
                 }
                 _ => {}
@@ -174,7 +207,7 @@ impl ArmClient {
     ) -> Result<ObservedHub, AzureError> {
         let api = self.hub_api_version(&hub.subscription_id).await;
         for _ in 0..3 {
-            let Some((mut body, header_etag)) = self.get_hub_body(hub, &api).await? else {
+            let Some((mut body, header_etag)) = self.hub_body_after_writes(hub, &api).await? else {
                 return Err(AzureError::NotFound {
                     code: "ResourceNotFound".into(),
                     message: format!("IoT hub {} not found", hub.name),

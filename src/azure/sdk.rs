@@ -34,7 +34,11 @@ fn authz_operation(method: &str, path: &str) -> &'static str {
 
 /// Replaces the SDK's transport: same pacing, timeouts, metrics and error mapping as the rest.
 #[derive(Debug)]
-pub(super) struct SdkTransport(pub(super) Arc<HttpCore>);
+pub(super) struct SdkTransport {
+    pub(super) core: Arc<HttpCore>,
+    /// The ARM endpoint: the SDK's requests (and the `nextLink`s it follows) go nowhere else.
+    pub(super) base: Url,
+}
 
 #[async_trait]
 impl azure_core_legacy::Policy for SdkTransport {
@@ -49,6 +53,19 @@ impl azure_core_legacy::Policy for SdkTransport {
         let method =
             reqwest::Method::from_bytes(method_text.as_bytes()).map_err(|e| Error::new(ErrorKind::Other, e))?;
         let url = Url::parse(request.url().as_str()).map_err(|e| Error::new(ErrorKind::Other, e))?;
+        if url.host_str() != self.base.host_str() || url.port_or_known_default() != self.base.port_or_known_default() {
+            // Never send the bearer token outside the ARM endpoint (a `nextLink` elsewhere).
+            return Err(Error::new(
+                ErrorKind::Other,
+                AzureError::Invalid {
+                    code: "UnexpectedHost".into(),
+                    message: format!(
+                        "the authorization SDK was pointed at {} outside the ARM endpoint; not sending credentials there",
+                        url.origin().ascii_serialization()
+                    ),
+                },
+            ));
+        }
         let headers: Vec<(String, String)> =
             request.headers().iter().map(|(k, v)| (k.as_str().to_string(), v.as_str().to_string())).collect();
         let body = match request.body() {
@@ -56,7 +73,7 @@ impl azure_core_legacy::Policy for SdkTransport {
             _ => None,
         };
         let op = authz_operation(&method_text, url.path());
-        match self.0.execute(op, method, url, headers, body).await {
+        match self.core.execute(op, method, url, headers, body).await {
             Ok(raw) => {
                 let status = azure_core_legacy::StatusCode::try_from(raw.status)
                     .map_err(|e| Error::with_message(ErrorKind::Other, || format!("status {}: {e}", raw.status)))?;

@@ -157,6 +157,10 @@ fn outcome_text(o: &Outcome) -> String {
             found.iter().map(|f| format!("{}: {}", f.reason, f.message)).collect::<Vec<_>>().join("; ")
         ),
         Outcome::Overridden(what) => format!("OVERRIDDEN: {what}"),
+        Outcome::Unverified(found) => format!(
+            "UNVERIFIED: written, but {}",
+            found.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ")
+        ),
     }
 }
 

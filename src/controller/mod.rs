@@ -189,6 +189,9 @@ impl Context {
                 Outcome::Overridden(_) => {
                     (EventType::Warning, Reason::OverriddenByPolicy.as_str().to_string(), "overridden")
                 }
+                Outcome::Unverified(_) => {
+                    (EventType::Warning, Reason::DpsCheckFailed.as_str().to_string(), "unverified")
+                }
             };
             self.metrics
                 .azure_writes
@@ -206,6 +209,11 @@ impl Context {
                     found.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ")
                 ),
                 Outcome::Overridden(what) => format!("{}: {what}", a.action),
+                Outcome::Unverified(found) => format!(
+                    "{}: written, but {}",
+                    a.action,
+                    found.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ")
+                ),
                 _ => a.action.to_string(),
             };
             tracing::info!(kind, action = a.action.verb(), target = %a.action.target(), outcome, "azure write");

@@ -165,6 +165,7 @@ fn assignment_found(plan: &Plan, reason: Reason) -> Option<RoleAssignmentId> {
 
 async fn cleanup(obj: &IotHubRoleAssignment, ctx: &Context) -> Result<Requeue, ReconcileError> {
     let ns = obj.namespace().unwrap_or_default();
+    ctx.metrics.forget(<IotHubRoleAssignment as super::Kind>::KIND, &super::key_of(obj));
     if !cleanup_managed(obj, ctx).await {
         return Ok(Requeue::await_change());
     }

@@ -147,8 +147,9 @@ impl Steps for IotHubSharedAccess {
                     }
                     verdict = Some((Reason::PolicyDenied, msg));
                 }
-                Outcome::Refused(found) | Outcome::Reverted(found) => {
-                    tell(self, ctx, st, &found.iter().collect::<Vec<_>>(), false).await;
+                Outcome::Refused(found) | Outcome::Reverted(found) | Outcome::Unverified(found) => {
+                    let denied = matches!(a.outcome, Outcome::Unverified(_));
+                    tell(self, ctx, st, &found.iter().collect::<Vec<_>>(), denied).await;
                     blockers = found.clone();
                 }
                 Outcome::Overridden(what) => {
@@ -185,7 +186,12 @@ impl Steps for IotHubSharedAccess {
                 // Refusals and failing checks depend on Azure: look again soon, not at the resync.
                 requeue: Some(ctx.settings.interlock_recheck),
             },
-            (None, None) => Verdict::ready("the hub's access settings match the spec"),
+            (None, None) => Verdict {
+                // A denied hub is watched: a DPS or Device Update instance that links it by key
+                // later is reported within the re-check interval, not at the resync.
+                requeue: (desired.shared_access == Access::Deny).then_some(ctx.settings.interlock_recheck),
+                ..Verdict::ready("the hub's access settings match the spec")
+            },
         }
     }
 

@@ -497,3 +497,56 @@ async fn device_update_instances_are_listed_with_their_hubs() {
     assert_eq!(list[1].hub_ids, vec![hub_id]);
     assert!(client(&emu).list_device_update_instances(PLATFORM_SUB).await.unwrap().is_empty());
 }
+
+/// An answer whose `nextLink` points outside the ARM endpoint (a compromised or spoofed page):
+/// the bearer token is never sent there, by the typed client or through the authorization SDK.
+#[tokio::test]
+async fn attack_a_next_link_outside_arm_never_receives_the_token() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let emu = emulator(DEMO_SEED, |_| {}).await;
+    let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let thief = format!("http://{}", elsewhere.local_addr().unwrap());
+    let stolen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = stolen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = elsewhere.accept().await {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 12\r\n\r\n{\"value\":[]}").await;
+        }
+    });
+    // A fake ARM whose every list page says "more at the thief's".
+    let arm = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let arm_url = format!("http://{}", arm.local_addr().unwrap());
+    let next = format!("{thief}/subscriptions/{SUB}/providers/Microsoft.Authorization/roleAssignments?page=2");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = arm.accept().await {
+            let next = next.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 8192];
+                let _ = s.read(&mut buf).await;
+                let body = format!(r#"{{"value":[],"nextLink":"{next}"}}"#);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(format!("{head}{body}").as_bytes()).await;
+            });
+        }
+    });
+    let mut cfg = config(&emu, Cloud::AzurePublicCloud);
+    cfg.endpoints = iothub_access_operator::azure::credential::CloudEndpoints::new(
+        Cloud::AzurePublicCloud,
+        Some(&arm_url),
+        Some(&emu.base_url()),
+    );
+    cfg.retry.max_attempts = 1;
+    cfg.dps_api_version = Some("2022-12-12".into());
+    let c = client_with(cfg);
+    let sdk = c.list_role_assignments(&Scope::Subscription(SUB.into()), &AssignmentFilter::All).await;
+    assert!(sdk.is_err(), "the SDK's list must not follow the link: {sdk:?}");
+    let typed = c.list_dps(SUB).await;
+    assert!(typed.unwrap_err().to_string().contains("outside the ARM endpoint"));
+    assert_eq!(stolen.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing reached the other host");
+}

@@ -113,6 +113,8 @@ struct LinkDuringDeny {
     inner: Arc<dyn Azure>,
     emu: Arc<EmulatorHandle>,
     done: AtomicBool,
+    /// Instead of linking: the search for dependents fails once Deny was written.
+    fail_search_after: bool,
 }
 
 #[async_trait]
@@ -150,12 +152,16 @@ impl Azure for LinkDuringDeny {
         self.inner.get_hub(hub).await
     }
     async fn set_hub_access(&self, hub: &HubId, change: &HubAccessChange) -> Result<ObservedHub, AzureError> {
-        if change.shared_access == Some(Access::Deny) && !self.done.swap(true, Ordering::SeqCst) {
+        let first = change.shared_access == Some(Access::Deny) && !self.done.swap(true, Ordering::SeqCst);
+        if first && !self.fail_search_after {
             link_fleet_by_key(&self.emu);
         }
         self.inner.set_hub_access(hub, change).await
     }
     async fn list_subscriptions(&self) -> Result<Vec<String>, AzureError> {
+        if self.fail_search_after && self.done.load(Ordering::SeqCst) {
+            return Err(AzureError::Transient { message: "connection reset".into() });
+        }
         self.inner.list_subscriptions().await
     }
     async fn list_dps(&self, sub: &str) -> Result<Vec<ObservedDps>, AzureError> {
@@ -174,7 +180,7 @@ async fn a_key_link_made_while_deny_is_written_puts_shared_access_back_and_is_re
         &allowed_refs(&a),
         None,
         |_| {},
-        |inner, emu| Arc::new(LinkDuringDeny { inner, emu, done: AtomicBool::new(false) }),
+        |inner, emu| Arc::new(LinkDuringDeny { inner, emu, done: AtomicBool::new(false), fail_search_after: false }),
     )
     .await;
     someone_holds_a_data_role_on_the_fleet_hub(&h).await;
@@ -198,7 +204,11 @@ async fn a_hub_reached_by_key_after_deny_turns_not_ready_and_stays_denied() {
     let h = H::new(&allowed_refs(&a), None).await;
     someone_holds_a_data_role_on_the_fleet_hub(&h).await;
     h.api.put(&sas_yaml("fleet", FLEET_HUB, "Deny"));
-    assert_eq!(h.sa("fleet").await.expect("reconciles"), Action::await_change());
+    assert_eq!(
+        h.sa("fleet").await.expect("reconciles"),
+        Action::requeue(Duration::from_secs(30)),
+        "a denied hub is watched at the re-check interval"
+    );
     assert_eq!(h.ready(&status(&h, "fleet").conditions).0, "True");
 
     link_fleet_by_key(&h.emu);
@@ -306,4 +316,49 @@ async fn a_modify_policy_that_overrides_the_write_is_reported_never_ready() {
             .iter()
             .any(|(r, n)| r == "OverriddenByPolicy" && n.contains("shared access policies Deny (written: Allow)"))
     );
+}
+
+#[tokio::test]
+async fn a_hub_someone_else_denied_meanwhile_is_never_re_allowed_by_the_interlock() {
+    let a = allowed();
+    let h = H::new(&allowed_refs(&a), None).await;
+    someone_holds_a_data_role_on_the_fleet_hub(&h).await;
+    h.ctx.observer.rotate();
+    // The plan's view (a moment old): SAS allowed, nothing linked.
+    let obs = h.ctx.observer.get();
+    obs.hub(&HubId::new(SUB, RG, FLEET_HUB)).await.unwrap();
+    obs.dependents(&[SUB]).await;
+    // Meanwhile someone denies SAS in the portal and a DPS links the hub by key.
+    h.emu.with_state(|s| s.hub_mut(SUB, RG, FLEET_HUB).expect("hub").set_disable_local_auth(true));
+    link_fleet_by_key(&h.emu);
+    h.api.put(&sas_yaml("fleet", FLEET_HUB, "Deny"));
+    h.sa("fleet").await.expect("reconciles");
+    assert!(fleet_denied_in_azure(&h), "the interlock only ever puts back a Deny it wrote");
+    assert_eq!(h.emu.stats().count("iotHubs.put"), 0, "nothing was written");
+    // The next check (fresh reads) reports the broken link, and still does not re-allow.
+    h.ctx.observer.rotate();
+    h.sa("fleet").await.expect("reconciles");
+    assert_eq!(h.ready(&status(&h, "fleet").conditions), ("False".into(), "DpsLinked".into()));
+    assert!(fleet_denied_in_azure(&h));
+}
+
+#[tokio::test]
+async fn a_check_after_deny_that_cannot_complete_is_never_reported_ready() {
+    let a = allowed();
+    let h = H::with_azure(
+        DEMO_SEED,
+        &allowed_refs(&a),
+        None,
+        |_| {},
+        |inner, emu| Arc::new(LinkDuringDeny { inner, emu, done: AtomicBool::new(false), fail_search_after: true }),
+    )
+    .await;
+    someone_holds_a_data_role_on_the_fleet_hub(&h).await;
+    h.api.put(&sas_yaml("fleet", FLEET_HUB, "Deny"));
+    let next = h.sa("fleet").await.expect("reconciles");
+    let st = status(&h, "fleet");
+    assert_eq!(h.ready(&st.conditions), ("False".into(), "DpsCheckFailed".into()), "{:?}", st.conditions);
+    assert!(st.blockers[0].message.contains("can no longer be checked"), "{}", st.blockers[0].message);
+    assert!(fleet_denied_in_azure(&h), "Deny stays (only a key link that appeared puts SAS back)");
+    assert_eq!(next, Action::requeue(Duration::from_secs(30)), "checked again soon");
 }
