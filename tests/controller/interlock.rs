@@ -172,19 +172,33 @@ impl Azure for LinkDuringDeny {
     }
 }
 
-#[tokio::test]
-async fn a_key_link_made_while_deny_is_written_puts_shared_access_back_and_is_reported() {
+/// What happens in Azure as the Deny write is sent.
+enum DuringDeny {
+    LinkByKey,
+    FailSearch,
+}
+
+/// A harness whose Azure client does `what` when Deny is written, with a data role holder on the
+/// fleet hub and a Deny of it applied to the cluster.
+async fn deny_fleet_during(what: DuringDeny) -> H {
     let a = allowed();
+    let fail_search_after = matches!(what, DuringDeny::FailSearch);
     let h = H::with_azure(
         DEMO_SEED,
         &allowed_refs(&a),
         None,
         |_| {},
-        |inner, emu| Arc::new(LinkDuringDeny { inner, emu, done: AtomicBool::new(false), fail_search_after: false }),
+        |inner, emu| Arc::new(LinkDuringDeny { inner, emu, done: AtomicBool::new(false), fail_search_after }),
     )
     .await;
     someone_holds_a_data_role_on_the_fleet_hub(&h).await;
     h.api.put(&sas_yaml("fleet", FLEET_HUB, "Deny"));
+    h
+}
+
+#[tokio::test]
+async fn a_key_link_made_while_deny_is_written_puts_shared_access_back_and_is_reported() {
+    let h = deny_fleet_during(DuringDeny::LinkByKey).await;
     h.sa("fleet").await.expect("reconciles");
     let st = status(&h, "fleet");
     assert_eq!(h.ready(&st.conditions), ("False".into(), "DpsLinked".into()), "{:?}", st.conditions);
@@ -344,17 +358,7 @@ async fn a_hub_someone_else_denied_meanwhile_is_never_re_allowed_by_the_interloc
 
 #[tokio::test]
 async fn a_check_after_deny_that_cannot_complete_is_never_reported_ready() {
-    let a = allowed();
-    let h = H::with_azure(
-        DEMO_SEED,
-        &allowed_refs(&a),
-        None,
-        |_| {},
-        |inner, emu| Arc::new(LinkDuringDeny { inner, emu, done: AtomicBool::new(false), fail_search_after: true }),
-    )
-    .await;
-    someone_holds_a_data_role_on_the_fleet_hub(&h).await;
-    h.api.put(&sas_yaml("fleet", FLEET_HUB, "Deny"));
+    let h = deny_fleet_during(DuringDeny::FailSearch).await;
     let next = h.sa("fleet").await.expect("reconciles");
     let st = status(&h, "fleet");
     assert_eq!(h.ready(&st.conditions), ("False".into(), "DpsCheckFailed".into()), "{:?}", st.conditions);
