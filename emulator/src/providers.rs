@@ -1,6 +1,7 @@
 //! Resource provider registrations (ARM "Providers - Get") and the api-versions each resource
 //! type accepts (`EmulatorConfig::provider_api_versions`): another api-version answers 400
-//! `NoRegisteredProviderFound`, as ARM does before the request reaches the provider.
+//! `NoRegisteredProviderFound`, as ARM does before the request reaches the provider; a namespace
+//! not registered in the subscription answers 409 `MissingSubscriptionRegistration`.
 
 use std::collections::BTreeMap;
 
@@ -91,17 +92,30 @@ pub(crate) fn get(ctx: &Ctx, sub: &str, ns: &str) -> Reply {
         json!({
             "id": format!("/subscriptions/{sub}/providers/{name}"),
             "namespace": name,
-            "registrationState": "Registered",
+            "registrationState": if ctx.inner.lock_state().provider_registered(sub, name) { "Registered" } else { "NotRegistered" },
             "registrationPolicy": "RegistrationRequired",
             "resourceTypes": resource_types,
         }),
     )
 }
 
-/// 400 `NoRegisteredProviderFound` when the request's resource type does not support its
+/// 409 `MissingSubscriptionRegistration` when the request's namespace is not registered in its
+/// subscription; 400 `NoRegisteredProviderFound` when its resource type does not support its
 /// api-version. Requests without an api-version are let through.
 pub(crate) fn check_api_version(ctx: &Ctx, route: &Route) -> Option<Reply> {
     let key = provider_type(route)?;
+    let namespace = key.split_once('/').map_or(key, |(n, _)| n);
+    if let Some(sub) = crate::routes::route_subscription(route)
+        && !ctx.inner.lock_state().provider_registered(&sub, namespace)
+    {
+        return Some(Reply::arm_error(
+            409,
+            "MissingSubscriptionRegistration",
+            format!(
+                "The subscription is not registered to use namespace '{namespace}'. See https://aka.ms/rps-not-found for how to register subscriptions."
+            ),
+        ));
+    }
     let version = ctx.query("api-version")?;
     let versions = supported(ctx, key)?;
     if versions.iter().any(|v| v.eq_ignore_ascii_case(&version)) {

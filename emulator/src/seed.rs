@@ -61,6 +61,11 @@ pub struct Subscription {
     /// Default: `Read`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub access: Option<SubscriptionAccess>,
+    /// Resource provider namespaces not registered in this subscription (e.g.
+    /// `Microsoft.DeviceUpdate`): Providers - Get says `NotRegistered`, and requests to its
+    /// resources answer 409 `MissingSubscriptionRegistration`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_registered: Vec<String>,
 }
 
 /// Effect of a policy assignment on a hub PUT.

@@ -27,6 +27,27 @@ impl State {
             .access = Some(access);
     }
 
+    /// Register (or unregister) a resource provider namespace in subscription `id`.
+    pub fn set_provider_registered(&mut self, id: &str, namespace: &str, registered: bool) {
+        let key = id.to_ascii_lowercase();
+        self.subscriptions.insert(key.clone());
+        let s = self
+            .subscription_details
+            .entry(key)
+            .or_insert_with(|| Subscription { subscription_id: id.to_string(), ..Subscription::default() });
+        s.not_registered.retain(|n| !n.eq_ignore_ascii_case(namespace));
+        if !registered {
+            s.not_registered.push(namespace.to_string());
+        }
+    }
+
+    /// Is `namespace` registered in subscription `id`? (Every namespace is, unless seeded not.)
+    pub fn provider_registered(&self, id: &str, namespace: &str) -> bool {
+        self.subscription_details
+            .get(&id.to_ascii_lowercase())
+            .is_none_or(|s| !s.not_registered.iter().any(|n| n.eq_ignore_ascii_case(namespace)))
+    }
+
     /// Access to subscription `id`; `None` when the subscription is unknown.
     pub fn subscription_access(&self, id: &str) -> Option<SubscriptionAccess> {
         self.subscription(id).and_then(|s| s.access)

@@ -163,6 +163,18 @@ async fn provider_registrations_and_unsupported_api_versions() {
         .get(&format!("/subscriptions/{SUB}/providers/Microsoft.Devices/provisioningServices?api-version=2025-08-01"))
         .await;
     assert!(dps.message().contains("for type 'ProvisioningServices'"), "{}", dps.message());
+    // A namespace not registered in the subscription: NotRegistered, and its resources 409.
+    t.emu.with_state(|s| s.set_provider_registered(SUB, "Microsoft.DeviceUpdate", false));
+    let adu = t.get(&format!("/subscriptions/{SUB}/providers/Microsoft.DeviceUpdate?api-version=2021-04-01")).await;
+    assert_eq!(adu.body["registrationState"], "NotRegistered");
+    let accounts =
+        t.get(&format!("/subscriptions/{SUB}/providers/Microsoft.DeviceUpdate/accounts?api-version=2023-07-01")).await;
+    assert_eq!((accounts.status, accounts.code().as_str()), (409, "MissingSubscriptionRegistration"));
+    assert!(accounts.message().contains("namespace 'Microsoft.DeviceUpdate'"), "{}", accounts.message());
+    t.emu.with_state(|s| s.set_provider_registered(SUB, "Microsoft.DeviceUpdate", true));
+    let accounts =
+        t.get(&format!("/subscriptions/{SUB}/providers/Microsoft.DeviceUpdate/accounts?api-version=2023-07-01")).await;
+    assert_eq!(accounts.status, 200);
     // The list routes beside the provider route still answer.
     let list = t.get(&format!("/subscriptions/{SUB}/providers/Microsoft.Devices/IotHubs?api-version=2021-07-02")).await;
     assert_eq!(list.status, 200);
@@ -346,6 +358,7 @@ fn every_new_seed_field_round_trips() {
         display_name: Some("Hidden".into()),
         state: Some("Warned".into()),
         access: Some(SubscriptionAccess::Forbidden),
+        not_registered: vec!["Microsoft.DeviceUpdate".into()],
     }];
     seed.policies = vec![PolicyAssignment {
         assignment_name: "modify-local-auth".into(),

@@ -550,3 +550,37 @@ async fn attack_a_next_link_outside_arm_never_receives_the_token() {
     assert!(typed.unwrap_err().to_string().contains("outside the ARM endpoint"));
     assert_eq!(stolen.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing reached the other host");
 }
+
+/// A subscription where Microsoft.DeviceUpdate is not registered holds no Device Update instance:
+/// the search completes (its lists would answer 409), and the moment the provider is registered
+/// and an instance uses the hub, the next fresh search sees it (nothing stale kept).
+#[tokio::test]
+async fn an_unregistered_provider_holds_nothing_and_registering_it_is_seen_at_once() {
+    let emu = emulator(DEMO_SEED, |_| {}).await;
+    emu.with_state(|s| s.set_provider_registered(PLATFORM_SUB, "Microsoft.DeviceUpdate", false));
+    let c: Arc<dyn Azure> = client(&emu);
+    let obs = Observer::new(c.clone());
+    match obs.dependents_fresh(&[SUB]).await {
+        DependentsObservation::Complete(d) => assert!(d.device_update.is_empty()),
+        DependentsObservation::Failed(e) => panic!("not registered is not a failure: {e}"),
+    }
+    assert_eq!(emu.stats().count_status("deviceUpdate.accounts.list", 409), 0, "not even asked");
+    emu.with_state(|s| {
+        s.set_provider_registered(PLATFORM_SUB, "Microsoft.DeviceUpdate", true);
+        s.add_device_update_account(iothub_access_emulator::DeviceUpdateAccount {
+            subscription_id: PLATFORM_SUB.into(),
+            resource_group: "rg-platform-provisioning".into(),
+            name: "adu".into(),
+            location: "westeurope".into(),
+            instances: vec![iothub_access_emulator::DeviceUpdateInstance {
+                name: "fleet".into(),
+                location: None,
+                iot_hubs: vec![hub(FLEET_HUB).arm_id()],
+            }],
+        });
+    });
+    match obs.dependents_fresh(&[SUB]).await {
+        DependentsObservation::Complete(d) => assert_eq!(d.device_update.len(), 1, "{d:?}"),
+        DependentsObservation::Failed(e) => panic!("{e}"),
+    }
+}
