@@ -67,16 +67,23 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<()> {
     let client = config.seed.clients.first().map(|c| c.client_id.clone());
     let handle = iothub_access_emulator::start(args.listen, config).await.context("starting the emulator")?;
     let url = handle.base_url();
-    println!("Azure emulator listening on {url}");
-    println!("Point the operator at it:");
-    println!("  export AZURE_TENANT_ID={tenant}");
+    // The banner is a courtesy: whoever reads standard output may close it (a closed pipe is
+    // not an error; the emulator keeps serving).
+    let mut banner =
+        format!("Azure emulator listening on {url}\nPoint the operator at it:\n  export AZURE_TENANT_ID={tenant}\n");
     if let Some(c) = client {
-        println!("  export AZURE_CLIENT_ID={c} AZURE_CLIENT_SECRET=<the client's secret in the state file>");
+        banner.push_str(&format!(
+            "  export AZURE_CLIENT_ID={c} AZURE_CLIENT_SECRET=<the client's secret in the state file>\n"
+        ));
     }
-    println!("  iothub-access-operator plan -f examples/ --arm-endpoint {url} --authority-host {url}");
-    println!(
-        "State: GET {url}/_emulator/state   faults: PUT {url}/_emulator/faults   stats: GET {url}/_emulator/stats"
-    );
+    banner.push_str(&format!(
+        "  iothub-access-operator plan -f examples/ --arm-endpoint {url} --authority-host {url}\nState: GET {url}/_emulator/state   faults: PUT {url}/_emulator/faults   stats: GET {url}/_emulator/stats\n"
+    ));
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
+    }
     tokio::signal::ctrl_c().await.ok();
     handle.shutdown().await;
     Ok(())

@@ -98,9 +98,14 @@ fn the_demo_runs_end_to_end_as_the_default_command() {
     let out = bin().output().expect("demo runs");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
-    for needle in
-        ["Step 1/6", "DpsLinked", "contoso-factory-dps", "Azure writes during the second apply: 0", "Demo finished"]
-    {
+    for needle in [
+        "Step 1/6",
+        "DpsLinked",
+        "contoso-factory-dps",
+        PLATFORM_SUB,
+        "Azure writes during the second apply: 0",
+        "Demo finished",
+    ] {
         assert!(text.contains(needle), "missing '{needle}' in:\n{text}");
     }
 }
