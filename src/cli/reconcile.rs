@@ -19,8 +19,8 @@ use crate::azure::Azure;
 use crate::controller::gate::{GatedAzure, ScopeGate};
 use crate::controller::guardrail::Guardrail;
 use crate::crd::{IotHubCustomRoleSpec, ReconcileMode};
+use crate::desire::Guarded as _;
 use crate::desire::{self, DesireError};
-use crate::domain::Scope;
 use crate::domain::naming::Owner;
 use crate::engine::{self, AssignmentRequest, CustomRoleRequest};
 use crate::manifest::{Document, Manifests, Resource};
@@ -203,9 +203,7 @@ async fn plan_document(
     match &doc.resource {
         Resource::CustomRole(r) => {
             let desired = desire::desire_custom_role(&r.spec, &owner(policy, doc)).map_err(|e| e.to_string())?;
-            let mut ids = vec![Scope::Subscription(desired.subscription_id.clone()).to_string()];
-            ids.extend(desired.assignable_scopes.iter().cloned());
-            if let Some(refused) = policy.refuse(&ids) {
+            if let Some(refused) = policy.refuse(&desired.guarded_ids()) {
                 return Ok(refused);
             }
             let req = CustomRoleRequest {
@@ -225,7 +223,7 @@ async fn plan_document(
                     DesireError::Invalid(f) => f.to_string(),
                     other => other.to_string(),
                 })?;
-            if let Some(refused) = policy.refuse(&[desired.hub.arm_id(), desired.scope.to_string()]) {
+            if let Some(refused) = policy.refuse(&desired.guarded_ids()) {
                 return Ok(refused);
             }
             let req = AssignmentRequest {
@@ -241,7 +239,7 @@ async fn plan_document(
         }
         Resource::SharedAccess(r) => {
             let desired = desire::desire_shared_access(&r.spec).map_err(|e| e.to_string())?;
-            if let Some(refused) = policy.refuse(&[desired.hub.arm_id()]) {
+            if let Some(refused) = policy.refuse(&desired.guarded_ids()) {
                 return Ok(refused);
             }
             engine::plan_shared_access(obs, &desired).await.map(|v| v.plan).map_err(|e| e.to_string())

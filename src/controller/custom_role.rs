@@ -50,12 +50,6 @@ impl Steps for IotHubCustomRole {
         Ok(d)
     }
 
-    fn guarded(d: &DesiredCustomRole) -> Vec<String> {
-        std::iter::once(format!("/subscriptions/{}", d.subscription_id))
-            .chain(d.assignable_scopes.iter().cloned())
-            .collect()
-    }
-
     async fn plan(
         &self,
         ctx: &Context,

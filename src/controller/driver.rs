@@ -35,6 +35,7 @@ use crate::apply::{self, Applied, Outcome};
 use crate::azure::AzureError;
 use crate::crd::ReconcileMode;
 use crate::crd::common::FINALIZER;
+use crate::desire::Guarded;
 use crate::plan::{Finding, Plan};
 use crate::reason::Reason;
 
@@ -74,8 +75,8 @@ impl Verdict {
 /// One kind's steps. The driver ([`reconcile`]) runs them; see the module documentation.
 #[async_trait]
 pub trait Steps: Kind + Send + Sync + 'static {
-    /// The desired state the spec resolves to.
-    type Desired: Send + Sync;
+    /// The desired state the spec resolves to (naming the ARM ids the guardrail checks).
+    type Desired: Guarded + Send + Sync;
     /// What the engine observed along with the plan.
     type View: Send + Sync;
     /// What drift of this kind is called in a `DriftRepaired` Event.
@@ -84,9 +85,6 @@ pub trait Steps: Kind + Send + Sync + 'static {
     /// desire: the spec as desired state, or why the pipeline stops. May record what it resolved
     /// in status.
     fn desire(&self, ctx: &Context, st: &mut Self::Status) -> Result<Self::Desired, Stop>;
-
-    /// guard: the ARM ids the namespace's guardrail must allow.
-    fn guarded(desired: &Self::Desired) -> Vec<String>;
 
     /// observe + plan, through the engine.
     async fn plan(
@@ -188,7 +186,7 @@ async fn run<K: Steps>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<Requeue, 
     };
 
     // guard
-    let ids = K::guarded(&desired);
+    let ids = desired.guarded_ids();
     if let Err(e) = ctx.check_scopes(&ns, ids.iter().map(String::as_str))? {
         let why = Reason::ScopeNotAllowed;
         if !status::already_told(st.conditions(), why.as_str(), None) {

@@ -90,10 +90,6 @@ impl Steps for IotHubRoleAssignment {
         Ok(desired)
     }
 
-    fn guarded(d: &DesiredAssignment) -> Vec<String> {
-        vec![d.hub.arm_id(), d.scope.to_string()]
-    }
-
     async fn plan(
         &self,
         ctx: &Context,

@@ -92,10 +92,6 @@ impl Steps for IotHubSharedAccess {
         Ok(d)
     }
 
-    fn guarded(d: &DesiredSharedAccess) -> Vec<String> {
-        vec![d.hub.arm_id()]
-    }
-
     async fn plan(
         &self,
         ctx: &Context,

@@ -18,6 +18,32 @@ pub use role_assignment::{
 };
 pub use shared_access::{DesiredSharedAccess, desire_shared_access, validate_shared_access};
 
+/// The ARM ids a desired state touches: what the guardrail (the controller's allowed scopes,
+/// the CLI's `--allowed-scope`) must allow before anything is read or written for it.
+pub trait Guarded {
+    fn guarded_ids(&self) -> Vec<String>;
+}
+
+impl Guarded for DesiredAssignment {
+    fn guarded_ids(&self) -> Vec<String> {
+        vec![self.hub.arm_id(), self.scope.to_string()]
+    }
+}
+
+impl Guarded for DesiredCustomRole {
+    fn guarded_ids(&self) -> Vec<String> {
+        std::iter::once(format!("/subscriptions/{}", self.subscription_id))
+            .chain(self.assignable_scopes.iter().cloned())
+            .collect()
+    }
+}
+
+impl Guarded for DesiredSharedAccess {
+    fn guarded_ids(&self) -> Vec<String> {
+        vec![self.hub.arm_id()]
+    }
+}
+
 use crate::crd::rules;
 
 /// One invalid field: where (a path such as `spec.role.builtIn`) and what is allowed.
