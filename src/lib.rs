@@ -14,6 +14,7 @@ pub mod domain;
 pub mod engine;
 pub mod interlock;
 pub mod manifest;
+mod memo;
 pub mod observe;
 pub mod plan;
 pub mod reason;

@@ -1,74 +1,32 @@
 //! The `observe` step: read what Azure has, shared across every resource of a pass. Each
-//! distinct read (a role assignment list at a scope, a hub, custom roles) is made at most once
+//! distinct read (a role assignment list at a scope, a hub, a role definition) is made at most once
 //! per [`Observer`], however many resources need it, and concurrent askers wait for the one
-//! request in flight (single-flight). So ARM reads grow with hubs and scopes, not with
+//! request in flight (single-flight, `memo.rs`). So ARM reads grow with hubs and scopes, not with
 //! resources. What depends on hubs' shared access (DPS and Device Update instances in every
 //! subscription the identity can list) is one search shared by every hub, kept for at most
-//! `dependents_max_age` so a refusal is re-checked against Azure promptly; a check that allows
+//! the re-check interval so a refusal is re-checked against Azure promptly; a check that allows
 //! a Deny reads it fresh ([`Observer::dependents_fresh`]). I/O: reads through the [`Azure`]
 //! trait only.
 
-use std::collections::HashMap;
-use std::future::Future;
-use std::hash::Hash;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use tokio::sync::OnceCell;
 use uuid::Uuid;
 
 use crate::azure::{AssignmentFilter, Azure, AzureError, RoleDefinitionFilter};
 use crate::domain::{Dependents, DependentsObservation, HubId, ObservedAssignment, ObservedHub, RoleDefinition, Scope};
+use crate::memo::Memo;
 
 /// Subscriptions searched at once for dependents.
 const SEARCH_CONCURRENCY: usize = 4;
-
-type Shared<T> = Arc<OnceCell<Result<T, AzureError>>>;
-
-struct Memo<K, T> {
-    cells: Mutex<HashMap<K, Shared<T>>>,
-}
-
-impl<K: Eq + Hash + Clone, T: Clone> Memo<K, T> {
-    fn new() -> Self {
-        Memo { cells: Mutex::new(HashMap::new()) }
-    }
-
-    async fn get<F, Fut>(&self, key: K, fetch: F) -> Result<T, AzureError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, AzureError>>,
-    {
-        let cell = {
-            let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
-            cells.entry(key).or_insert_with(|| Arc::new(OnceCell::new())).clone()
-        };
-        let result = cell.get_or_init(fetch).await.clone();
-        if result.is_err() {
-            // Concurrent askers share the failure, but the next pass asks Azure again.
-            let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
-            cells.retain(|_, c| !Arc::ptr_eq(c, &cell));
-        }
-        result
-    }
-
-    /// Forget the reads whose key matches, so the next ask reads Azure again (after a write).
-    fn forget(&self, matches: impl Fn(&K) -> bool) {
-        self.cells.lock().unwrap_or_else(|e| e.into_inner()).retain(|k, _| !matches(k));
-    }
-
-    fn len(&self) -> usize {
-        self.cells.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
-}
 
 /// One observation pass over Azure.
 pub struct Observer {
     azure: Arc<dyn Azure>,
     assignments: Memo<(String, AssignmentFilter), Vec<ObservedAssignment>>,
     hubs: Memo<String, Option<ObservedHub>>,
-    /// Dependents searches by the extra subscriptions they cover ("" for the listed ones).
-    dependents: Mutex<HashMap<String, (std::time::Instant, Shared<Dependents>)>>,
-    dependents_max_age: std::time::Duration,
+    /// Dependents searches by the extra subscriptions they cover ("" for the listed ones),
+    /// each reused for the re-check interval.
+    dependents: Memo<String, Dependents>,
     definitions: Memo<Uuid, Option<RoleDefinition>>,
     named: Memo<(String, String), Vec<RoleDefinition>>,
 }
@@ -79,8 +37,7 @@ impl Observer {
             azure,
             assignments: Memo::new(),
             hubs: Memo::new(),
-            dependents: Mutex::new(HashMap::new()),
-            dependents_max_age: std::time::Duration::from_secs(30),
+            dependents: Memo::with_max_age(std::time::Duration::from_secs(30)),
             definitions: Memo::new(),
             named: Memo::new(),
         }
@@ -116,7 +73,7 @@ impl Observer {
 
     /// How long the dependents search is reused (default 30 s).
     pub fn with_dependents_max_age(mut self, max_age: std::time::Duration) -> Observer {
-        self.dependents_max_age = max_age;
+        self.dependents = Memo::with_max_age(max_age);
         self
     }
 
@@ -126,7 +83,7 @@ impl Observer {
     /// those are searched on their own (cached the same way) and added.
     pub async fn dependents(&self, also: &[&str]) -> DependentsObservation {
         let azure = self.azure.clone();
-        let listed = match self.search_cached(String::new(), || search_dependents(azure, vec![])).await {
+        let listed = match self.dependents.get(String::new(), || search_dependents(azure, vec![])).await {
             Ok(d) => d,
             Err(e) => return DependentsObservation::Failed(e.to_string()),
         };
@@ -139,7 +96,7 @@ impl Observer {
         missing.dedup();
         let azure = self.azure.clone();
         let subs = missing.clone();
-        match self.search_cached(missing.join(","), || search_subscriptions(azure, subs)).await {
+        match self.dependents.get(missing.join(","), || search_subscriptions(azure, subs)).await {
             Ok(extra) => {
                 let mut all = listed;
                 all.subscriptions.extend(extra.subscriptions);
@@ -150,33 +107,6 @@ impl Observer {
             }
             Err(e) => DependentsObservation::Failed(e.to_string()),
         }
-    }
-
-    /// A dependents search under `key`, reused for `dependents_max_age`; a failure is not kept.
-    async fn search_cached<F, Fut>(&self, key: String, search: F) -> Result<Dependents, AzureError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<Dependents, AzureError>>,
-    {
-        let cell = {
-            let mut slots = self.dependents.lock().unwrap_or_else(|e| e.into_inner());
-            match slots.get(&key) {
-                Some((at, cell)) if at.elapsed() < self.dependents_max_age => cell.clone(),
-                _ => {
-                    let cell: Shared<Dependents> = Arc::new(OnceCell::new());
-                    slots.insert(key.clone(), (std::time::Instant::now(), cell.clone()));
-                    cell
-                }
-            }
-        };
-        let result = cell.get_or_init(search).await.clone();
-        if result.is_err() {
-            let mut slots = self.dependents.lock().unwrap_or_else(|e| e.into_inner());
-            if slots.get(&key).is_some_and(|(_, c)| Arc::ptr_eq(c, &cell)) {
-                slots.remove(&key);
-            }
-        }
-        result
     }
 
     /// The dependents read now, not from any cache: for the check that allows a Deny.
@@ -248,7 +178,7 @@ impl Observer {
             Action::SetHubAccess { hub, .. } => {
                 self.forget_hub(hub);
                 // What was judged before the write is not what the next verdict may rest on.
-                self.dependents.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                self.dependents.forget(|_| true);
             }
             Action::PutRoleDefinition { .. } | Action::DeleteRoleDefinition { .. } => self.forget_definitions(),
         }
@@ -256,11 +186,7 @@ impl Observer {
 
     /// Distinct reads held (for metrics and tests).
     pub fn reads_held(&self) -> usize {
-        self.assignments.len()
-            + self.hubs.len()
-            + self.dependents.lock().unwrap_or_else(|e| e.into_inner()).len()
-            + self.definitions.len()
-            + self.named.len()
+        self.assignments.len() + self.hubs.len() + self.dependents.len() + self.definitions.len() + self.named.len()
     }
 }
 
@@ -315,6 +241,7 @@ fn name_failure(what: &str, e: AzureError) -> AzureError {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+    use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 

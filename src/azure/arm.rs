@@ -26,6 +26,7 @@ use super::sdk::{SdkTransport, domain_definition, from_sdk, observed_assignment,
 use super::{AssignmentFilter, Azure, CreateOutcome, HubAccessChange, NewRoleAssignment, RoleDefinitionFilter};
 use crate::domain::ids::{RoleAssignmentId, role_definition_guid};
 use crate::domain::{HubId, ObservedAssignment, ObservedDeviceUpdate, ObservedDps, ObservedHub, RoleDefinition, Scope};
+use crate::memo::Memo;
 
 /// Tunables of the client.
 #[derive(Clone, Debug)]
@@ -86,7 +87,7 @@ pub struct ArmClient {
     authz: authz::Client,
     pub(super) config: ArmConfig,
     /// Provider registrations read: (subscription, namespace) -> when, resource type -> api-versions.
-    pub(super) providers: Mutex<HashMap<(String, String), (Instant, super::devices::ProviderCell)>>,
+    pub(super) providers: Memo<(String, String), super::devices::ApiVersions>,
     /// Hubs this client changed, and when (the not-found grace).
     pub(super) hub_writes: Mutex<HashMap<String, Instant>>,
 }
@@ -121,6 +122,7 @@ impl ArmClient {
             })))
             .build()
             .map_err(from_sdk)?;
+        let providers = Memo::with_max_age(config.provider_cache_ttl);
         Ok(ArmClient {
             core,
             base,
@@ -128,7 +130,7 @@ impl ArmClient {
             tokens,
             authz,
             config,
-            providers: Default::default(),
+            providers,
             hub_writes: Default::default(),
         })
     }

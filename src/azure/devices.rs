@@ -6,7 +6,6 @@
 //! registration offers (picked at run time, flags override). Same HTTP stack as the rest.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use url::Url;
@@ -27,71 +26,47 @@ use crate::domain::{HubId, ObservedDeviceUpdate, ObservedDps, ObservedHub};
 pub struct ApiVersions {
     pub registered: Option<bool>,
     pub by_type: BTreeMap<String, Vec<String>>,
-    /// The registration could not be read (the defaults apply).
-    pub unreadable: bool,
 }
-
-/// One provider registration read, shared by concurrent askers.
-pub type ProviderCell = Arc<tokio::sync::OnceCell<ApiVersions>>;
 
 /// Most pages followed in one list (a loop guard; ARM pages hold 100 or more items).
 const MAX_PAGES: usize = 1000;
 
 impl ArmClient {
     /// The provider registration of `namespace` in `sub`, read once per `provider_cache_ttl`
-    /// (single-flight per subscription and namespace; no lock held while reading). "Not
-    /// registered" is never kept (creating a resource registers the provider), and an unreadable
-    /// registration is read again after a minute.
+    /// (single-flight, `memo.rs`). "Not registered" is never kept (creating a resource registers
+    /// the provider); an unreadable registration is not kept either (read again next time) and
+    /// the defaults apply meanwhile.
     async fn provider(&self, sub: &str, namespace: &str) -> ApiVersions {
         let key = (sub.to_ascii_lowercase(), namespace.to_ascii_lowercase());
-        let ttl = self.config.provider_cache_ttl;
-        let cell = {
-            let mut cache = self.providers.lock().unwrap_or_else(|e| e.into_inner());
-            match cache.get(&key) {
-                Some((at, cell)) if at.elapsed() < ttl => cell.clone(),
-                _ => {
-                    let cell: ProviderCell = Arc::new(tokio::sync::OnceCell::new());
-                    cache.insert(key.clone(), (Instant::now(), cell.clone()));
-                    cell
+        match self.providers.get(key.clone(), || self.read_provider(sub, namespace)).await {
+            Ok(v) => {
+                if v.registered == Some(false) {
+                    self.providers.forget(|k| *k == key);
                 }
+                v
             }
-        };
-        let v = cell.get_or_init(|| self.read_provider(sub, namespace)).await.clone();
-        if v.registered == Some(false) || v.unreadable {
-            let mut cache = self.providers.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(entry) = cache.get_mut(&key).filter(|(_, c)| Arc::ptr_eq(c, &cell)) {
-                if v.unreadable {
-                    entry.0 =
-                        Instant::now().checked_sub(ttl.saturating_sub(Duration::from_secs(60))).unwrap_or(entry.0);
-                } else {
-                    cache.remove(&key);
-                }
+            Err(e) => {
+                tracing::warn!(subscription = %sub, namespace, error = %e, "reading the provider registration; using the default api-versions");
+                ApiVersions::default()
             }
         }
-        v
     }
 
-    async fn read_provider(&self, sub: &str, namespace: &str) -> ApiVersions {
-        let read = async {
-            let url = self.url(&format!("/subscriptions/{sub}/providers/{namespace}"), PROVIDERS_API_VERSION)?;
-            let raw = self.retry(|| self.call("Providers_Get", reqwest::Method::GET, url.clone(), None, None)).await?;
-            let p: Provider = wire::parse(&format!("provider {namespace} of subscription {sub}"), &raw.body)?;
-            // Only a provider that is not registered at all proves no resource of it exists.
-            let state = p
-                .registration_state
-                .as_deref()
-                .map(|s| !(s.eq_ignore_ascii_case("NotRegistered") || s.eq_ignore_ascii_case("Unregistered")));
-            let by_type = p
-                .resource_types
-                .iter()
-                .map(|t| (t.resource_type.to_ascii_lowercase(), p.api_versions(&t.resource_type)))
-                .collect();
-            Ok::<_, AzureError>(ApiVersions { registered: state, by_type, unreadable: false })
-        };
-        read.await.unwrap_or_else(|e| {
-            tracing::warn!(subscription = %sub, namespace, error = %e, "reading the provider registration; using the default api-versions");
-            ApiVersions { unreadable: true, ..ApiVersions::default() }
-        })
+    async fn read_provider(&self, sub: &str, namespace: &str) -> Result<ApiVersions, AzureError> {
+        let url = self.url(&format!("/subscriptions/{sub}/providers/{namespace}"), PROVIDERS_API_VERSION)?;
+        let raw = self.retry(|| self.call("Providers_Get", reqwest::Method::GET, url.clone(), None, None)).await?;
+        let p: Provider = wire::parse(&format!("provider {namespace} of subscription {sub}"), &raw.body)?;
+        // Only a provider that is not registered at all proves no resource of it exists.
+        let registered = p
+            .registration_state
+            .as_deref()
+            .map(|s| !(s.eq_ignore_ascii_case("NotRegistered") || s.eq_ignore_ascii_case("Unregistered")));
+        let by_type = p
+            .resource_types
+            .iter()
+            .map(|t| (t.resource_type.to_ascii_lowercase(), p.api_versions(&t.resource_type)))
+            .collect();
+        Ok(ApiVersions { registered, by_type })
     }
 
     /// The IoT Hub api-version for hubs of `sub`.

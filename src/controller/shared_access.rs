@@ -166,10 +166,9 @@ impl Steps for IotHubSharedAccess {
         }
         st.blockers = blockers_of(&blockers);
         if applied.iter().any(|a| !matches!(a.outcome, Outcome::Refused(_) | Outcome::Skipped)) {
-            // Status says what Azure holds now, read back, never what was meant to be written.
-            let obs = ctx.observer.get();
-            obs.forget_hub(&desired.hub);
-            if let Ok(Some(hub)) = obs.hub(&desired.hub).await {
+            // Status says what Azure holds now, read back (the write forgot the hub's earlier
+            // read), never what was meant to be written.
+            if let Ok(Some(hub)) = ctx.observer.get().hub(&desired.hub).await {
                 set_access(st, &hub);
             }
         }
