@@ -30,11 +30,15 @@ pub enum Outcome {
     Refused(Vec<Finding>),
     /// Deny was written, then these dependents appeared; shared access was allowed again.
     Reverted(Vec<Finding>),
-    /// Written, but Azure holds something else (what it holds, e.g. a Modify policy's doing).
-    Overridden(String),
-    /// Deny was written, but the check after it could not be completed (fail closed: reported,
-    /// not Ready, checked again soon).
-    Unverified(Vec<Finding>),
+    /// Written, but Azure holds something else (what it holds, e.g. a Modify policy's doing),
+    /// and, when Azure holds shared access denied, what the interlock's fresh check finds that
+    /// this breaks.
+    Overridden(String, Vec<Finding>),
+    /// Azure holds the Deny (written now, or found already so on the fresh read), but the
+    /// interlock's fresh check reports these blockers: something needs shared access, or the
+    /// check could not be completed. Fail closed: reported, not Ready, checked again soon; never
+    /// re-allowed.
+    DeniedBut(Vec<Finding>),
     /// Not attempted because an earlier phase failed.
     Skipped,
 }
@@ -78,7 +82,7 @@ pub async fn apply_action(azure: &Arc<dyn Azure>, action: &Action) -> Outcome {
                 if change.shared_access == Some(crate::crd::Access::Deny) {
                     return Ok(crate::interlock::deny(azure.clone(), hub, &change).await.0);
                 }
-                azure.set_hub_access(hub, &change).await.map(|after| crate::interlock::held(&change, &after))
+                Ok(crate::interlock::write(azure.clone(), hub, &change).await)
             }
             Action::DeleteRoleAssignment { id } => {
                 azure.delete_role_assignment(id).await.map(|d| if d { Outcome::Done } else { Outcome::AlreadyDone })

@@ -221,9 +221,10 @@ pub struct InterlockInputs {
 
 /// Read what the interlock needs for `hub`: the hub, its dependents (`fresh`: read now, not from
 /// the observer's search of the last seconds), the assignments effective at the hub and the
-/// definitions of their roles.
+/// definitions of their roles; the hub, its dependents and its assignments are never older than
+/// the re-check interval, so a refusal re-checked after it decides on new reads.
 pub async fn interlock_inputs(obs: &Observer, hub: &HubId, fresh: bool) -> Result<InterlockInputs, AzureError> {
-    match obs.hub(hub).await? {
+    match obs.hub_recent(hub).await? {
         Some(h) => interlock_reads(obs, h, fresh).await,
         None => Ok(InterlockInputs {
             hub: None,
@@ -238,7 +239,7 @@ pub async fn interlock_inputs(obs: &Observer, hub: &HubId, fresh: bool) -> Resul
 pub async fn interlock_reads(obs: &Observer, hub: ObservedHub, fresh: bool) -> Result<InterlockInputs, AzureError> {
     let also = [hub.id.subscription_id.as_str()];
     let dependents = if fresh { obs.dependents_fresh(&also).await } else { obs.dependents(&also).await };
-    let assignments = obs.assignments_at(&hub.id.scope()).await?;
+    let assignments = obs.assignments_at_recent(&hub.id.scope()).await?;
     let guids = assignments.iter().map(|a| a.role_definition).collect();
     let roles = catalog(obs, Some(&hub.id.subscription_id), guids).await;
     Ok(InterlockInputs { hub: Some(hub), dependents, assignments, roles })

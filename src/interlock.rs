@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::apply::Outcome;
 use crate::azure::{Azure, AzureError, HubAccessChange};
 use crate::crd::Access;
-use crate::domain::{HubId, ObservedHub};
+use crate::domain::{DependentsObservation, HubId, ObservedHub};
 use crate::engine;
 use crate::observe::Observer;
 use crate::plan::shared_access::{deny_blockers, dependency_blockers};
@@ -35,11 +35,36 @@ pub fn held(change: &HubAccessChange, after: &ObservedHub) -> Outcome {
     if differs.is_empty() {
         Outcome::Done
     } else {
-        Outcome::Overridden(format!(
-            "hub {} holds {} after the write: something outside the operator (an Azure Policy with the Modify effect, such as 'Configure Azure IoT Hub to disable local authentication') changed it",
-            after.id.name,
-            differs.join(", ")
-        ))
+        Outcome::Overridden(
+            format!(
+                "hub {} holds {} after the write: something outside the operator (an Azure Policy with the Modify effect, such as 'Configure Azure IoT Hub to disable local authentication') changed it",
+                after.id.name,
+                differs.join(", ")
+            ),
+            vec![],
+        )
+    }
+}
+
+/// Write a hub change that does not deny shared access. When Azure ends up holding shared
+/// access denied anyway (a Modify policy), the interlock's fresh view of what that breaks comes
+/// with the outcome.
+pub async fn write(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) -> Outcome {
+    let after = match azure.set_hub_access(hub, change).await {
+        Ok(a) => a,
+        Err(e) => return Outcome::Failed(e),
+    };
+    match held(change, &after) {
+        Outcome::Overridden(what, _) if after.shared_access == Access::Deny => {
+            let found = match engine::interlock_reads(&Observer::new(azure), after.clone(), true).await {
+                Ok(i) => dependency_blockers(&after, &i.dependents, &i.assignments, &i.roles, true),
+                Err(e) => {
+                    dependency_blockers(&after, &DependentsObservation::Failed(e.to_string()), &[], &NO_ROLES, true)
+                }
+            };
+            Outcome::Overridden(what, found)
+        }
+        o => o,
     }
 }
 
@@ -64,13 +89,22 @@ pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) 
         );
     };
     if current.shared_access == Access::Deny {
+        // Denied by someone else, or a policy, since the plan read: never re-allowed here, and
+        // never reported Ready while the fresh view says something needs shared access.
+        let broken = dependency_blockers(&current, &before.dependents, &before.assignments, &before.roles, true);
         let rest = HubAccessChange { shared_access: None, ..*change };
-        if rest.device_sas.is_none() && rest.module_sas.is_none() {
-            return (Outcome::AlreadyDone, None);
-        }
-        return match azure.set_hub_access(hub, &rest).await {
-            Ok(after) => (held(&rest, &after), None),
-            Err(e) => (Outcome::Failed(e), None),
+        let outcome = if rest.device_sas.is_none() && rest.module_sas.is_none() {
+            Outcome::AlreadyDone
+        } else {
+            match azure.set_hub_access(hub, &rest).await {
+                Ok(after) => held(&rest, &after),
+                Err(e) => return (Outcome::Failed(e), None),
+            }
+        };
+        return match outcome {
+            Outcome::Done | Outcome::AlreadyDone if !broken.is_empty() => (Outcome::DeniedBut(broken), None),
+            Outcome::Overridden(what, _) => (Outcome::Overridden(what, broken), None),
+            o => (o, None),
         };
     }
     let blockers = deny_blockers(&current, &before.dependents, &before.assignments, &before.roles);
@@ -91,28 +125,35 @@ pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) 
     if after.shared_access == Access::Allow {
         return (held(change, &after), Some(window));
     }
-    let appeared = match engine::interlock_reads(&Observer::new(azure.clone()), after.clone(), true).await {
-        // What SAS itself breaks: a key link or a Device Update instance. (An identity link
-        // without a role fails with or without SAS; it is reported, not reverted for.)
-        Ok(i) => match &i.dependents {
-            crate::domain::DependentsObservation::Failed(why) => {
-                tracing::warn!(hub = %hub.name, error = %why, "the check after Deny could not be completed");
-                return (Outcome::Unverified(unverified(&after, why)), Some(window));
-            }
-            _ => dependency_blockers(&after, &i.dependents, &i.assignments, &i.roles, false)
-                .into_iter()
-                .filter(|f| matches!(f.reason, Reason::DpsLinked | Reason::DeviceUpdateLinked))
-                .collect::<Vec<Finding>>(),
-        },
-        Err(e) => {
-            tracing::warn!(hub = %hub.name, error = %e, "the check after Deny could not be completed");
-            return (Outcome::Unverified(unverified(&after, &e.to_string())), Some(window));
+    let found = match engine::interlock_reads(&Observer::new(azure.clone()), after.clone(), true).await {
+        // Phrased for what is put back; a check that failed is phrased for the Deny in place.
+        Ok(i) => {
+            let failed = matches!(i.dependents, DependentsObservation::Failed(_));
+            dependency_blockers(&after, &i.dependents, &i.assignments, &i.roles, failed)
         }
+        Err(e) => dependency_blockers(&after, &DependentsObservation::Failed(e.to_string()), &[], &NO_ROLES, true),
     };
+    // What SAS itself breaks (a key link, a Device Update instance) is put back; anything else
+    // the fresh check finds (an identity link without a role fails with or without SAS, a check
+    // that could not complete) is reported with the Deny in place.
+    let (appeared, other): (Vec<Finding>, Vec<Finding>) =
+        found.into_iter().partition(|f| matches!(f.reason, Reason::DpsLinked | Reason::DeviceUpdateLinked));
     if appeared.is_empty() {
-        return (held(change, &after), Some(window));
+        return match held(change, &after) {
+            Outcome::Done if !other.is_empty() => {
+                tracing::warn!(hub = %hub.name, "shared access denied, but the check after the write reports blockers");
+                (Outcome::DeniedBut(other), Some(window))
+            }
+            Outcome::Overridden(what, _) => (Outcome::Overridden(what, other), Some(window)),
+            o => (o, Some(window)),
+        };
     }
-    let undo = HubAccessChange { shared_access: Some(Access::Allow), ..HubAccessChange::default() };
+    // The hub as it was before this write: shared access, and whatever else the same write changed.
+    let undo = HubAccessChange {
+        shared_access: Some(Access::Allow),
+        device_sas: change.device_sas.filter(|w| *w != current.device_sas).map(|_| current.device_sas),
+        module_sas: change.module_sas.filter(|w| *w != current.module_sas).map(|_| current.module_sas),
+    };
     let failed = |why: String| {
         Outcome::Failed(AzureError::Transient {
             message: format!(
@@ -132,8 +173,4 @@ pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) 
     }
 }
 
-/// The blocker when the check after a Deny could not be completed.
-fn unverified(hub: &ObservedHub, why: &str) -> Vec<Finding> {
-    let failed = crate::domain::DependentsObservation::Failed(why.to_string());
-    dependency_blockers(hub, &failed, &[], &Vec::<crate::domain::RoleDefinition>::new(), true)
-}
+const NO_ROLES: Vec<crate::domain::RoleDefinition> = Vec::new();

@@ -35,10 +35,20 @@ impl<K: Eq + Hash + Clone, T: Clone> Memo<K, T> {
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<T, AzureError>>,
     {
+        self.get_within(key, self.max_age, fetch).await
+    }
+
+    /// [`get`](Memo::get), reusing an answer only when it is younger than `max_age` (`None`:
+    /// however old); an older one is read again and replaces it for every asker.
+    pub(crate) async fn get_within<F, Fut>(&self, key: K, max_age: Option<Duration>, fetch: F) -> Result<T, AzureError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<T, AzureError>>,
+    {
         let cell = {
             let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
             match cells.get(&key) {
-                Some((at, cell)) if self.max_age.is_none_or(|m| at.elapsed() < m) => cell.clone(),
+                Some((at, cell)) if max_age.is_none_or(|m| at.elapsed() < m) => cell.clone(),
                 _ => {
                     let cell: Shared<T> = Arc::new(OnceCell::new());
                     cells.insert(key, (Instant::now(), cell.clone()));

@@ -9,6 +9,7 @@
 //! trait only.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use uuid::Uuid;
 
@@ -18,6 +19,8 @@ use crate::memo::Memo;
 
 /// Subscriptions searched at once for dependents.
 const SEARCH_CONCURRENCY: usize = 4;
+
+const DEFAULT_RECHECK: Duration = Duration::from_secs(30);
 
 /// One observation pass over Azure.
 pub struct Observer {
@@ -29,6 +32,7 @@ pub struct Observer {
     dependents: Memo<String, Dependents>,
     definitions: Memo<Uuid, Option<RoleDefinition>>,
     named: Memo<(String, String), Vec<RoleDefinition>>,
+    recheck: Duration,
 }
 
 impl Observer {
@@ -37,9 +41,10 @@ impl Observer {
             azure,
             assignments: Memo::new(),
             hubs: Memo::new(),
-            dependents: Memo::with_max_age(std::time::Duration::from_secs(30)),
+            dependents: Memo::with_max_age(DEFAULT_RECHECK),
             definitions: Memo::new(),
             named: Memo::new(),
+            recheck: DEFAULT_RECHECK,
         }
     }
 
@@ -53,31 +58,59 @@ impl Observer {
         self.assignments_filtered(scope, AssignmentFilter::All).await
     }
 
+    /// [`assignments_at`](Observer::assignments_at), read at most the re-check interval ago:
+    /// what the interlock judges a hub on is never older than that, even within a resync.
+    pub async fn assignments_at_recent(&self, scope: &Scope) -> Result<Vec<ObservedAssignment>, AzureError> {
+        self.assignments_within(scope, AssignmentFilter::AtScope, Some(self.recheck)).await
+    }
+
     async fn assignments_filtered(
         &self,
         scope: &Scope,
         filter: AssignmentFilter,
     ) -> Result<Vec<ObservedAssignment>, AzureError> {
+        self.assignments_within(scope, filter, None).await
+    }
+
+    async fn assignments_within(
+        &self,
+        scope: &Scope,
+        filter: AssignmentFilter,
+        max_age: Option<Duration>,
+    ) -> Result<Vec<ObservedAssignment>, AzureError> {
         let azure = self.azure.clone();
         let s = scope.clone();
         let f = filter.clone();
-        self.assignments.get((scope.key(), filter), || async move { azure.list_role_assignments(&s, &f).await }).await
+        self.assignments
+            .get_within((scope.key(), filter), max_age, || async move { azure.list_role_assignments(&s, &f).await })
+            .await
     }
 
     /// A hub, `None` when it does not exist.
     pub async fn hub(&self, hub: &HubId) -> Result<Option<ObservedHub>, AzureError> {
-        let azure = self.azure.clone();
-        let h = hub.clone();
-        self.hubs.get(hub.key(), || async move { azure.get_hub(&h).await }).await
+        self.hub_within(hub, None).await
     }
 
-    /// How long the dependents search is reused (default 30 s).
-    pub fn with_dependents_max_age(mut self, max_age: std::time::Duration) -> Observer {
-        self.dependents = Memo::with_max_age(max_age);
+    /// A hub read at most the re-check interval ago (what the interlock judges).
+    pub async fn hub_recent(&self, hub: &HubId) -> Result<Option<ObservedHub>, AzureError> {
+        self.hub_within(hub, Some(self.recheck)).await
+    }
+
+    async fn hub_within(&self, hub: &HubId, max_age: Option<Duration>) -> Result<Option<ObservedHub>, AzureError> {
+        let azure = self.azure.clone();
+        let h = hub.clone();
+        self.hubs.get_within(hub.key(), max_age, || async move { azure.get_hub(&h).await }).await
+    }
+
+    /// The interlock's re-check interval (default 30 s): the dependents search, and the hub and
+    /// its assignments as the interlock reads them, are reused at most this long.
+    pub fn with_recheck(mut self, recheck: Duration) -> Observer {
+        self.dependents = Memo::with_max_age(recheck);
+        self.recheck = recheck;
         self
     }
 
-    /// What depends on hubs' shared access, searched at most `dependents_max_age` ago (shared
+    /// What depends on hubs' shared access, searched at most the re-check interval ago (shared
     /// by every hub and asker), or why the search could not be completed (fail closed).
     /// `also` names subscriptions to search even if the list leaves them out (the hub's own):
     /// those are searched on their own (cached the same way) and added.
@@ -381,7 +414,7 @@ mod tests {
     #[tokio::test]
     async fn the_dependents_search_is_shared_for_its_max_age_and_read_fresh_on_demand() {
         let azure = Arc::new(Counting::default());
-        let obs = Observer::new(azure.clone()).with_dependents_max_age(Duration::from_millis(300));
+        let obs = Observer::new(azure.clone()).with_recheck(Duration::from_millis(300));
         let searches = futures::future::join_all((0..20).map(|_| obs.dependents(&["s1"]))).await;
         assert!(
             searches.iter().all(|d| matches!(d, DependentsObservation::Complete(x) if x.subscriptions == ["s1", "s2"]))
@@ -403,5 +436,28 @@ mod tests {
             DependentsObservation::Failed(why) => assert!(why.contains("subscription forbidden"), "{why}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// What the interlock judges a hub on (the hub and its assignments) is never older than the
+    /// re-check interval, even within a resync; everything else keeps the resync's reads.
+    #[tokio::test]
+    async fn the_interlock_reads_are_never_older_than_the_re_check_interval() {
+        let azure = Arc::new(Counting::default());
+        let obs = Observer::new(azure.clone()).with_recheck(Duration::from_millis(200));
+        let scope = hub("a").scope();
+        obs.hub(&hub("a")).await.unwrap();
+        obs.assignments_at(&scope).await.unwrap();
+        obs.hub_recent(&hub("a")).await.unwrap();
+        obs.assignments_at_recent(&scope).await.unwrap();
+        assert_eq!((azure.calls("hub a"), azure.calls(&format!("list {scope}"))), (1, 1), "young: shared");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        obs.hub(&hub("a")).await.unwrap();
+        obs.assignments_at(&scope).await.unwrap();
+        assert_eq!((azure.calls("hub a"), azure.calls(&format!("list {scope}"))), (1, 1), "the resync's view");
+        obs.hub_recent(&hub("a")).await.unwrap();
+        obs.assignments_at_recent(&scope).await.unwrap();
+        assert_eq!((azure.calls("hub a"), azure.calls(&format!("list {scope}"))), (2, 2), "older: read again");
+        obs.assignments_at(&scope).await.unwrap();
+        assert_eq!(azure.calls(&format!("list {scope}")), 2, "and the new read serves everyone");
     }
 }

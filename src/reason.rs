@@ -72,6 +72,10 @@ pub enum Reason {
     ScopesUnknown,
     /// A new generation was seen and is being reconciled.
     Progressing,
+    /// An Azure write was made (the Event's action names it).
+    Written,
+    /// An Azure write failed (the Event's action names it); retried.
+    WriteFailed,
     /// Azure had drifted from the spec and was put back.
     DriftRepaired,
     /// Deleted while not managed (observe or skip): Azure left as it is.
@@ -116,6 +120,8 @@ impl Reason {
             Reason::UnknownReconcileMode => "UnknownReconcileMode",
             Reason::ScopesUnknown => "ScopesUnknown",
             Reason::Progressing => "Progressing",
+            Reason::Written => "Written",
+            Reason::WriteFailed => "WriteFailed",
             Reason::DriftRepaired => "DriftRepaired",
             Reason::LeftInAzure => "LeftInAzure",
             Reason::DeletionRefused => "DeletionRefused",

@@ -166,7 +166,7 @@ impl ArmClient {
         body: Option<Vec<u8>>,
         if_match: Option<&str>,
     ) -> Result<RawResponse, AzureError> {
-        if url.host_str() != self.base.host_str() || url.port_or_known_default() != self.base.port_or_known_default() {
+        if !super::http::same_origin(&url, &self.base) {
             return Err(AzureError::Invalid {
                 code: "UnexpectedHost".into(),
                 message: format!(

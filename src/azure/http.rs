@@ -52,6 +52,13 @@ pub(crate) struct HttpCore {
     pub stats: Arc<ArmStats>,
 }
 
+/// Does `url` point at the same origin (scheme, host and port) as the ARM endpoint `base`? The
+/// bearer token is sent nowhere else: not to another host a `nextLink` or `Location` names, nor
+/// to the same host over another scheme.
+pub(crate) fn same_origin(url: &Url, base: &Url) -> bool {
+    url.origin() == base.origin()
+}
+
 pub(crate) fn header(h: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
@@ -136,4 +143,22 @@ pub fn http_client(timeout: Duration) -> Result<reqwest::Client, AzureError> {
         .user_agent(concat!("iothub-access-operator/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| AzureError::Invalid { code: "HttpClient".into(), message: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_go_to_the_arm_origin_only() {
+        let base = Url::parse("https://management.azure.com").unwrap();
+        let at = |u: &str| same_origin(&Url::parse(u).unwrap(), &base);
+        assert!(at("https://management.azure.com/subscriptions?page=2"));
+        assert!(at("https://MANAGEMENT.azure.com:443/x"));
+        assert!(!at("http://management.azure.com:443/x"), "a downgrade to plain HTTP");
+        assert!(!at("http://management.azure.com/x"));
+        assert!(!at("https://management.azure.com:8443/x"));
+        assert!(!at("https://management.azure.com.evil.example/x"));
+        assert!(!at("https://user@evil.example/management.azure.com"));
+    }
 }

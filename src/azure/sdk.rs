@@ -53,7 +53,7 @@ impl azure_core_legacy::Policy for SdkTransport {
         let method =
             reqwest::Method::from_bytes(method_text.as_bytes()).map_err(|e| Error::new(ErrorKind::Other, e))?;
         let url = Url::parse(request.url().as_str()).map_err(|e| Error::new(ErrorKind::Other, e))?;
-        if url.host_str() != self.base.host_str() || url.port_or_known_default() != self.base.port_or_known_default() {
+        if !super::http::same_origin(&url, &self.base) {
             // Never send the bearer token outside the ARM endpoint (a `nextLink` elsewhere).
             return Err(Error::new(
                 ErrorKind::Other,

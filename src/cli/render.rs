@@ -156,11 +156,14 @@ fn outcome_text(o: &Outcome) -> String {
             "REVERTED: written, then {}; shared access allowed again",
             found.iter().map(|f| format!("{}: {}", f.reason, f.message)).collect::<Vec<_>>().join("; ")
         ),
-        Outcome::Overridden(what) => format!("OVERRIDDEN: {what}"),
-        Outcome::Unverified(found) => format!(
-            "UNVERIFIED: written, but {}",
-            found.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ")
+        Outcome::Overridden(what, found) if found.is_empty() => format!("OVERRIDDEN: {what}"),
+        Outcome::Overridden(what, found) => format!(
+            "OVERRIDDEN: {what}; the interlock reports: {}",
+            found.iter().map(|f| format!("{}: {}", f.reason, f.message)).collect::<Vec<_>>().join("; ")
         ),
+        Outcome::DeniedBut(found) => {
+            format!("DENIED, BUT: {}", found.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; "))
+        }
     }
 }
 

@@ -120,7 +120,7 @@ async fn cleanup(
             users.join(", ")
         );
         finish(api, obj, ctx, st, false, Reason::InUse, &msg).await?;
-        ctx.event(obj, EventType::Warning, Reason::DeletionRefused.as_str(), msg.clone()).await;
+        ctx.event(obj, EventType::Warning, Reason::DeletionRefused, msg.clone()).await;
         return Err(ReconcileError::Refused(msg));
     }
     let owner = owner_of(ctx, obj);
@@ -133,13 +133,8 @@ async fn cleanup(
         st.assignment_ids = b.resource_ids.clone();
         let msg = format!("deletion refused: {}", b.message);
         finish(api, obj, ctx, st, false, b.reason, &msg).await?;
-        ctx.event(
-            obj,
-            EventType::Warning,
-            Reason::DeletionRefused.as_str(),
-            format!("{msg} ({})", b.resource_ids.join(", ")),
-        )
-        .await;
+        ctx.event(obj, EventType::Warning, Reason::DeletionRefused, format!("{msg} ({})", b.resource_ids.join(", ")))
+            .await;
         return Err(ReconcileError::Refused(msg));
     }
     cleanup_apply(obj, ctx, &plan).await

@@ -133,7 +133,7 @@ pub async fn tell_once<K: Kind>(obj: &K, ctx: &Context, st: &K::Status, blockers
     for f in blockers {
         if !status::already_told(st.conditions(), f.reason.as_str(), None) {
             let note = format!("{lead}{} ({})", f.message, f.resource_ids.join(", "));
-            ctx.event(obj, EventType::Warning, f.reason.as_str(), note).await;
+            ctx.event(obj, EventType::Warning, f.reason, note).await;
         }
     }
 }
@@ -178,7 +178,7 @@ async fn run<K: Steps>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<Requeue, 
         Ok(d) => d,
         Err(stop) => {
             if stop.event && !status::already_told(st.conditions(), stop.reason.as_str(), Some(&stop.message)) {
-                ctx.event(obj, EventType::Warning, stop.reason.as_str(), stop.message.clone()).await;
+                ctx.event(obj, EventType::Warning, stop.reason, stop.message.clone()).await;
             }
             finish(api, obj, ctx, st, false, stop.reason, &stop.message).await?;
             return Ok(done(ctx, obj));
@@ -190,7 +190,7 @@ async fn run<K: Steps>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<Requeue, 
     if let Err(e) = ctx.check_scopes(&ns, ids.iter().map(String::as_str))? {
         let why = Reason::ScopeNotAllowed;
         if !status::already_told(st.conditions(), why.as_str(), None) {
-            ctx.event(obj, EventType::Warning, why.as_str(), e.to_string()).await;
+            ctx.event(obj, EventType::Warning, why, e.to_string()).await;
         }
         finish(api, obj, ctx, st, false, why, &e.to_string()).await?;
         return Ok(done(ctx, obj));
@@ -252,7 +252,7 @@ pub async fn cleanup_managed<K: Kind>(obj: &K, ctx: &Context) -> bool {
     ctx.event(
         obj,
         EventType::Normal,
-        Reason::LeftInAzure.as_str(),
+        Reason::LeftInAzure,
         "not managed (reconcile annotation): Azure left as is".into(),
     )
     .await;

@@ -45,16 +45,16 @@ use guardrail::Guardrail;
 pub struct ObserverCache {
     azure: Arc<dyn Azure>,
     ttl: Duration,
-    dependents_max_age: Duration,
+    recheck: Duration,
     current: Mutex<(Instant, Arc<Observer>)>,
 }
 
 impl ObserverCache {
-    /// `ttl`: the resync period; `dependents_max_age`: how long the search for what depends on
-    /// hubs' shared access is reused (the interlock re-check).
-    pub fn new(azure: Arc<dyn Azure>, ttl: Duration, dependents_max_age: Duration) -> ObserverCache {
-        let obs = Arc::new(Observer::new(azure.clone()).with_dependents_max_age(dependents_max_age));
-        ObserverCache { azure, ttl, dependents_max_age, current: Mutex::new((Instant::now(), obs)) }
+    /// `ttl`: the resync period; `recheck`: the interlock re-check interval (how old
+    /// what the interlock judges a hub on may be).
+    pub fn new(azure: Arc<dyn Azure>, ttl: Duration, recheck: Duration) -> ObserverCache {
+        let obs = Arc::new(Observer::new(azure.clone()).with_recheck(recheck));
+        ObserverCache { azure, ttl, recheck, current: Mutex::new((Instant::now(), obs)) }
     }
 
     /// The current generation (a new one once the old is older than the resync period).
@@ -67,7 +67,7 @@ impl ObserverCache {
     }
 
     fn fresh(&self) -> Observer {
-        Observer::new(self.azure.clone()).with_dependents_max_age(self.dependents_max_age)
+        Observer::new(self.azure.clone()).with_recheck(self.recheck)
     }
 
     /// Start a new generation now (the resync trigger).
@@ -159,40 +159,47 @@ impl Context {
         }
     }
 
-    /// Publish an Event about `obj`; failures to publish are logged, never fatal.
-    pub async fn event<K: Resource<DynamicType = ()>>(&self, obj: &K, type_: EventType, reason: &str, note: String) {
+    /// Publish an Event about `obj` (its action is the reason); failures to publish are logged,
+    /// never fatal.
+    pub async fn event<K: Resource<DynamicType = ()>>(&self, obj: &K, type_: EventType, reason: Reason, note: String) {
+        self.publish(obj, type_, reason, reason.as_str(), note).await;
+    }
+
+    async fn publish<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        type_: EventType,
+        reason: Reason,
+        action: &str,
+        note: String,
+    ) {
         let ev = Event {
             type_,
-            reason: reason.into(),
+            reason: reason.as_str().into(),
             note: Some(note.chars().take(1024).collect()),
-            action: reason.into(),
+            action: action.into(),
             secondary: None,
         };
         if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
-            tracing::warn!(error = %e, reason, "could not publish an Event");
+            tracing::warn!(error = %e, reason = reason.as_str(), "could not publish an Event");
         }
     }
 
-    /// Events for the writes of one reconcile, and the observer forgetting what they changed.
+    /// Events for the writes of one reconcile (reason: what came of it; action: the write), the
+    /// write metric, and the observer forgetting what they changed. Refusals and a Deny that
+    /// holds with blockers are told by the kind with their blockers, not here.
     pub async fn report_writes<K: Resource<DynamicType = ()>>(&self, obj: &K, kind: &str, applied: &[Applied]) {
         let obs = self.observer.get();
         for a in applied {
             obs.forget_written(&a.action);
-            let (type_, reason, outcome) = match &a.outcome {
-                Outcome::Done => (EventType::Normal, a.action.verb().to_string(), "ok"),
-                Outcome::Adopted(_) => (EventType::Normal, Reason::AdoptedExisting.as_str().to_string(), "adopted"),
-                Outcome::AlreadyDone => continue,
-                Outcome::Skipped => continue,
-                Outcome::Failed(_) => (EventType::Warning, format!("{}Failed", a.action.verb()), "failed"),
-                // The reconcile reports the refusal with its blockers.
-                Outcome::Refused(_) => continue,
-                Outcome::Reverted(_) => (EventType::Warning, Reason::DenyReverted.as_str().to_string(), "reverted"),
-                Outcome::Overridden(_) => {
-                    (EventType::Warning, Reason::OverriddenByPolicy.as_str().to_string(), "overridden")
-                }
-                Outcome::Unverified(_) => {
-                    (EventType::Warning, Reason::DpsCheckFailed.as_str().to_string(), "unverified")
-                }
+            let (event, outcome) = match &a.outcome {
+                Outcome::Done => (Some((EventType::Normal, Reason::Written)), "ok"),
+                Outcome::Adopted(_) => (Some((EventType::Normal, Reason::AdoptedExisting)), "adopted"),
+                Outcome::AlreadyDone | Outcome::Skipped | Outcome::Refused(_) => continue,
+                Outcome::Failed(_) => (Some((EventType::Warning, Reason::WriteFailed)), "failed"),
+                Outcome::Reverted(_) => (Some((EventType::Warning, Reason::DenyReverted)), "reverted"),
+                Outcome::Overridden(..) => (Some((EventType::Warning, Reason::OverriddenByPolicy)), "overridden"),
+                Outcome::DeniedBut(_) => (None, "denied_with_blockers"),
             };
             self.metrics
                 .azure_writes
@@ -201,6 +208,8 @@ impl Context {
                     outcome: outcome.into(),
                 })
                 .inc();
+            tracing::info!(kind, action = a.action.verb(), target = %a.action.target(), outcome, "azure write");
+            let Some((type_, reason)) = event else { continue };
             let note = match &a.outcome {
                 Outcome::Failed(e) => format!("{}: {e}", a.action),
                 Outcome::Adopted(id) => format!("{} already existed as {id}; using it", a.action.target()),
@@ -209,16 +218,10 @@ impl Context {
                     a.action,
                     found.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ")
                 ),
-                Outcome::Overridden(what) => format!("{}: {what}", a.action),
-                Outcome::Unverified(found) => format!(
-                    "{}: written, but {}",
-                    a.action,
-                    found.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ")
-                ),
+                Outcome::Overridden(what, _) => format!("{}: {what}", a.action),
                 _ => a.action.to_string(),
             };
-            tracing::info!(kind, action = a.action.verb(), target = %a.action.target(), outcome, "azure write");
-            self.event(obj, type_, &reason, note).await;
+            self.publish(obj, type_, reason, a.action.verb(), note).await;
         }
     }
 
@@ -231,7 +234,7 @@ impl Context {
         self.event(
             obj,
             EventType::Normal,
-            Reason::DriftRepaired.as_str(),
+            Reason::DriftRepaired,
             format!("{what} had drifted from the spec; repaired: {done}"),
         )
         .await;

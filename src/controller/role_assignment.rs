@@ -172,7 +172,7 @@ async fn cleanup(obj: &IotHubRoleAssignment, ctx: &Context) -> Result<Requeue, R
     if let Some(d) = &desired
         && let Err(e) = ctx.check_scopes(&ns, [d.scope.to_string().as_str()])?
     {
-        ctx.event(obj, EventType::Warning, Reason::ScopeNotAllowed.as_str(), format!("left in Azure: {e}")).await;
+        ctx.event(obj, EventType::Warning, Reason::ScopeNotAllowed, format!("left in Azure: {e}")).await;
         return Ok(Requeue::await_change());
     }
     // Status only hints where else to look; hints outside the namespace's scopes are not read.
@@ -193,8 +193,7 @@ async fn cleanup(obj: &IotHubRoleAssignment, ctx: &Context) -> Result<Requeue, R
     };
     let plan = engine::plan_assignment(&ctx.observer.get(), &req).await?;
     for f in &plan.findings {
-        ctx.event(obj, EventType::Normal, f.reason.as_str(), format!("{}: {}", f.message, f.resource_ids.join(", ")))
-            .await;
+        ctx.event(obj, EventType::Normal, f.reason, format!("{}: {}", f.message, f.resource_ids.join(", "))).await;
     }
     cleanup_apply(obj, ctx, &plan).await
 }

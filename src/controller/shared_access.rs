@@ -125,7 +125,7 @@ impl Steps for IotHubSharedAccess {
         st: &mut IotHubSharedAccessStatus,
         desired: &DesiredSharedAccess,
         plan: &Plan,
-        seen: &Seen,
+        _seen: &Seen,
         applied: &[Applied],
     ) -> Verdict {
         let mut verdict: Option<(Reason, String)> = None;
@@ -139,25 +139,26 @@ impl Steps for IotHubSharedAccess {
                         a.action.describe()
                     );
                     if !status::already_told(&st.conditions, Reason::PolicyDenied.as_str(), None) {
-                        ctx.event(self, EventType::Warning, Reason::PolicyDenied.as_str(), msg.clone()).await;
+                        ctx.event(self, EventType::Warning, Reason::PolicyDenied, msg.clone()).await;
                     }
                     verdict = Some((Reason::PolicyDenied, msg));
                 }
-                Outcome::Refused(found) | Outcome::Reverted(found) | Outcome::Unverified(found) => {
-                    let denied = matches!(a.outcome, Outcome::Unverified(_));
+                Outcome::Refused(found) | Outcome::Reverted(found) | Outcome::DeniedBut(found) => {
+                    let denied = matches!(a.outcome, Outcome::DeniedBut(_));
                     tell(self, ctx, st, &found.iter().collect::<Vec<_>>(), denied).await;
                     blockers = found.clone();
                 }
-                Outcome::Overridden(what) => {
-                    let interlock = match &seen.dependents {
-                        DependentsObservation::Complete(_) if !blockers.is_empty() => format!(
+                Outcome::Overridden(what, found) => {
+                    // The interlock's fresh view of what Azure's state breaks, when it denies SAS.
+                    let interlock = if found.is_empty() {
+                        String::new()
+                    } else {
+                        tell(self, ctx, st, &found.iter().collect::<Vec<_>>(), true).await;
+                        blockers = found.clone();
+                        format!(
                             "; the interlock reports: {}",
-                            blockers.iter().map(|b| b.reason.as_str()).collect::<Vec<_>>().join(", ")
-                        ),
-                        DependentsObservation::Failed(why) => {
-                            format!("; the interlock could not check dependents: {why}")
-                        }
-                        _ => String::new(),
+                            found.iter().map(|b| b.message.as_str()).collect::<Vec<_>>().join("; ")
+                        )
                     };
                     verdict = Some((Reason::OverriddenByPolicy, format!("{what}{interlock}")));
                 }

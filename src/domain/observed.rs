@@ -47,19 +47,22 @@ pub struct ObservedHub {
 impl ObservedHub {
     /// Does `host` name this hub? Case-insensitive: any host name Azure reported, and, for every
     /// cloud's IoT Hub suffix, `{name}.{suffix}` and the gateway forms `{name}.device.{suffix}` and
-    /// `{name}.service.{suffix}` (hub names are unique per cloud, so matching more names can only
-    /// refuse more, never less).
+    /// `{name}.service.{suffix}`, each also with `privatelink.` before the suffix, and the bare
+    /// hub name (hub names are unique per cloud, so matching more names can only refuse more,
+    /// never less).
     pub fn has_host(&self, host: &str) -> bool {
         let host = host.trim().trim_end_matches('.');
         if self.host_names.iter().any(|h| h.eq_ignore_ascii_case(host)) {
             return true;
         }
-        let Some((first, rest)) = host.split_once('.') else { return false };
+        // A bare hub name (no domain) names the hub too: refusing more is the safe side.
+        let Some((first, rest)) = host.split_once('.') else { return host.eq_ignore_ascii_case(&self.id.name) };
         if !first.eq_ignore_ascii_case(&self.id.name) {
             return false;
         }
         let rest = rest.to_ascii_lowercase();
-        let rest = rest.strip_prefix("device.").or_else(|| rest.strip_prefix("service.")).unwrap_or(&rest);
+        let rest = rest.strip_prefix("privatelink.").unwrap_or(&rest);
+        let rest = rest.strip_prefix("device.").or_else(|| rest.strip_prefix("service.")).unwrap_or(rest);
         all_iothub_host_suffixes().any(|s| s.eq_ignore_ascii_case(rest))
     }
 }

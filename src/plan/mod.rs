@@ -133,10 +133,10 @@ pub enum Severity {
 }
 
 impl Severity {
-    /// As shown in plans: a blocker is a refused change.
+    /// As shown in plans and status (the variant's own name: a blocker is a refused change).
     pub fn as_str(self) -> &'static str {
         match self {
-            Severity::Blocker => "Refused",
+            Severity::Blocker => "Blocker",
             Severity::Warning => "Warning",
             Severity::Info => "Info",
         }

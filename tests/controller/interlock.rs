@@ -199,12 +199,23 @@ async fn deny_fleet_during(what: DuringDeny) -> H {
 #[tokio::test]
 async fn a_key_link_made_while_deny_is_written_puts_shared_access_back_and_is_reported() {
     let h = deny_fleet_during(DuringDeny::LinkByKey).await;
+    // The same write also denies device SAS: putting the hub back as it was undoes that too.
+    let mut spec = sas_yaml("fleet", FLEET_HUB, "Deny");
+    spec.spec.device_sas = Some(Access::Deny);
+    h.api.put(&spec);
     h.sa("fleet").await.expect("reconciles");
     let st = status(&h, "fleet");
     assert_eq!(h.ready(&st.conditions), ("False".into(), "DpsLinked".into()), "{:?}", st.conditions);
     assert!(!fleet_denied_in_azure(&h), "shared access is allowed again, as it was");
+    // The revert put device SAS back too: the next pass (Deny still refused) writes the device
+    // SAS change on its own, which it would not need if the revert had left it denied.
+    let writes: Vec<String> = h.api.events().into_iter().filter(|(r, _)| r == "Written").map(|(_, n)| n).collect();
+    assert!(
+        writes.last().is_some_and(|n| n.starts_with("SetHubAccess") && n.ends_with(": device SAS Deny")),
+        "{writes:?}"
+    );
+    assert_eq!(h.emu.stats().count("iotHubs.put"), 3, "Deny, the revert, device SAS alone");
     assert_eq!(st.shared_access_policies, Some(Access::Allow), "status says what Azure holds");
-    assert_eq!(h.emu.stats().count_status("iotHubs.put", 201) + h.emu.stats().count_status("iotHubs.put", 200), 2);
     assert!(
         h.api.events().iter().any(|(r, n)| r == "DenyReverted" && n.contains("allowed again")),
         "{:?}",
@@ -332,6 +343,28 @@ async fn a_modify_policy_that_overrides_the_write_is_reported_never_ready() {
     );
 }
 
+/// The headline case of the Modify policy: Allow written on a hub a DPS links by key, Azure
+/// denies SAS anyway; the verdict carries the interlock's fresh view of what that breaks.
+#[tokio::test]
+async fn a_modify_policy_that_denies_a_dps_linked_hub_names_the_broken_dps() {
+    let a = allowed();
+    let h = H::with_seed(&format!("{DEMO_SEED}\n{}", policy("Modify")), &allowed_refs(&a), None, |_| {}).await;
+    link_fleet_by_key(&h.emu);
+    h.emu.with_state(|s| s.hub_mut(SUB, RG, FLEET_HUB).expect("hub").set_disable_local_auth(true));
+    h.api.put(&sas_yaml("fleet", FLEET_HUB, "Allow"));
+    h.sa("fleet").await.expect("reconciles");
+    let st = status(&h, "fleet");
+    let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "OverriddenByPolicy"));
+    assert!(
+        ready.message.contains("the interlock reports") && ready.message.contains("contoso-fleet-hub"),
+        "{}",
+        ready.message
+    );
+    assert_eq!(st.blockers.first().map(|b| b.reason.as_str()), Some("DpsLinked"), "{:?}", st.blockers);
+    assert!(st.blockers[0].resource_ids.iter().any(|id| id.ends_with("/contoso-factory-dps")), "{:?}", st.blockers);
+}
+
 #[tokio::test]
 async fn a_hub_someone_else_denied_meanwhile_is_never_re_allowed_by_the_interlock() {
     let a = allowed();
@@ -349,6 +382,11 @@ async fn a_hub_someone_else_denied_meanwhile_is_never_re_allowed_by_the_interloc
     h.sa("fleet").await.expect("reconciles");
     assert!(fleet_denied_in_azure(&h), "the interlock only ever puts back a Deny it wrote");
     assert_eq!(h.emu.stats().count("iotHubs.put"), 0, "nothing was written");
+    // What the fresh read saw is reported at once: never Ready for a hub a DPS reaches by key.
+    let st = status(&h, "fleet");
+    assert_eq!(h.ready(&st.conditions), ("False".into(), "DpsLinked".into()), "{:?}", st.conditions);
+    assert!(st.blockers[0].message.contains("already denied"), "{}", st.blockers[0].message);
+    assert!(h.api.events().iter().any(|(r, n)| r == "DpsLinked" && n.starts_with("Shared access is denied, but")));
     // The next check (fresh reads) reports the broken link, and still does not re-allow.
     h.ctx.observer.rotate();
     h.sa("fleet").await.expect("reconciles");
@@ -365,4 +403,6 @@ async fn a_check_after_deny_that_cannot_complete_is_never_reported_ready() {
     assert!(st.blockers[0].message.contains("can no longer be checked"), "{}", st.blockers[0].message);
     assert!(fleet_denied_in_azure(&h), "Deny stays (only a key link that appeared puts SAS back)");
     assert_eq!(next, Action::requeue(Duration::from_secs(30)), "checked again soon");
+    let told = h.api.events().into_iter().filter(|(r, _)| r == "DpsCheckFailed").count();
+    assert_eq!(told, 1, "told once: {:?}", h.api.events());
 }

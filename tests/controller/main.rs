@@ -256,7 +256,11 @@ async fn create_then_steady_state_writes_nothing_and_leaves_status_alone() {
         h.azure_assignments(TELEMETRY_SP),
         vec![(hub_scope(FACTORY_HUB).to_ascii_lowercase(), READER_GUID.into())]
     );
-    assert!(h.api.events().iter().any(|(r, _)| r == "CreateRoleAssignment"), "{:?}", h.api.events());
+    assert!(
+        h.api.events().iter().any(|(r, n)| r == "Written" && n.starts_with("CreateRoleAssignment")),
+        "{:?}",
+        h.api.events()
+    );
 
     // Steady state: a new observation pass, no Azure write, no status write.
     let writes = h.emu.stats().writes();
@@ -344,10 +348,10 @@ async fn a_principal_change_creates_the_new_assignment_before_deleting_the_old()
     assert_ne!(st.owned_assignment_ids, old, "ownership moved to the new assignment");
     assert!(h.azure_assignments(TELEMETRY_SP).is_empty(), "the old grant is gone");
     assert_eq!(h.azure_assignments(SYNC_SP).len(), 1);
-    let reasons: Vec<String> = h.api.events().into_iter().map(|(r, _)| r).collect();
-    let created = reasons.iter().rposition(|r| r == "CreateRoleAssignment").unwrap();
-    let deleted = reasons.iter().rposition(|r| r == "DeleteRoleAssignment").unwrap();
-    assert!(created < deleted, "make before break: {reasons:?}");
+    let writes: Vec<String> = h.api.events().into_iter().filter(|(r, _)| r == "Written").map(|(_, n)| n).collect();
+    let created = writes.iter().rposition(|n| n.starts_with("CreateRoleAssignment")).unwrap();
+    let deleted = writes.iter().rposition(|n| n.starts_with("DeleteRoleAssignment")).unwrap();
+    assert!(created < deleted, "make before break: {writes:?}");
 }
 
 #[tokio::test]
@@ -609,7 +613,7 @@ async fn a_custom_role_is_created_kept_updated_repaired_and_orphaned_on_request(
         actions,
         vec!["Microsoft.Devices/IotHubs/devices/read".to_string(), "Microsoft.Devices/IotHubs/twins/read".into()]
     );
-    assert!(h.api.events().iter().any(|(r, _)| r == "UpdateRoleDefinition"));
+    assert!(h.api.events().iter().any(|(r, n)| r == "Written" && n.starts_with("UpdateRoleDefinition")));
 
     // Drift: someone widens the role in the portal; it is put back.
     h.emu.with_state(|s| {

@@ -208,7 +208,7 @@ async fn the_operator_process_reconciles_resyncs_cleans_up_and_stops_on_sigterm(
     let snap = emu.snapshot();
     assert!(snap.role_assignments.iter().any(|a| a.principal_id == TELEMETRY_SP));
     assert_eq!(snap.hubs.iter().find(|h| h.name == FLEET_HUB).unwrap().disable_local_auth, Some(true));
-    assert!(api.events().iter().any(|(r, _)| r == "CreateRoleAssignment"));
+    assert!(api.events().iter().any(|(r, n)| r == "Written" && n.starts_with("CreateRoleAssignment")));
 
     // Metrics.
     let text = reqwest::get(format!("http://127.0.0.1:{metrics}/metrics")).await.unwrap().text().await.unwrap();
