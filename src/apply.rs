@@ -87,10 +87,9 @@ pub async fn apply_action(azure: &Arc<dyn Azure>, action: &Action) -> Outcome {
             Action::DeleteRoleAssignment { id } => {
                 azure.delete_role_assignment(id).await.map(|d| if d { Outcome::Done } else { Outcome::AlreadyDone })
             }
-            Action::DeleteRoleDefinition { scope, guid, .. } => azure
-                .delete_role_definition(scope, *guid)
-                .await
-                .map(|d| if d { Outcome::Done } else { Outcome::AlreadyDone }),
+            Action::DeleteRoleDefinition { id, .. } => {
+                azure.delete_role_definition(id).await.map(|d| if d { Outcome::Done } else { Outcome::AlreadyDone })
+            }
         }
     }
     .await;

@@ -76,7 +76,7 @@ async fn catalog(obs: &Observer, subscription_id: Option<&str>, guids: BTreeSet<
             continue;
         }
         let scope = subscription_id.map_or(Scope::Root, |s| Scope::Subscription(s.to_string()));
-        if let Ok(Some(d)) = obs.role_definition(&scope, guid).await {
+        if let Ok(Some(d)) = obs.role_definition(&RoleDefinitionId::new(scope, guid)).await {
             out.push(d);
         }
     }
@@ -120,7 +120,7 @@ pub async fn plan_assignment(obs: &Observer, req: &AssignmentRequest) -> Result<
             // definition is refused.
             None if req.mode == Mode::Apply => {
                 let scope = Scope::Subscription(d.hub.subscription_id.clone());
-                if let Some(def) = obs.role_definition_fresh(&scope, d.role.guid).await? {
+                if let Some(def) = obs.role_definition_fresh(&RoleDefinitionId::new(scope, d.role.guid)).await? {
                     known.push(def);
                 }
             }
@@ -154,8 +154,8 @@ pub async fn plan_custom_role(obs: &Observer, req: &CustomRoleRequest) -> Result
     }
     let mut seen = BTreeSet::new();
     wanted.retain(|o| seen.insert(o.guid));
-    for RoleDefinitionId { scope, guid } in &wanted {
-        if let Some(def) = obs.role_definition(scope, *guid).await? {
+    for id in &wanted {
+        if let Some(def) = obs.role_definition(id).await? {
             observed.push(def);
         }
     }

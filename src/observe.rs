@@ -14,7 +14,9 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::azure::{AssignmentFilter, Azure, AzureError, RoleDefinitionFilter};
-use crate::domain::{Dependents, DependentsObservation, HubId, ObservedAssignment, ObservedHub, RoleDefinition, Scope};
+use crate::domain::{
+    Dependents, DependentsObservation, HubId, ObservedAssignment, ObservedHub, RoleDefinition, RoleDefinitionId, Scope,
+};
 use crate::memo::Memo;
 
 /// Subscriptions searched at once for dependents.
@@ -152,15 +154,15 @@ impl Observer {
 
     /// A role definition by GUID (built-in or custom), `None` when it does not exist. Keyed by
     /// GUID alone: a definition's GUID is unique in the tenant.
-    pub async fn role_definition(&self, scope: &Scope, guid: Uuid) -> Result<Option<RoleDefinition>, AzureError> {
+    pub async fn role_definition(&self, id: &RoleDefinitionId) -> Result<Option<RoleDefinition>, AzureError> {
         let azure = self.azure.clone();
-        let s = scope.clone();
-        self.definitions.get(guid, || async move { azure.get_role_definition(&s, guid).await }).await
+        let i = id.clone();
+        self.definitions.get(id.guid, || async move { azure.get_role_definition(&i).await }).await
     }
 
     /// A role definition read now, not from this pass's cache: for checks that gate a write.
-    pub async fn role_definition_fresh(&self, scope: &Scope, guid: Uuid) -> Result<Option<RoleDefinition>, AzureError> {
-        self.azure.get_role_definition(scope, guid).await
+    pub async fn role_definition_fresh(&self, id: &RoleDefinitionId) -> Result<Option<RoleDefinition>, AzureError> {
+        self.azure.get_role_definition(id).await
     }
 
     /// Role definitions named `role_name` (display names are unique per tenant), as seen from a
@@ -320,7 +322,7 @@ mod tests {
         async fn delete_role_assignment(&self, _: &RoleAssignmentId) -> Result<bool, AzureError> {
             unreachable!("observe never writes")
         }
-        async fn get_role_definition(&self, _: &Scope, _: Uuid) -> Result<Option<RoleDefinition>, AzureError> {
+        async fn get_role_definition(&self, _: &RoleDefinitionId) -> Result<Option<RoleDefinition>, AzureError> {
             Ok(None)
         }
         async fn list_role_definitions(
@@ -333,7 +335,7 @@ mod tests {
         async fn put_role_definition(&self, _: &Scope, _: &RoleDefinition) -> Result<(), AzureError> {
             unreachable!("observe never writes")
         }
-        async fn delete_role_definition(&self, _: &Scope, _: Uuid) -> Result<bool, AzureError> {
+        async fn delete_role_definition(&self, _: &RoleDefinitionId) -> Result<bool, AzureError> {
             unreachable!("observe never writes")
         }
         async fn get_hub(&self, hub: &HubId) -> Result<Option<ObservedHub>, AzureError> {

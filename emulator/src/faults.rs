@@ -7,7 +7,7 @@ use rand::{Rng as _, SeedableRng as _};
 use serde::{Deserialize, Serialize};
 
 /// What to inject. `Default` injects nothing. JSON/YAML: camelCase, durations as `"20ms"`,
-/// `"1.5s"`, `"2m"` or a number of milliseconds.
+/// `"1.5s"`, `"2m"` or a JSON number of milliseconds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Faults {
@@ -118,14 +118,16 @@ impl FaultState {
     }
 }
 
-/// Parse `"20ms"`, `"1.5s"`, `"2m"`, `"100us"`, `"1h"` or a bare number of milliseconds.
+/// Parse `"20ms"`, `"1.5s"`, `"2m"`, `"100us"`, `"1h"`: the project's one duration syntax. A
+/// unit is required (a bare number reads as milliseconds to one person and seconds to another).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let idx = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
     let (num, unit) = s.split_at(idx);
     let n: f64 = num.parse().map_err(|_| format!("not a duration: {s:?}"))?;
     let secs = match unit.trim() {
-        "" | "ms" => n / 1000.0,
+        "" => return Err(format!("{s:?}: add a unit, e.g. {s}s, {s}ms or 10m")),
+        "ms" => n / 1000.0,
         "s" => n,
         "us" | "µs" => n / 1_000_000.0,
         "ns" => n / 1_000_000_000.0,
@@ -136,8 +138,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())
 }
 
-/// Serde for `Duration` as a human string (`"250ms"`), also accepting a number of milliseconds
-/// or `{secs, nanos}`.
+/// Serde for `Duration` as a human string (`"250ms"`), also accepting a JSON number of
+/// milliseconds or `{secs, nanos}`.
 pub mod duration_str {
     use std::time::Duration;
 

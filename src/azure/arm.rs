@@ -24,7 +24,7 @@ use super::pacing::{Pacer, PacingConfig};
 use super::retry::RetryPolicy;
 use super::sdk::{SdkTransport, domain_definition, from_sdk, observed_assignment, principal_type};
 use super::{AssignmentFilter, Azure, CreateOutcome, HubAccessChange, NewRoleAssignment, RoleDefinitionFilter};
-use crate::domain::ids::{RoleAssignmentId, role_definition_guid};
+use crate::domain::ids::{RoleAssignmentId, RoleDefinitionId};
 use crate::domain::{HubId, ObservedAssignment, ObservedDeviceUpdate, ObservedDps, ObservedHub, RoleDefinition, Scope};
 use crate::memo::Memo;
 
@@ -214,7 +214,7 @@ impl Azure for ArmClient {
 
     async fn create_role_assignment(&self, new: &NewRoleAssignment) -> Result<CreateOutcome, AzureError> {
         let mut props =
-            authz::models::RoleAssignmentProperties::new(new.role_definition_id.clone(), new.principal_id.clone());
+            authz::models::RoleAssignmentProperties::new(new.role_definition_id.to_string(), new.principal_id.clone());
         props.principal_type = Some(principal_type(new.principal_type));
         props.description = new.description.clone();
         let params = authz::models::RoleAssignmentCreateParameters::new(props);
@@ -238,7 +238,7 @@ impl Azure for ArmClient {
             }
             Err(AzureError::Conflict { code, .. }) if code == "RoleAssignmentExists" => {
                 // Older answers carry no id: find the equal assignment by listing.
-                let role = role_definition_guid(&new.role_definition_id).ok();
+                let role = Some(new.role_definition_id.guid);
                 let found = self
                     .list_role_assignments(&new.id.scope, &AssignmentFilter::PrincipalId(new.principal_id.clone()))
                     .await?
@@ -273,13 +273,13 @@ impl Azure for ArmClient {
         .await
     }
 
-    async fn get_role_definition(&self, scope: &Scope, guid: Uuid) -> Result<Option<RoleDefinition>, AzureError> {
+    async fn get_role_definition(&self, id: &RoleDefinitionId) -> Result<Option<RoleDefinition>, AzureError> {
         let res = self
             .retry(|| async {
                 let rsp = self
                     .authz
                     .role_definitions_client()
-                    .get(scope.without_leading_slash(), guid.to_string())
+                    .get(id.scope.without_leading_slash(), id.guid.to_string())
                     .send()
                     .await
                     .map_err(from_sdk)?;
@@ -351,12 +351,12 @@ impl Azure for ArmClient {
         .await
     }
 
-    async fn delete_role_definition(&self, scope: &Scope, guid: Uuid) -> Result<bool, AzureError> {
+    async fn delete_role_definition(&self, id: &RoleDefinitionId) -> Result<bool, AzureError> {
         self.retry(|| async {
             let rsp = self
                 .authz
                 .role_definitions_client()
-                .delete(scope.without_leading_slash(), guid.to_string())
+                .delete(id.scope.without_leading_slash(), id.guid.to_string())
                 .send()
                 .await
                 .map_err(from_sdk)?;

@@ -43,22 +43,6 @@ pub enum AzureError {
 }
 
 impl AzureError {
-    /// A bounded label for metrics and Events.
-    pub fn category(&self) -> &'static str {
-        match self {
-            AzureError::NotFound { .. } => "NotFound",
-            AzureError::Conflict { .. } => "Conflict",
-            AzureError::PrincipalNotFound { .. } => "PrincipalNotFound",
-            AzureError::Forbidden { .. } => "Forbidden",
-            AzureError::Unauthenticated { .. } => "Unauthenticated",
-            AzureError::Throttled { .. } => "Throttled",
-            AzureError::PreconditionFailed { .. } => "PreconditionFailed",
-            AzureError::Transient { .. } => "Transient",
-            AzureError::PolicyDenied { .. } => "PolicyDenied",
-            AzureError::Invalid { .. } => "Invalid",
-        }
-    }
-
     /// Whether retrying the same request later can succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(

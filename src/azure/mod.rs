@@ -15,13 +15,13 @@ mod sdk;
 pub mod wire;
 
 use async_trait::async_trait;
-use uuid::Uuid;
 
 pub use error::AzureError;
 
 use crate::crd::{Access, PrincipalType};
 use crate::domain::{
-    HubId, ObservedAssignment, ObservedDeviceUpdate, ObservedDps, ObservedHub, RoleAssignmentId, RoleDefinition, Scope,
+    HubId, ObservedAssignment, ObservedDeviceUpdate, ObservedDps, ObservedHub, RoleAssignmentId, RoleDefinition,
+    RoleDefinitionId, Scope,
 };
 
 /// `$filter` of a role assignment list.
@@ -48,7 +48,7 @@ pub enum RoleDefinitionFilter {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewRoleAssignment {
     pub id: RoleAssignmentId,
-    pub role_definition_id: String,
+    pub role_definition_id: RoleDefinitionId,
     pub principal_id: String,
     pub principal_type: PrincipalType,
     pub description: Option<String>,
@@ -89,7 +89,7 @@ pub trait Azure: Send + Sync {
     async fn delete_role_assignment(&self, id: &RoleAssignmentId) -> Result<bool, AzureError>;
 
     /// A role definition by GUID, `None` when it does not exist.
-    async fn get_role_definition(&self, scope: &Scope, guid: Uuid) -> Result<Option<RoleDefinition>, AzureError>;
+    async fn get_role_definition(&self, id: &RoleDefinitionId) -> Result<Option<RoleDefinition>, AzureError>;
 
     /// Role definitions visible at `scope` (at and above), all pages.
     async fn list_role_definitions(
@@ -102,7 +102,7 @@ pub trait Azure: Send + Sync {
     async fn put_role_definition(&self, scope: &Scope, definition: &RoleDefinition) -> Result<(), AzureError>;
 
     /// Delete a custom role definition; `Ok(false)` when it was already gone.
-    async fn delete_role_definition(&self, scope: &Scope, guid: Uuid) -> Result<bool, AzureError>;
+    async fn delete_role_definition(&self, id: &RoleDefinitionId) -> Result<bool, AzureError>;
 
     /// A hub's access properties, `None` when the hub does not exist.
     async fn get_hub(&self, hub: &HubId) -> Result<Option<ObservedHub>, AzureError>;

@@ -91,8 +91,9 @@ impl Summary {
     }
 }
 
-/// The `iothubaccess.io/reconcile` mode, or the error for an unknown value (bad input is an
-/// error here, as in `validate`; the controller observes instead and says so in status).
+/// The `iothubaccess.io/reconcile` mode, and the problem with an unknown value, which the
+/// caller reports as an error (bad input is an error here, as in `validate`; the controller
+/// observes instead and says so in status).
 fn reconcile_mode(doc: &Document) -> (ReconcileMode, Option<String>) {
     let none = std::collections::BTreeMap::new();
     ReconcileMode::from_annotations(doc.resource.meta().annotations.as_ref().unwrap_or(&none))

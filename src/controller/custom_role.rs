@@ -11,7 +11,7 @@ use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 
 use super::driver::{self, Steps, Stop, Verdict, cleanup_apply, cleanup_managed, finish};
-use super::{Context, ReconcileError, owner_of};
+use super::{Context, Kind as _, ReconcileError, Step, key_of, owner_of};
 use crate::apply::Applied;
 use crate::azure::AzureError;
 use crate::crd::{IotHubCustomRole, IotHubCustomRoleStatus};
@@ -128,7 +128,12 @@ async fn cleanup(
     let owned = owned_of(&st);
     let req =
         CustomRoleRequest { mode: Mode::Cleanup, desired, owner, owned, deletion_policy: obj.spec.deletion_policy };
-    let plan = engine::plan_custom_role(&ctx.observer.get(), &req).await?;
+    let subject = req.desired.as_ref().map(|d| RoleDefinitionId::new(d.scope.clone(), d.guid).to_string());
+    let plan = engine::plan_custom_role(&ctx.observer.get(), &req).await.map_err(|source| ReconcileError::At {
+        step: Step::Cleanup,
+        subject: subject.unwrap_or_else(|| format!("{} {}", IotHubCustomRole::KIND, key_of(obj))),
+        source,
+    })?;
     if let Some(b) = plan.findings.iter().find(|f| f.severity == Severity::Blocker) {
         st.assignment_ids = b.resource_ids.clone();
         let msg = format!("deletion refused: {}", b.message);

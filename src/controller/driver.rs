@@ -226,14 +226,7 @@ async fn run<K: Steps>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<Requeue, 
 
     // report
     let verdict = obj.applied(ctx, &mut st, &desired, &plan, &view, &applied).await;
-    if let Some(e) = applied.iter().find_map(|a| match &a.outcome {
-        Outcome::Failed(e) if !K::absorbs(e) => Some(ReconcileError::At {
-            step: Step::Apply,
-            subject: format!("{} {}", a.action.verb(), a.action.target()),
-            source: e.clone(),
-        }),
-        _ => None,
-    }) {
+    if let Some(e) = first_failed(&applied, Step::Apply, K::absorbs) {
         finish(api, obj, ctx, st, false, e.reason(), &e.to_string()).await?;
         return Err(e);
     }
@@ -264,18 +257,24 @@ pub async fn cleanup_apply<K: Kind>(obj: &K, ctx: &Context, plan: &Plan) -> Resu
     let ns = obj.namespace().unwrap_or_default();
     let applied = apply::apply(ctx.azure_for(&ns), plan, ctx.settings.write_concurrency).await;
     ctx.report_writes(obj, K::KIND, &applied).await;
-    if let Some(e) = applied.into_iter().find_map(|a| match a.outcome {
-        Outcome::Failed(source) => Some(ReconcileError::At {
-            step: Step::Cleanup,
-            subject: format!("{} {}", a.action.verb(), a.action.target()),
-            source,
-        }),
-        _ => None,
-    }) {
+    if let Some(e) = first_failed(&applied, Step::Cleanup, |_| false) {
         return Err(e);
     }
     ctx.metrics.forget(K::KIND, &key_of(obj));
     Ok(Requeue::await_change())
+}
+
+/// The first write that failed (and that the kind does not `absorb`), as the step's error
+/// naming the write and its ARM id.
+fn first_failed(applied: &[Applied], step: Step, absorbs: impl Fn(&AzureError) -> bool) -> Option<ReconcileError> {
+    applied.iter().find_map(|a| match &a.outcome {
+        Outcome::Failed(e) if !absorbs(e) => Some(ReconcileError::At {
+            step,
+            subject: format!("{} {}", a.action.verb(), a.action.target()),
+            source: e.clone(),
+        }),
+        _ => None,
+    })
 }
 
 /// A generation not reconciled yet (a new resource, a changed spec): say `Reconciling` before any

@@ -11,13 +11,13 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use uuid::Uuid;
 
 use crate::azure::{
     AssignmentFilter, Azure, AzureError, CreateOutcome, HubAccessChange, NewRoleAssignment, RoleDefinitionFilter,
 };
 use crate::domain::{
-    HubId, ObservedAssignment, ObservedDeviceUpdate, ObservedDps, ObservedHub, RoleAssignmentId, RoleDefinition, Scope,
+    HubId, ObservedAssignment, ObservedDeviceUpdate, ObservedDps, ObservedHub, RoleAssignmentId, RoleDefinition,
+    RoleDefinitionId, Scope,
 };
 
 /// Decides, right before a write is sent, whether it may be.
@@ -78,8 +78,8 @@ impl Azure for GatedAzure {
         self.inner.delete_role_assignment(id).await
     }
 
-    async fn get_role_definition(&self, scope: &Scope, guid: Uuid) -> Result<Option<RoleDefinition>, AzureError> {
-        self.inner.get_role_definition(scope, guid).await
+    async fn get_role_definition(&self, id: &RoleDefinitionId) -> Result<Option<RoleDefinition>, AzureError> {
+        self.inner.get_role_definition(id).await
     }
 
     async fn list_role_definitions(
@@ -97,9 +97,9 @@ impl Azure for GatedAzure {
         self.inner.put_role_definition(scope, definition).await
     }
 
-    async fn delete_role_definition(&self, scope: &Scope, guid: Uuid) -> Result<bool, AzureError> {
-        self.may_write(vec![scope.to_string()]).await?;
-        self.inner.delete_role_definition(scope, guid).await
+    async fn delete_role_definition(&self, id: &RoleDefinitionId) -> Result<bool, AzureError> {
+        self.may_write(vec![id.scope.to_string()]).await?;
+        self.inner.delete_role_definition(id).await
     }
 
     async fn get_hub(&self, hub: &HubId) -> Result<Option<ObservedHub>, AzureError> {

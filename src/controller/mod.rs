@@ -332,7 +332,6 @@ pub enum ReconcileError {
 }
 
 impl ReconcileError {
-    /// The `Ready` reason for this failure.
     /// The Azure failure behind this error, if any.
     pub fn azure(&self) -> Option<&AzureError> {
         match self {
@@ -352,6 +351,7 @@ impl ReconcileError {
         }
     }
 
+    /// The `Ready` reason for this failure.
     pub fn reason(&self) -> Reason {
         match self.azure() {
             Some(AzureError::Throttled { .. }) => return Reason::Throttled,

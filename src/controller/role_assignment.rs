@@ -13,7 +13,7 @@ use kube::{Api, ResourceExt};
 
 use super::driver::{self, Steps, Stop, Verdict, cleanup_apply, cleanup_managed};
 use super::status::{self, LEAST_PRIVILEGE, READY};
-use super::{ClusterWants, Context, ReconcileError, owner_of};
+use super::{ClusterWants, Context, Kind as _, ReconcileError, Step, key_of, owner_of};
 use crate::apply::Applied;
 use crate::azure::AzureError;
 use crate::crd::{IotHubCustomRole, IotHubCustomRoleSpec, IotHubRoleAssignment, IotHubRoleAssignmentStatus};
@@ -51,7 +51,7 @@ fn parse_owned(status: &IotHubRoleAssignmentStatus) -> Vec<RoleAssignmentId> {
 }
 
 fn fill_resolved(st: &mut IotHubRoleAssignmentStatus, d: &DesiredAssignment) {
-    st.role_definition_id = Some(d.role_definition_id());
+    st.role_definition_id = Some(d.role_definition_id().to_string());
     st.role_name = Some(d.role.display_name());
     st.scope = Some(d.scope.to_string());
     st.effective_data_actions = d
@@ -125,7 +125,7 @@ impl Steps for IotHubRoleAssignment {
             &lp_msg,
             self.metadata.generation,
         );
-        if let Some(adopted) = assignment_found(plan, Reason::AdoptedExisting) {
+        if let Some(adopted) = ownership::named_by(plan, Reason::AdoptedExisting) {
             st.assignment_id = Some(adopted.to_string());
         }
     }
@@ -155,13 +155,8 @@ impl Steps for IotHubRoleAssignment {
     }
 }
 
-fn assignment_found(plan: &Plan, reason: Reason) -> Option<RoleAssignmentId> {
-    ownership::named_by(plan, reason)
-}
-
 async fn cleanup(obj: &IotHubRoleAssignment, ctx: &Context) -> Result<Requeue, ReconcileError> {
     let ns = obj.namespace().unwrap_or_default();
-    ctx.metrics.forget(<IotHubRoleAssignment as super::Kind>::KIND, &super::key_of(obj));
     if !cleanup_managed(obj, ctx).await {
         return Ok(Requeue::await_change());
     }
@@ -191,7 +186,12 @@ async fn cleanup(obj: &IotHubRoleAssignment, ctx: &Context) -> Result<Requeue, R
         deletion_policy: obj.spec.deletion_policy,
         allowed_roles: vec![],
     };
-    let plan = engine::plan_assignment(&ctx.observer.get(), &req).await?;
+    let subject = req.desired.as_ref().map(|d| d.id().to_string());
+    let plan = engine::plan_assignment(&ctx.observer.get(), &req).await.map_err(|source| ReconcileError::At {
+        step: Step::Cleanup,
+        subject: subject.unwrap_or_else(|| format!("{} {}", IotHubRoleAssignment::KIND, key_of(obj))),
+        source,
+    })?;
     for f in &plan.findings {
         ctx.event(obj, EventType::Normal, f.reason, format!("{}: {}", f.message, f.resource_ids.join(", "))).await;
     }

@@ -30,14 +30,10 @@ use crate::telemetry::{self, Health, LogFormat, Metrics};
 /// 30 s termination grace).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 
-/// Parse a flag duration: `600s`, `10m`, `1h`, `1500ms` (a unit is required).
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    // One duration syntax for the whole project (the emulator's, for faults and seeds), with a
-    // unit required: a bare number would read as milliseconds there and seconds to a person.
+/// Parse an interval flag: `600s`, `10m`, `1h`, `1500ms` (the project's one duration syntax, a
+/// unit required), more than zero.
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || c == '.') {
-        return Err(format!("'{t}': add a unit, e.g. {t}s, 10m or 1h"));
-    }
     let d = iothub_access_emulator::parse_duration(t)
         .map_err(|e| format!("'{t}' is not a duration such as 600s, 10m or 1h ({e})"))?;
     if d.is_zero() {
@@ -66,11 +62,11 @@ pub struct RunArgs {
     #[arg(long, env = "IOTHUB_ACCESS_INSTANCE_ID")]
     pub instance_id: Option<String>,
     /// How often everything is re-observed and drift repaired.
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, default_value = "10m", value_parser = parse_interval)]
     pub resync_interval: Duration,
     /// How soon a refused or unverifiable shared access Deny (a DPS or Device Update instance
     /// still linked, a failed check, nobody holding a data role) is checked again in Azure.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = parse_interval)]
     pub interlock_recheck: Duration,
     /// Only one replica writes: take a Lease first.
     #[arg(long)]
@@ -385,13 +381,13 @@ mod tests {
 
     #[test]
     fn resync_intervals_read_like_kubectl_durations() {
-        assert!(parse_duration("600").unwrap_err().contains("add a unit"));
-        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("45s"), Ok(Duration::from_secs(45)));
-        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert!(parse_duration("0s").unwrap_err().contains("more than zero"));
-        assert!(parse_duration("10d").unwrap_err().contains("unknown duration unit"));
-        assert!(parse_duration("soon").unwrap_err().contains("not a duration"));
+        assert!(parse_interval("600").unwrap_err().contains("add a unit"));
+        assert_eq!(parse_interval("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_interval("45s"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_interval("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_interval("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_interval("0s").unwrap_err().contains("more than zero"));
+        assert!(parse_interval("10d").unwrap_err().contains("unknown duration unit"));
+        assert!(parse_interval("soon").unwrap_err().contains("not a duration"));
     }
 }

@@ -7,7 +7,6 @@ use super::{ACTION_RE, ASSIGNABLE_SCOPE_RE, FieldErrors, READ_ACTION_RE, check_g
 use crate::crd::IotHubCustomRoleSpec;
 use crate::crd::rules::{MANAGEMENT_GROUP_SCOPE_PREFIX, MAX_ACTIONS, msg};
 use crate::domain::catalog::{self, LISTKEYS_ACTION};
-use crate::domain::ids::role_definition_id;
 use crate::domain::naming::Owner;
 use crate::domain::{Permission, RoleDefinition, RoleType, Scope};
 
@@ -26,11 +25,6 @@ pub struct DesiredCustomRole {
 }
 
 impl DesiredCustomRole {
-    /// `/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/{guid}`.
-    pub fn id(&self) -> String {
-        role_definition_id(Some(&Scope::Subscription(self.subscription_id.clone())), self.guid)
-    }
-
     /// As a domain role definition.
     pub fn definition(&self) -> RoleDefinition {
         RoleDefinition {

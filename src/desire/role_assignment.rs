@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::{FieldErrors, GUID_RE, MANAGEMENT_GROUP_RE, check_guid, check_hub, check_max_len, desire_custom_role};
 use crate::crd::rules::msg;
 use crate::crd::{AssignmentScope, IotHubCustomRoleSpec, IotHubRoleAssignmentSpec, PrincipalType};
-use crate::domain::ids::{RoleAssignmentId, role_definition_id};
+use crate::domain::ids::{RoleAssignmentId, RoleDefinitionId};
 use crate::domain::naming::Owner;
 use crate::domain::{HubId, RoleDefinition, Scope, roles};
 
@@ -51,9 +51,9 @@ impl DesiredAssignment {
     }
 
     /// The role definition id sent to Azure (subscription-qualified when the scope has one).
-    pub fn role_definition_id(&self) -> String {
-        let sub = self.scope.subscription_id().map(|s| Scope::Subscription(s.to_string()));
-        role_definition_id(sub.as_ref(), self.role.guid)
+    pub fn role_definition_id(&self) -> RoleDefinitionId {
+        let sub = self.scope.subscription_id().map_or(Scope::Root, |s| Scope::Subscription(s.to_string()));
+        RoleDefinitionId::new(sub, self.role.guid)
     }
 }
 

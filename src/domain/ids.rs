@@ -229,7 +229,8 @@ fn split_provider_suffix<'a>(input: &'a str, marker: &str) -> Option<(&'a str, &
     Some((&input[..at], &input[at + marker.len()..]))
 }
 
-/// The GUID at the end of a role definition id. ARM returns both
+/// The GUID at the end of a role definition id as Azure writes it (the edge's parser; inside,
+/// ids are [`RoleDefinitionId`]). ARM returns both
 /// `/providers/Microsoft.Authorization/roleDefinitions/{guid}` and the subscription-qualified
 /// form; a bare GUID is accepted too. Compare role definitions by this value only.
 pub fn role_definition_guid(id: &str) -> Result<Uuid, ParseIdError> {
@@ -240,15 +241,6 @@ pub fn role_definition_guid(id: &str) -> Result<Uuid, ParseIdError> {
         None => return Err(err("expected .../providers/Microsoft.Authorization/roleDefinitions/{guid}")),
     };
     Uuid::parse_str(tail.trim_end_matches('/')).map_err(|_| err("the role definition name is not a GUID"))
-}
-
-/// `{scope}/providers/Microsoft.Authorization/roleDefinitions/{guid}`; the tenant-level form
-/// when `scope` is `None`.
-pub fn role_definition_id(scope: Option<&Scope>, guid: Uuid) -> String {
-    match scope {
-        None | Some(Scope::Root) => format!("{ROLE_DEFINITIONS}{guid}"),
-        Some(s) => format!("{s}{ROLE_DEFINITIONS}{guid}"),
-    }
 }
 
 /// A role definition id split into the scope it lives at and its GUID.
@@ -278,7 +270,10 @@ impl RoleDefinitionId {
 
 impl fmt::Display for RoleDefinitionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&role_definition_id(Some(&self.scope), self.guid))
+        match self.scope {
+            Scope::Root => write!(f, "{ROLE_DEFINITIONS}{}", self.guid),
+            _ => write!(f, "{}{ROLE_DEFINITIONS}{}", self.scope, self.guid),
+        }
     }
 }
 

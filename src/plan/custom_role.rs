@@ -67,7 +67,7 @@ pub fn after_apply(
     for a in applied {
         match (&a.action, &a.outcome) {
             (Action::PutRoleDefinition { .. }, o) if !o.is_ok() => present = false,
-            (Action::DeleteRoleDefinition { guid, .. }, o) if o.is_ok() => leftovers.retain(|x| x.guid != *guid),
+            (Action::DeleteRoleDefinition { id, .. }, o) if o.is_ok() => leftovers.retain(|x| x.guid != id.guid),
             _ => {}
         }
     }
@@ -140,11 +140,11 @@ pub fn plan(input: &CustomRoleInput<'_>) -> Plan {
         }
         return Plan::new(actions, findings);
     }
-    for RoleDefinitionId { scope, guid } in ours {
-        let Some(existing) = find(guid) else { continue };
-        let used_by = users(input.assignments, guid);
+    for id in ours {
+        let Some(existing) = find(id.guid) else { continue };
+        let used_by = users(input.assignments, id.guid);
         if used_by.is_empty() {
-            actions.push(Action::DeleteRoleDefinition { scope, guid, role_name: existing.role_name.clone() });
+            actions.push(Action::DeleteRoleDefinition { id, role_name: existing.role_name.clone() });
         } else {
             let severity = if input.mode == Mode::Cleanup { Severity::Blocker } else { Severity::Warning };
             findings.push(Finding::new(

@@ -16,7 +16,7 @@ use std::fmt;
 use uuid::Uuid;
 
 use crate::crd::{Access, PrincipalType};
-use crate::domain::{HubId, RoleAssignmentId, RoleDefinition, Scope};
+use crate::domain::{HubId, RoleAssignmentId, RoleDefinition, RoleDefinitionId, Scope};
 pub use crate::reason::Reason;
 
 /// One Azure write.
@@ -27,7 +27,7 @@ pub enum Action {
     /// Create a role assignment under the name the resource derives (`domain::naming`).
     CreateRoleAssignment {
         id: RoleAssignmentId,
-        role_definition_id: String,
+        role_definition_id: RoleDefinitionId,
         principal_id: String,
         principal_type: PrincipalType,
         description: Option<String>,
@@ -37,7 +37,7 @@ pub enum Action {
     /// Delete a role assignment this resource owns.
     DeleteRoleAssignment { id: RoleAssignmentId },
     /// Delete a custom role definition this resource owns.
-    DeleteRoleDefinition { scope: Scope, guid: Uuid, role_name: String },
+    DeleteRoleDefinition { id: RoleDefinitionId, role_name: String },
 }
 
 impl Action {
@@ -68,13 +68,11 @@ impl Action {
     pub fn target(&self) -> String {
         match self {
             Action::PutRoleDefinition { scope, definition, .. } => {
-                crate::domain::ids::role_definition_id(Some(scope), definition.guid)
+                RoleDefinitionId::new(scope.clone(), definition.guid).to_string()
             }
             Action::CreateRoleAssignment { id, .. } | Action::DeleteRoleAssignment { id } => id.to_string(),
             Action::SetHubAccess { hub, .. } => hub.arm_id(),
-            Action::DeleteRoleDefinition { scope, guid, .. } => {
-                crate::domain::ids::role_definition_id(Some(scope), *guid)
-            }
+            Action::DeleteRoleDefinition { id, .. } => id.to_string(),
         }
     }
 
@@ -90,10 +88,8 @@ impl Action {
                 definition.permissions.iter().map(|p| p.data_actions.len()).sum::<usize>()
             ),
             Action::CreateRoleAssignment { principal_id, principal_type, role_definition_id, .. } => {
-                let role = crate::domain::ids::role_definition_guid(role_definition_id)
-                    .ok()
-                    .and_then(crate::domain::roles::builtin_by_guid)
-                    .map_or_else(|| role_definition_id.clone(), |r| r.role_name.clone());
+                let role = crate::domain::roles::builtin_by_guid(role_definition_id.guid)
+                    .map_or_else(|| role_definition_id.to_string(), |r| r.role_name.clone());
                 format!("grant '{role}' to {} {principal_id}", principal_type.as_str())
             }
             Action::SetHubAccess { shared_access, device_sas, module_sas, .. } => [

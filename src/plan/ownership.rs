@@ -230,7 +230,7 @@ mod tests {
     fn create(i: &RoleAssignmentId) -> Action {
         Action::CreateRoleAssignment {
             id: i.clone(),
-            role_definition_id: role().to_string(),
+            role_definition_id: crate::domain::RoleDefinitionId::new(scope(), role()),
             principal_id: P.into(),
             principal_type: crate::crd::PrincipalType::User,
             description: None,

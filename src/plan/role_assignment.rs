@@ -136,7 +136,7 @@ fn not_grantable(input: &AssignmentInput<'_>, desired: &DesiredAssignment) -> Op
         format!(
             "{why}; this operator grants IoT Hub access only (the cluster admin can allow a role with --allowed-role)"
         ),
-        vec![desired.role_definition_id()],
+        vec![desired.role_definition_id().to_string()],
     ))
 }
 

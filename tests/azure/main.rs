@@ -14,8 +14,8 @@ use iothub_access_operator::azure::{
 };
 use iothub_access_operator::crd::{Access, PrincipalType};
 use iothub_access_operator::domain::{
-    Cloud, DependentsObservation, HubId, LinkAuth, Permission, RoleAssignmentId, RoleDefinition, RoleType, Scope,
-    naming,
+    Cloud, DependentsObservation, HubId, LinkAuth, Permission, RoleAssignmentId, RoleDefinition, RoleDefinitionId,
+    RoleType, Scope, naming,
 };
 use iothub_access_operator::observe::Observer;
 use uuid::Uuid;
@@ -36,7 +36,7 @@ fn new_assignment(scope: &Scope, principal: &str, role: &str) -> NewRoleAssignme
             scope: scope.clone(),
             name: naming::Owner::new("test", "iot", "client").assignment_name(scope, guid, principal),
         },
-        role_definition_id: format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{role}"),
+        role_definition_id: RoleDefinitionId::new(Scope::Subscription(SUB.into()), guid),
         principal_id: principal.into(),
         principal_type: PrincipalType::ServicePrincipal,
         description: Some("test".into()),
@@ -123,7 +123,7 @@ async fn custom_roles_are_unique_by_name_and_protected_while_assigned() {
     let guid = naming::Owner::new("test", "iot", "registry-reader").definition_name();
     c.put_role_definition(&sub, &def(guid)).await.unwrap();
     c.put_role_definition(&sub, &def(guid)).await.expect("update (PUT again) is fine");
-    let got = c.get_role_definition(&sub, guid).await.unwrap().expect("exists");
+    let got = c.get_role_definition(&RoleDefinitionId::new(sub.clone(), guid)).await.unwrap().expect("exists");
     assert_eq!(got.role_name, "Registry Reader");
     assert_eq!(got.permissions[0].data_actions, vec!["Microsoft.Devices/IotHubs/devices/read".to_string()]);
     let named = c.list_role_definitions(&sub, &RoleDefinitionFilter::RoleName("Registry Reader".into())).await.unwrap();
@@ -136,14 +136,17 @@ async fn custom_roles_are_unique_by_name_and_protected_while_assigned() {
 
     let scope = hub(FLEET_HUB).scope();
     let mut uses = new_assignment(&scope, SYNC_SP, &guid.to_string());
-    uses.role_definition_id = format!("/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{guid}");
+    uses.role_definition_id = RoleDefinitionId::new(sub.clone(), guid);
     c.create_role_assignment(&uses).await.unwrap();
-    let err = c.delete_role_definition(&sub, guid).await.expect_err("in use");
+    let err = c.delete_role_definition(&RoleDefinitionId::new(sub.clone(), guid)).await.expect_err("in use");
     assert!(err.to_string().contains("RoleDefinitionHasAssignments"), "{err}");
     c.delete_role_assignment(&uses.id).await.unwrap();
-    assert!(c.delete_role_definition(&sub, guid).await.unwrap());
-    assert!(!c.delete_role_definition(&sub, guid).await.unwrap(), "204 when already gone");
-    assert!(c.get_role_definition(&sub, guid).await.unwrap().is_none());
+    assert!(c.delete_role_definition(&RoleDefinitionId::new(sub.clone(), guid)).await.unwrap());
+    assert!(
+        !c.delete_role_definition(&RoleDefinitionId::new(sub.clone(), guid)).await.unwrap(),
+        "204 when already gone"
+    );
+    assert!(c.get_role_definition(&RoleDefinitionId::new(sub.clone(), guid)).await.unwrap().is_none());
 }
 
 #[tokio::test]

@@ -109,9 +109,10 @@ async fn attack_no_write_leaves_the_namespace_scopes_whatever_was_planned() {
             scope: iothub_access_operator::domain::Scope::parse(&hub_scope(FACTORY_HUB)).unwrap(),
             name: uuid::Uuid::from_u128(1),
         },
-        role_definition_id: format!(
+        role_definition_id: iothub_access_operator::domain::RoleDefinitionId::parse(&format!(
             "/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{READER_GUID}"
-        ),
+        ))
+        .unwrap(),
         principal_id: TELEMETRY_SP.into(),
         principal_type: iothub_access_operator::crd::PrincipalType::ServicePrincipal,
         description: None,

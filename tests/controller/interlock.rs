@@ -12,7 +12,8 @@ use iothub_access_operator::azure::{
 };
 use iothub_access_operator::crd::Access;
 use iothub_access_operator::domain::{
-    HubId, ObservedAssignment, ObservedDeviceUpdate, ObservedDps, ObservedHub, RoleAssignmentId, RoleDefinition, Scope,
+    HubId, ObservedAssignment, ObservedDeviceUpdate, ObservedDps, ObservedHub, RoleAssignmentId, RoleDefinition,
+    RoleDefinitionId, Scope,
 };
 
 use super::*;
@@ -132,8 +133,8 @@ impl Azure for LinkDuringDeny {
     async fn delete_role_assignment(&self, id: &RoleAssignmentId) -> Result<bool, AzureError> {
         self.inner.delete_role_assignment(id).await
     }
-    async fn get_role_definition(&self, s: &Scope, g: uuid::Uuid) -> Result<Option<RoleDefinition>, AzureError> {
-        self.inner.get_role_definition(s, g).await
+    async fn get_role_definition(&self, id: &RoleDefinitionId) -> Result<Option<RoleDefinition>, AzureError> {
+        self.inner.get_role_definition(id).await
     }
     async fn list_role_definitions(
         &self,
@@ -145,8 +146,8 @@ impl Azure for LinkDuringDeny {
     async fn put_role_definition(&self, s: &Scope, d: &RoleDefinition) -> Result<(), AzureError> {
         self.inner.put_role_definition(s, d).await
     }
-    async fn delete_role_definition(&self, s: &Scope, g: uuid::Uuid) -> Result<bool, AzureError> {
-        self.inner.delete_role_definition(s, g).await
+    async fn delete_role_definition(&self, id: &RoleDefinitionId) -> Result<bool, AzureError> {
+        self.inner.delete_role_definition(id).await
     }
     async fn get_hub(&self, hub: &HubId) -> Result<Option<ObservedHub>, AzureError> {
         self.inner.get_hub(hub).await

@@ -118,7 +118,10 @@ fn a_forged_status_hint_never_deletes_another_definition() {
     let p = run(Mode::Cleanup, Some(&d), &hint, DeletionPolicy::Delete, &observed, &[]);
     assert_eq!(
         p.actions,
-        vec![Action::DeleteRoleDefinition { scope: d.scope.clone(), guid: d.guid, role_name: d.role_name.clone() }]
+        vec![Action::DeleteRoleDefinition {
+            id: RoleDefinitionId::new(d.scope.clone(), d.guid),
+            role_name: d.role_name.clone()
+        }]
     );
 }
 
@@ -149,11 +152,80 @@ fn cleanup_deletes_the_unused_definition_or_orphans_it() {
     let p = run(Mode::Cleanup, Some(&d), &[], DeletionPolicy::Delete, &[d.definition()], &[]);
     assert_eq!(
         p.actions,
-        vec![Action::DeleteRoleDefinition { scope: sub_scope(), guid: d.guid, role_name: "Registry reader".into() }]
+        vec![Action::DeleteRoleDefinition {
+            id: RoleDefinitionId::new(sub_scope(), d.guid),
+            role_name: "Registry reader".into(),
+        }]
     );
     let p = run(Mode::Cleanup, Some(&d), &[], DeletionPolicy::Orphan, &[d.definition()], &[]);
     assert_eq!(p.actions, vec![]);
     assert_eq!(p.findings[0].reason, Reason::Orphaned);
     // Never created: nothing to do.
     assert_eq!(run(Mode::Cleanup, Some(&d), &[], DeletionPolicy::Delete, &[], &[]), Plan::default());
+}
+
+/// Whether planning must read who uses the definitions: only when something may be deleted.
+#[test]
+fn definitions_may_be_deleted_only_on_cleanup_or_for_a_leftover_and_never_when_orphaned() {
+    use iothub_access_operator::plan::custom_role::may_delete;
+    let g = Uuid::new_v4();
+    let id = |guid| RoleDefinitionId::new(sub_scope(), guid);
+    let old = id(Uuid::new_v4());
+    for (mode, owned, desired, policy, want, why) in [
+        (Mode::Apply, vec![], Some(g), DeletionPolicy::Delete, false, "nothing owned"),
+        (Mode::Apply, vec![id(g)], Some(g), DeletionPolicy::Delete, false, "owns only the desired one"),
+        (Mode::Apply, vec![id(g), old.clone()], Some(g), DeletionPolicy::Delete, true, "a leftover (renamed role)"),
+        (Mode::Apply, vec![old.clone()], None, DeletionPolicy::Delete, true, "owned, nothing desired"),
+        (Mode::Cleanup, vec![], Some(g), DeletionPolicy::Delete, true, "cleanup"),
+        (Mode::Cleanup, vec![id(g)], Some(g), DeletionPolicy::Orphan, false, "orphaned on cleanup"),
+        (Mode::Apply, vec![old.clone()], Some(g), DeletionPolicy::Orphan, false, "orphaned leftover"),
+    ] {
+        assert_eq!(may_delete(mode, &owned, desired, policy), want, "{why}");
+    }
+}
+
+/// What the resource holds after its writes: a failed create owns nothing, a failed update of
+/// a definition it owned keeps it, a failed delete keeps the leftover.
+#[test]
+fn what_a_custom_role_owns_after_its_writes() {
+    use iothub_access_operator::apply::{Applied, Outcome};
+    use iothub_access_operator::azure::AzureError;
+    use iothub_access_operator::plan::Finding;
+    use iothub_access_operator::plan::custom_role::after_apply;
+    let d = desired_role(&custom_role_spec("Registry reader", &["Microsoft.Devices/IotHubs/devices/read"]));
+    let mine = RoleDefinitionId::new(sub_scope(), d.guid);
+    let old = RoleDefinitionId::new(sub_scope(), Uuid::new_v4());
+    let put = |create| Action::PutRoleDefinition { scope: sub_scope(), definition: d.definition(), create };
+    let delete_old = Action::DeleteRoleDefinition { id: old.clone(), role_name: "Old name".into() };
+    let failed = || Outcome::Failed(AzureError::Transient { message: "reset".into() });
+    let ok = |action: &Action| Applied { action: action.clone(), outcome: Outcome::Done };
+    let bad = |action: &Action| Applied { action: action.clone(), outcome: failed() };
+    let plan_of = |actions: Vec<Action>| Plan::new(actions, vec![]);
+    let blocked = Plan::new(vec![], vec![Finding::new(Severity::Blocker, Reason::RoleNameTaken, "taken", vec![])]);
+
+    let p = plan_of(vec![put(true)]);
+    assert_eq!(after_apply(&mine, &[], &p, &[ok(&put(true))]), (Some(mine.clone()), vec![]), "created");
+    assert_eq!(after_apply(&mine, &[], &p, &[bad(&put(true))]), (None, vec![]), "create failed: owns nothing");
+    let p = plan_of(vec![put(false)]);
+    assert_eq!(
+        after_apply(&mine, std::slice::from_ref(&mine), &p, &[bad(&put(false))]),
+        (Some(mine.clone()), vec![]),
+        "a failed update leaves its own definition in place, still its"
+    );
+    assert_eq!(after_apply(&mine, &[], &blocked, &[]), (None, vec![]), "refused: nothing made");
+    assert_eq!(
+        after_apply(&mine, std::slice::from_ref(&mine), &plan_of(vec![]), &[]),
+        (Some(mine.clone()), vec![]),
+        "in sync"
+    );
+    let owned = [mine.clone(), old.clone()];
+    let p = plan_of(vec![delete_old.clone()]);
+    assert_eq!(after_apply(&mine, &owned, &p, &[ok(&delete_old)]), (Some(mine.clone()), vec![]), "leftover deleted");
+    assert_eq!(
+        after_apply(&mine, &owned, &p, &[bad(&delete_old)]),
+        (Some(mine.clone()), vec![old.clone()]),
+        "a failed delete keeps the leftover owned, to be deleted later"
+    );
+    let skipped = Applied { action: delete_old.clone(), outcome: Outcome::Skipped };
+    assert_eq!(after_apply(&mine, &owned, &p, &[skipped]), (Some(mine), vec![old]), "not attempted: still owned");
 }

@@ -3,7 +3,7 @@
 
 use iothub_access_operator::crd::{AssignmentScope, DeletionPolicy};
 use iothub_access_operator::domain::naming::{Owner, tagged_description};
-use iothub_access_operator::domain::{BuiltInRole, RoleAssignmentId, RoleDefinition, Scope};
+use iothub_access_operator::domain::{BuiltInRole, RoleAssignmentId, RoleDefinition, RoleDefinitionId, Scope};
 use iothub_access_operator::plan::ownership::NoOthers;
 use iothub_access_operator::plan::role_assignment::{AssignmentInput, plan};
 use iothub_access_operator::plan::{Action, Finding, Mode, Plan, Reason, Severity};
@@ -105,10 +105,7 @@ fn only_roles_within_iot_hub_data_access_are_granted_whatever_definition_id_name
 fn create(d: &iothub_access_operator::desire::DesiredAssignment) -> Action {
     Action::CreateRoleAssignment {
         id: d.id(),
-        role_definition_id: format!(
-            "/subscriptions/{SUB}/providers/Microsoft.Authorization/roleDefinitions/{}",
-            d.role.guid
-        ),
+        role_definition_id: RoleDefinitionId::new(Scope::Subscription(SUB.into()), d.role.guid),
         principal_id: d.principal_id.clone(),
         principal_type: iothub_access_operator::crd::PrincipalType::ServicePrincipal,
         description: Some(tagged_description(d.description.as_deref(), &me())),
