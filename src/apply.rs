@@ -34,11 +34,11 @@ pub enum Outcome {
     /// and, when Azure holds shared access denied, what the interlock's fresh check finds that
     /// this breaks.
     Overridden(String, Vec<Finding>),
-    /// Azure holds the Deny (written now, or found already so on the fresh read), but the
+    /// Azure holds the Deny (`written` by this call, or found already so), but the
     /// interlock's fresh check reports these blockers: something needs shared access, or the
     /// check could not be completed. Fail closed: reported, not Ready, checked again soon; never
     /// re-allowed.
-    DeniedBut(Vec<Finding>),
+    DeniedBut { written: bool, blockers: Vec<Finding> },
     /// Not attempted because an earlier phase failed.
     Skipped,
 }

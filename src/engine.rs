@@ -69,14 +69,23 @@ fn push_unique(out: &mut Vec<ObservedAssignment>, items: Vec<ObservedAssignment>
 
 /// The definitions of every non-built-in role among `guids` (GETs, shared by the observer).
 /// A definition that cannot be read is left out: the checks that use it are advisory.
-async fn catalog(obs: &Observer, subscription_id: Option<&str>, guids: BTreeSet<Uuid>) -> Vec<RoleDefinition> {
+/// The definitions of the custom roles among `guids` (built-in ones are known); `recent`: read at
+/// most the re-check interval ago (what the interlock judges).
+async fn catalog(
+    obs: &Observer,
+    subscription_id: Option<&str>,
+    guids: BTreeSet<Uuid>,
+    recent: bool,
+) -> Vec<RoleDefinition> {
     let mut out = Vec::new();
     for guid in guids {
         if roles::builtin_by_guid(guid).is_some() {
             continue;
         }
         let scope = subscription_id.map_or(Scope::Root, |s| Scope::Subscription(s.to_string()));
-        if let Ok(Some(d)) = obs.role_definition(&RoleDefinitionId::new(scope, guid)).await {
+        let id = RoleDefinitionId::new(scope, guid);
+        let read = if recent { obs.role_definition_recent(&id).await } else { obs.role_definition(&id).await };
+        if let Ok(Some(d)) = read {
             out.push(d);
         }
     }
@@ -131,7 +140,7 @@ pub async fn plan_assignment(obs: &Observer, req: &AssignmentRequest) -> Result<
             .filter(|a| a.principal_id.eq_ignore_ascii_case(&d.principal_id) && a.role_definition != d.role.guid)
             .map(|a| a.role_definition)
             .collect();
-        known.extend(catalog(obs, Some(&d.hub.subscription_id), principal_roles).await);
+        known.extend(catalog(obs, Some(&d.hub.subscription_id), principal_roles, false).await);
     }
     Ok(plan::role_assignment::plan(&plan::role_assignment::AssignmentInput {
         mode: req.mode,
@@ -221,7 +230,7 @@ pub struct InterlockInputs {
 
 /// Read what the interlock needs for `hub`: the hub, its dependents (`fresh`: read now, not from
 /// the observer's search of the last seconds), the assignments effective at the hub and the
-/// definitions of their roles; the hub, its dependents and its assignments are never older than
+/// definitions of their roles; none of them is older than
 /// the re-check interval, so a refusal re-checked after it decides on new reads.
 pub async fn interlock_inputs(obs: &Observer, hub: &HubId, fresh: bool) -> Result<InterlockInputs, AzureError> {
     match obs.hub_recent(hub).await? {
@@ -241,7 +250,7 @@ pub async fn interlock_reads(obs: &Observer, hub: ObservedHub, fresh: bool) -> R
     let dependents = if fresh { obs.dependents_fresh(&also).await } else { obs.dependents(&also).await };
     let assignments = obs.assignments_at_recent(&hub.id.scope()).await?;
     let guids = assignments.iter().map(|a| a.role_definition).collect();
-    let roles = catalog(obs, Some(&hub.id.subscription_id), guids).await;
+    let roles = catalog(obs, Some(&hub.id.subscription_id), guids, true).await;
     Ok(InterlockInputs { hub: Some(hub), dependents, assignments, roles })
 }
 

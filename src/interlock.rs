@@ -51,7 +51,7 @@ pub fn held(change: &HubAccessChange, after: &ObservedHub) -> Outcome {
 /// with the outcome.
 pub async fn write(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) -> Outcome {
     let after = match azure.set_hub_access(hub, change).await {
-        Ok(a) => a,
+        Ok(w) => w.hub,
         Err(e) => return Outcome::Failed(e),
     };
     match held(change, &after) {
@@ -93,16 +93,18 @@ pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) 
         // never reported Ready while the fresh view says something needs shared access.
         let broken = dependency_blockers(&current, &before.dependents, &before.assignments, &before.roles, true);
         let rest = HubAccessChange { shared_access: None, ..*change };
-        let outcome = if rest.device_sas.is_none() && rest.module_sas.is_none() {
-            Outcome::AlreadyDone
+        let (outcome, written) = if rest.device_sas.is_none() && rest.module_sas.is_none() {
+            (Outcome::AlreadyDone, false)
         } else {
             match azure.set_hub_access(hub, &rest).await {
-                Ok(after) => held(&rest, &after),
+                Ok(w) => (held(&rest, &w.hub), w.written),
                 Err(e) => return (Outcome::Failed(e), None),
             }
         };
         return match outcome {
-            Outcome::Done | Outcome::AlreadyDone if !broken.is_empty() => (Outcome::DeniedBut(broken), None),
+            Outcome::Done | Outcome::AlreadyDone if !broken.is_empty() => {
+                (Outcome::DeniedBut { written, blockers: broken }, None)
+            }
             Outcome::Overridden(what, _) => (Outcome::Overridden(what, broken), None),
             o => (o, None),
         };
@@ -111,12 +113,14 @@ pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) 
     if !blockers.is_empty() {
         return (Outcome::Refused(blockers), None);
     }
-    let after = match azure.set_hub_access(hub, change).await {
-        Ok(h) => h,
+    // `ours`: this call's PUT set the Deny. Not so when Azure already held it at the write (someone
+    // else denied it since the fresh read): that Deny is never put back here.
+    let (after, ours) = match azure.set_hub_access(hub, change).await {
+        Ok(w) => (w.hub, w.written),
         // The PUT may have landed although its answer or its operation failed: look, and if
-        // Azure holds the Deny, the check after the write still runs.
+        // Azure holds the Deny (this call sent it), the check after the write still runs.
         Err(e) => match azure.get_hub(hub).await {
-            Ok(Some(h)) if h.shared_access == Access::Deny => h,
+            Ok(Some(h)) if h.shared_access == Access::Deny => (h, true),
             _ => return (Outcome::Failed(e), None),
         },
     };
@@ -126,10 +130,11 @@ pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) 
         return (held(change, &after), Some(window));
     }
     let found = match engine::interlock_reads(&Observer::new(azure.clone()), after.clone(), true).await {
-        // Phrased for what is put back; a check that failed is phrased for the Deny in place.
+        // Phrased for what is put back when this call wrote the Deny; for the Deny in place when
+        // it did not, or when the check failed.
         Ok(i) => {
-            let failed = matches!(i.dependents, DependentsObservation::Failed(_));
-            dependency_blockers(&after, &i.dependents, &i.assignments, &i.roles, failed)
+            let in_place = !ours || matches!(i.dependents, DependentsObservation::Failed(_));
+            dependency_blockers(&after, &i.dependents, &i.assignments, &i.roles, in_place)
         }
         Err(e) => dependency_blockers(&after, &DependentsObservation::Failed(e.to_string()), &[], &NO_ROLES, true),
     };
@@ -138,13 +143,15 @@ pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) 
     // that could not complete) is reported with the Deny in place.
     let (appeared, other): (Vec<Finding>, Vec<Finding>) =
         found.into_iter().partition(|f| matches!(f.reason, Reason::DpsLinked | Reason::DeviceUpdateLinked));
-    if appeared.is_empty() {
+    if appeared.is_empty() || !ours {
+        let mut blockers = appeared;
+        blockers.extend(other);
         return match held(change, &after) {
-            Outcome::Done if !other.is_empty() => {
+            Outcome::Done if !blockers.is_empty() => {
                 tracing::warn!(hub = %hub.name, "shared access denied, but the check after the write reports blockers");
-                (Outcome::DeniedBut(other), Some(window))
+                (Outcome::DeniedBut { written: ours, blockers }, Some(window))
             }
-            Outcome::Overridden(what, _) => (Outcome::Overridden(what, other), Some(window)),
+            Outcome::Overridden(what, _) => (Outcome::Overridden(what, blockers), Some(window)),
             o => (o, Some(window)),
         };
     }
@@ -163,7 +170,7 @@ pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) 
             ),
         })
     };
-    match azure.set_hub_access(hub, &undo).await {
+    match azure.set_hub_access(hub, &undo).await.map(|w| w.hub) {
         Ok(h) if h.shared_access == Access::Allow => {
             tracing::warn!(hub = %hub.name, "a dependent appeared while Deny was written; shared access allowed again");
             (Outcome::Reverted(appeared), Some(window))

@@ -48,7 +48,9 @@ impl<K: Eq + Hash + Clone, T: Clone> Memo<K, T> {
         let cell = {
             let mut cells = self.cells.lock().unwrap_or_else(|e| e.into_inner());
             match cells.get(&key) {
-                Some((at, cell)) if max_age.is_none_or(|m| at.elapsed() < m) => cell.clone(),
+                // A read still under way is joined whatever its age: a slow search is never
+                // started again on top of itself.
+                Some((at, cell)) if !cell.initialized() || max_age.is_none_or(|m| at.elapsed() < m) => cell.clone(),
                 _ => {
                     let cell: Shared<T> = Arc::new(OnceCell::new());
                     cells.insert(key, (Instant::now(), cell.clone()));

@@ -160,6 +160,15 @@ impl Observer {
         self.definitions.get(id.guid, || async move { azure.get_role_definition(&i).await }).await
     }
 
+    /// A role definition read at most the re-check interval ago (what the interlock judges).
+    pub async fn role_definition_recent(&self, id: &RoleDefinitionId) -> Result<Option<RoleDefinition>, AzureError> {
+        let azure = self.azure.clone();
+        let i = id.clone();
+        self.definitions
+            .get_within(id.guid, Some(self.recheck), || async move { azure.get_role_definition(&i).await })
+            .await
+    }
+
     /// A role definition read now, not from this pass's cache: for checks that gate a write.
     pub async fn role_definition_fresh(&self, id: &RoleDefinitionId) -> Result<Option<RoleDefinition>, AzureError> {
         self.azure.get_role_definition(id).await
@@ -342,7 +351,7 @@ mod tests {
             self.count(format!("hub {}", hub.name)).await;
             Ok(None)
         }
-        async fn set_hub_access(&self, _: &HubId, _: &HubAccessChange) -> Result<ObservedHub, AzureError> {
+        async fn set_hub_access(&self, _: &HubId, _: &HubAccessChange) -> Result<crate::azure::HubWrite, AzureError> {
             unreachable!("observe never writes")
         }
         async fn list_subscriptions(&self) -> Result<Vec<String>, AzureError> {

@@ -78,6 +78,9 @@ pub enum Reason {
     WriteFailed,
     /// Azure had drifted from the spec and was put back.
     DriftRepaired,
+    /// Azure holds something else than the spec right after the write (changed meanwhile);
+    /// looked at again soon.
+    Drifted,
     /// Deleted while not managed (observe or skip): Azure left as it is.
     LeftInAzure,
     /// Deletion refused for now (the object is in use).
@@ -123,6 +126,7 @@ impl Reason {
             Reason::Written => "Written",
             Reason::WriteFailed => "WriteFailed",
             Reason::DriftRepaired => "DriftRepaired",
+            Reason::Drifted => "Drifted",
             Reason::LeftInAzure => "LeftInAzure",
             Reason::DeletionRefused => "DeletionRefused",
         }

@@ -23,7 +23,9 @@ use super::http::{HttpCore, RawResponse};
 use super::pacing::{Pacer, PacingConfig};
 use super::retry::RetryPolicy;
 use super::sdk::{SdkTransport, domain_definition, from_sdk, observed_assignment, principal_type};
-use super::{AssignmentFilter, Azure, CreateOutcome, HubAccessChange, NewRoleAssignment, RoleDefinitionFilter};
+use super::{
+    AssignmentFilter, Azure, CreateOutcome, HubAccessChange, HubWrite, NewRoleAssignment, RoleDefinitionFilter,
+};
 use crate::domain::ids::{RoleAssignmentId, RoleDefinitionId};
 use crate::domain::{HubId, ObservedAssignment, ObservedDeviceUpdate, ObservedDps, ObservedHub, RoleDefinition, Scope};
 use crate::memo::Memo;
@@ -369,7 +371,7 @@ impl Azure for ArmClient {
         self.read_hub(hub).await
     }
 
-    async fn set_hub_access(&self, hub: &HubId, change: &HubAccessChange) -> Result<ObservedHub, AzureError> {
+    async fn set_hub_access(&self, hub: &HubId, change: &HubAccessChange) -> Result<HubWrite, AzureError> {
         self.write_hub_access(hub, change).await
     }
 

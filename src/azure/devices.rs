@@ -15,7 +15,7 @@ use super::arm::{
     SUBSCRIPTIONS_API_VERSION,
 };
 use super::wire::{self, DeviceUpdateAccount, DeviceUpdateInstance, DpsBody, HubBody, Page, Provider, Subscription};
-use super::{AzureError, HubAccessChange};
+use super::{AzureError, HubAccessChange, HubWrite};
 use crate::crd::Access;
 use crate::domain::{HubId, ObservedDeviceUpdate, ObservedDps, ObservedHub};
 
@@ -175,11 +175,7 @@ impl ArmClient {
     /// on 412 someone else wrote in between (or an earlier PUT of ours landed without an
     /// answer): read again and redo. Returns the hub as Azure holds it afterwards, which a
     /// policy may have made different from what was written.
-    pub(super) async fn write_hub_access(
-        &self,
-        hub: &HubId,
-        change: &HubAccessChange,
-    ) -> Result<ObservedHub, AzureError> {
+    pub(super) async fn write_hub_access(&self, hub: &HubId, change: &HubAccessChange) -> Result<HubWrite, AzureError> {
         let api = self.hub_api_version(&hub.subscription_id).await;
         for _ in 0..3 {
             let Some((mut body, header_etag)) = self.hub_body_after_writes(hub, &api).await? else {
@@ -195,7 +191,7 @@ impl ArmClient {
                 (change.module_sas, current.module_sas),
             ];
             if wanted.iter().all(|(want, have)| want.is_none_or(|w| w == *have)) {
-                return Ok(current);
+                return Ok(HubWrite { hub: current, written: false });
             }
             let Some(etag) = current.etag.clone() else {
                 return Err(AzureError::Invalid {
@@ -228,10 +224,11 @@ impl ArmClient {
                     if let Some(op) = raw.async_operation {
                         self.wait_for_operation(&op, raw.retry_after).await?;
                     }
-                    return self.read_hub(hub).await?.ok_or_else(|| AzureError::NotFound {
+                    let after = self.read_hub(hub).await?.ok_or_else(|| AzureError::NotFound {
                         code: "ResourceNotFound".into(),
                         message: format!("IoT hub {} vanished after the update", hub.name),
-                    });
+                    })?;
+                    return Ok(HubWrite { hub: after, written: true });
                 }
                 Err(AzureError::PreconditionFailed { .. }) => continue,
                 Err(e) => return Err(e),

@@ -71,6 +71,14 @@ pub struct HubAccessChange {
     pub module_sas: Option<Access>,
 }
 
+/// What a hub write came to: the hub as Azure holds it afterwards, and whether this call sent
+/// the PUT (`false`: the hub already held what was asked, nothing was written).
+#[derive(Clone, Debug)]
+pub struct HubWrite {
+    pub hub: ObservedHub,
+    pub written: bool,
+}
+
 /// Everything the operator asks of Azure. Implementations retry and pace internally; an error
 /// returned here is final for this attempt.
 #[async_trait]
@@ -109,8 +117,8 @@ pub trait Azure: Send + Sync {
 
     /// Change a hub's access properties (read, modify, write back with `If-Match`, wait for the
     /// long-running operation), returning the hub as Azure holds it afterwards (a policy may
-    /// have changed what was written).
-    async fn set_hub_access(&self, hub: &HubId, change: &HubAccessChange) -> Result<ObservedHub, AzureError>;
+    /// have changed what was written) and whether a PUT was sent at all.
+    async fn set_hub_access(&self, hub: &HubId, change: &HubAccessChange) -> Result<HubWrite, AzureError>;
 
     /// The subscriptions the identity can list (lower-case ids).
     async fn list_subscriptions(&self) -> Result<Vec<String>, AzureError>;

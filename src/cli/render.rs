@@ -161,7 +161,7 @@ fn outcome_text(o: &Outcome) -> String {
             "OVERRIDDEN: {what}; the interlock reports: {}",
             found.iter().map(|f| format!("{}: {}", f.reason, f.message)).collect::<Vec<_>>().join("; ")
         ),
-        Outcome::DeniedBut(found) => {
+        Outcome::DeniedBut { blockers: found, .. } => {
             format!("DENIED, BUT: {}", found.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; "))
         }
     }

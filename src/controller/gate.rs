@@ -13,7 +13,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::azure::{
-    AssignmentFilter, Azure, AzureError, CreateOutcome, HubAccessChange, NewRoleAssignment, RoleDefinitionFilter,
+    AssignmentFilter, Azure, AzureError, CreateOutcome, HubAccessChange, HubWrite, NewRoleAssignment,
+    RoleDefinitionFilter,
 };
 use crate::domain::{
     HubId, ObservedAssignment, ObservedDeviceUpdate, ObservedDps, ObservedHub, RoleAssignmentId, RoleDefinition,
@@ -106,7 +107,7 @@ impl Azure for GatedAzure {
         self.inner.get_hub(hub).await
     }
 
-    async fn set_hub_access(&self, hub: &HubId, change: &HubAccessChange) -> Result<ObservedHub, AzureError> {
+    async fn set_hub_access(&self, hub: &HubId, change: &HubAccessChange) -> Result<HubWrite, AzureError> {
         self.may_write(vec![hub.arm_id()]).await?;
         self.inner.set_hub_access(hub, change).await
     }

@@ -199,7 +199,10 @@ impl Context {
                 Outcome::Failed(_) => (Some((EventType::Warning, Reason::WriteFailed)), "failed"),
                 Outcome::Reverted(_) => (Some((EventType::Warning, Reason::DenyReverted)), "reverted"),
                 Outcome::Overridden(..) => (Some((EventType::Warning, Reason::OverriddenByPolicy)), "overridden"),
-                Outcome::DeniedBut(_) => (None, "denied_with_blockers"),
+                Outcome::DeniedBut { written: false, .. } => continue,
+                Outcome::DeniedBut { written: true, .. } => {
+                    (Some((EventType::Warning, Reason::Written)), "denied_with_blockers")
+                }
             };
             self.metrics
                 .azure_writes
@@ -218,7 +221,17 @@ impl Context {
                     a.action,
                     found.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ")
                 ),
-                Outcome::Overridden(what, _) => format!("{}: {what}", a.action),
+                Outcome::Overridden(what, found) if found.is_empty() => format!("{}: {what}", a.action),
+                Outcome::Overridden(what, found) => format!(
+                    "{}: {what}; the interlock reports: {}",
+                    a.action,
+                    found.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ")
+                ),
+                Outcome::DeniedBut { blockers, .. } => format!(
+                    "{}: written, but {}",
+                    a.action,
+                    blockers.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ")
+                ),
                 _ => a.action.to_string(),
             };
             self.publish(obj, type_, reason, a.action.verb(), note).await;

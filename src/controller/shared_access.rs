@@ -143,17 +143,26 @@ impl Steps for IotHubSharedAccess {
                     }
                     verdict = Some((Reason::PolicyDenied, msg));
                 }
-                Outcome::Refused(found) | Outcome::Reverted(found) | Outcome::DeniedBut(found) => {
-                    let denied = matches!(a.outcome, Outcome::DeniedBut(_));
-                    tell(self, ctx, st, &found.iter().collect::<Vec<_>>(), denied).await;
+                // Not written: told here, with its blockers.
+                Outcome::Refused(found) => {
+                    tell(self, ctx, st, &found.iter().collect::<Vec<_>>(), false).await;
+                    blockers = found.clone();
+                }
+                Outcome::DeniedBut { written: false, blockers: found } => {
+                    tell(self, ctx, st, &found.iter().collect::<Vec<_>>(), true).await;
+                    blockers = found.clone();
+                }
+                // Written: the write's own Event (`report_writes`) carries the blockers; counted here.
+                Outcome::Reverted(found) | Outcome::DeniedBut { written: true, blockers: found } => {
+                    count(ctx, found);
                     blockers = found.clone();
                 }
                 Outcome::Overridden(what, found) => {
                     // The interlock's fresh view of what Azure's state breaks, when it denies SAS.
+                    count(ctx, found);
                     let interlock = if found.is_empty() {
                         String::new()
                     } else {
-                        tell(self, ctx, st, &found.iter().collect::<Vec<_>>(), true).await;
                         blockers = found.clone();
                         format!(
                             "; the interlock reports: {}",
@@ -168,24 +177,43 @@ impl Steps for IotHubSharedAccess {
         st.blockers = blockers_of(&blockers);
         if applied.iter().any(|a| !matches!(a.outcome, Outcome::Refused(_) | Outcome::Skipped)) {
             // Status says what Azure holds now, read back (the write forgot the hub's earlier
-            // read), never what was meant to be written.
+            // read), never what was meant to be written; Azure holding something else than the
+            // spec (changed while it was written) is never Ready.
             if let Ok(Some(hub)) = ctx.observer.get().hub(&desired.hub).await {
                 set_access(st, &hub);
+                if verdict.is_none() && blockers.is_empty() {
+                    let differs = differs(desired, &hub);
+                    if !differs.is_empty() {
+                        verdict = Some((
+                            Reason::Drifted,
+                            format!(
+                                "hub {} holds {} after the write; looked at again shortly",
+                                hub.id.name,
+                                differs.join(", ")
+                            ),
+                        ));
+                    }
+                }
             }
         }
+        let recheck = ctx.settings.interlock_recheck;
         match (verdict, blockers.first()) {
-            (Some((reason, message)), _) => Verdict { ready: false, reason, message, requeue: None },
+            // A policy's verdict waits for the resync (writing again would meet the policy
+            // again); a hub that changed while it was written is looked at again soon.
+            (Some((reason, message)), _) => {
+                Verdict { ready: false, reason, message, requeue: (reason == Reason::Drifted).then_some(recheck) }
+            }
             (None, Some(b)) => Verdict {
                 ready: false,
                 reason: b.reason,
                 message: blockers.iter().map(|b| b.message.as_str()).collect::<Vec<_>>().join("; "),
                 // Refusals and failing checks depend on Azure: look again soon, not at the resync.
-                requeue: Some(ctx.settings.interlock_recheck),
+                requeue: Some(recheck),
             },
             (None, None) => Verdict {
                 // A denied hub is watched: a DPS or Device Update instance that links it by key
                 // later is reported within the re-check interval, not at the resync.
-                requeue: (desired.shared_access == Access::Deny).then_some(ctx.settings.interlock_recheck),
+                requeue: (desired.shared_access == Access::Deny).then_some(recheck),
                 ..Verdict::ready("the hub's access settings match the spec")
             },
         }
@@ -198,6 +226,27 @@ impl Steps for IotHubSharedAccess {
     }
 }
 
+/// The properties `hub` holds differently from what `desired` asks (unset ones are not asked).
+fn differs(desired: &DesiredSharedAccess, hub: &ObservedHub) -> Vec<String> {
+    [
+        ("shared access policies", Some(desired.shared_access), hub.shared_access),
+        ("device SAS", desired.device_sas, hub.device_sas),
+        ("module SAS", desired.module_sas, hub.module_sas),
+    ]
+    .into_iter()
+    .filter_map(|(name, want, have)| {
+        want.filter(|w| *w != have).map(|w| format!("{name} {} (the spec: {})", have.as_str(), w.as_str()))
+    })
+    .collect()
+}
+
+/// The blocked metric for each blocker.
+fn count(ctx: &Context, blockers: &[Finding]) {
+    for f in blockers {
+        ctx.metrics.shared_access_blocked.get_or_create(&ReasonLabels { reason: f.reason.as_str().into() }).inc();
+    }
+}
+
 /// The metric and a Warning Event for each blocker not reported yet.
 async fn tell(
     obj: &IotHubSharedAccess,
@@ -206,9 +255,7 @@ async fn tell(
     blockers: &[&Finding],
     denied: bool,
 ) {
-    for f in blockers {
-        ctx.metrics.shared_access_blocked.get_or_create(&ReasonLabels { reason: f.reason.as_str().into() }).inc();
-    }
+    count(ctx, &blockers.iter().map(|f| (*f).clone()).collect::<Vec<_>>());
     let lead = if denied { "Shared access is denied, but: " } else { "Deny refused: " };
     driver::tell_once(obj, ctx, st, blockers, lead).await;
 }

@@ -158,7 +158,7 @@ async fn hub_access_changes_go_through_if_match_and_the_long_running_operation()
     assert_eq!(before.host_names, vec!["contoso-fleet-hub.azure-devices.net".to_string()]);
     let change =
         HubAccessChange { shared_access: Some(Access::Deny), device_sas: None, module_sas: Some(Access::Deny) };
-    let after = c.set_hub_access(&hub(FLEET_HUB), &change).await.unwrap();
+    let after = c.set_hub_access(&hub(FLEET_HUB), &change).await.unwrap().hub;
     assert_eq!((after.shared_access, after.module_sas, after.device_sas), (Access::Deny, Access::Deny, Access::Allow));
     assert_ne!(after.etag, before.etag, "every write changes the etag");
     let stats = emu.stats();
@@ -184,7 +184,7 @@ async fn a_stale_etag_is_re_read_and_retried_keeping_the_other_writer_s_change()
         })
     };
     let change = HubAccessChange { shared_access: Some(Access::Deny), ..HubAccessChange::default() };
-    let after = c.set_hub_access(&hub(FLEET_HUB), &change).await.unwrap();
+    let after = c.set_hub_access(&hub(FLEET_HUB), &change).await.unwrap().hub;
     tamper.await.unwrap();
     assert_eq!(emu.stats().count_status("iotHubs.put", 412), 1, "the stale etag was refused once");
     assert_eq!(after.shared_access, Access::Deny);
@@ -473,8 +473,11 @@ async fn hub_writes_send_no_read_only_property_keep_the_rest_and_survive_the_sho
     let c = client(&emu);
     let tags_before = emu.snapshot().hubs.into_iter().find(|x| x.name == FLEET_HUB).unwrap().tags;
     let change = HubAccessChange { shared_access: Some(Access::Deny), ..HubAccessChange::default() };
-    let after =
-        c.set_hub_access(&hub(FLEET_HUB), &change).await.expect("a 404 right after the change is not a deleted hub");
+    let after = c
+        .set_hub_access(&hub(FLEET_HUB), &change)
+        .await
+        .expect("a 404 right after the change is not a deleted hub")
+        .hub;
     assert_eq!(after.shared_access, Access::Deny);
     let stats = emu.stats();
     assert!(stats.read_only_sent.is_empty(), "read-only properties sent: {:?}", stats.read_only_sent);

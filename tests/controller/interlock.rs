@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use iothub_access_emulator::{DpsLinkSeed, SubscriptionAccess};
 use iothub_access_operator::azure::{
-    AssignmentFilter, AzureError, CreateOutcome, HubAccessChange, NewRoleAssignment, RoleDefinitionFilter,
+    AssignmentFilter, AzureError, CreateOutcome, HubAccessChange, HubWrite, NewRoleAssignment, RoleDefinitionFilter,
 };
 use iothub_access_operator::crd::Access;
 use iothub_access_operator::domain::{
@@ -108,14 +108,13 @@ async fn a_key_link_made_after_the_plan_read_is_caught_by_the_fresh_check_before
     assert!(h.api.events().iter().any(|(r, n)| r == "DpsLinked" && n.starts_with("Deny refused")));
 }
 
-/// The operator's Azure client, with a DPS key link created in the emulator right as the Deny
-/// write is sent (after the fresh check passed).
+/// The operator's Azure client, with something happening in Azure right as the first hub write
+/// is sent (after the fresh check passed): see [`DuringDeny`].
 struct LinkDuringDeny {
     inner: Arc<dyn Azure>,
     emu: Arc<EmulatorHandle>,
     done: AtomicBool,
-    /// Instead of linking: the search for dependents fails once Deny was written.
-    fail_search_after: bool,
+    what: DuringDeny,
 }
 
 #[async_trait]
@@ -152,15 +151,25 @@ impl Azure for LinkDuringDeny {
     async fn get_hub(&self, hub: &HubId) -> Result<Option<ObservedHub>, AzureError> {
         self.inner.get_hub(hub).await
     }
-    async fn set_hub_access(&self, hub: &HubId, change: &HubAccessChange) -> Result<ObservedHub, AzureError> {
-        let first = change.shared_access == Some(Access::Deny) && !self.done.swap(true, Ordering::SeqCst);
-        if first && !self.fail_search_after {
-            link_fleet_by_key(&self.emu);
+    async fn set_hub_access(&self, hub: &HubId, change: &HubAccessChange) -> Result<HubWrite, AzureError> {
+        let deny = change.shared_access == Some(Access::Deny);
+        let first = (deny || matches!(self.what, DuringDeny::DenyMeanwhile)) && !self.done.swap(true, Ordering::SeqCst);
+        let someone_denies =
+            || self.emu.with_state(|s| s.hub_mut(SUB, RG, FLEET_HUB).expect("hub").set_disable_local_auth(true));
+        match self.what {
+            _ if !first => {}
+            DuringDeny::LinkByKey => link_fleet_by_key(&self.emu),
+            DuringDeny::FailSearch => {}
+            DuringDeny::DenyAndLinkByKey => {
+                someone_denies();
+                link_fleet_by_key(&self.emu);
+            }
+            DuringDeny::DenyMeanwhile => someone_denies(),
         }
         self.inner.set_hub_access(hub, change).await
     }
     async fn list_subscriptions(&self) -> Result<Vec<String>, AzureError> {
-        if self.fail_search_after && self.done.load(Ordering::SeqCst) {
+        if matches!(self.what, DuringDeny::FailSearch) && self.done.load(Ordering::SeqCst) {
             return Err(AzureError::Transient { message: "connection reset".into() });
         }
         self.inner.list_subscriptions().await
@@ -174,26 +183,38 @@ impl Azure for LinkDuringDeny {
 }
 
 /// What happens in Azure as the Deny write is sent.
+#[derive(Clone, Copy)]
 enum DuringDeny {
+    /// A DPS links the hub by key.
     LinkByKey,
+    /// The search for dependents fails from then on.
     FailSearch,
+    /// Someone else denies shared access, and a DPS links the hub by key.
+    DenyAndLinkByKey,
+    /// Someone else denies shared access as any hub write is sent.
+    DenyMeanwhile,
 }
 
 /// A harness whose Azure client does `what` when Deny is written, with a data role holder on the
 /// fleet hub and a Deny of it applied to the cluster.
 async fn deny_fleet_during(what: DuringDeny) -> H {
+    let h = fleet_during(what).await;
+    h.api.put(&sas_yaml("fleet", FLEET_HUB, "Deny"));
+    h
+}
+
+/// The harness of [`deny_fleet_during`] without the Deny.
+async fn fleet_during(what: DuringDeny) -> H {
     let a = allowed();
-    let fail_search_after = matches!(what, DuringDeny::FailSearch);
     let h = H::with_azure(
         DEMO_SEED,
         &allowed_refs(&a),
         None,
         |_| {},
-        |inner, emu| Arc::new(LinkDuringDeny { inner, emu, done: AtomicBool::new(false), fail_search_after }),
+        |inner, emu| Arc::new(LinkDuringDeny { inner, emu, done: AtomicBool::new(false), what }),
     )
     .await;
     someone_holds_a_data_role_on_the_fleet_hub(&h).await;
-    h.api.put(&sas_yaml("fleet", FLEET_HUB, "Deny"));
     h
 }
 
@@ -404,6 +425,55 @@ async fn a_check_after_deny_that_cannot_complete_is_never_reported_ready() {
     assert!(st.blockers[0].message.contains("can no longer be checked"), "{}", st.blockers[0].message);
     assert!(fleet_denied_in_azure(&h), "Deny stays (only a key link that appeared puts SAS back)");
     assert_eq!(next, Action::requeue(Duration::from_secs(30)), "checked again soon");
-    let told = h.api.events().into_iter().filter(|(r, _)| r == "DpsCheckFailed").count();
-    assert_eq!(told, 1, "told once: {:?}", h.api.events());
+    // One Warning Event for the write, whatever Ready said before: written, but unchecked.
+    let told: Vec<String> = h.api.events().into_iter().filter(|(r, _)| r == "Written").map(|(_, n)| n).collect();
+    let deny: Vec<&String> = told.iter().filter(|n| n.starts_with("SetHubAccess")).collect();
+    assert_eq!(deny.len(), 1, "{:?}", h.api.events());
+    assert!(deny[0].contains("written, but") && deny[0].contains("can no longer be checked"), "{}", deny[0]);
+    assert!(!h.api.events().iter().any(|(r, _)| r == "DpsCheckFailed"), "not told twice: {:?}", h.api.events());
+}
+
+/// Someone else denies shared access between the fresh check and the write, and a DPS links the
+/// hub by key: the write found nothing to do, so that Deny is not this operator's to undo. It is
+/// reported (not Ready, the DPS named), never re-allowed.
+#[tokio::test]
+async fn a_deny_someone_else_wrote_in_the_window_is_never_put_back_even_when_a_key_link_appears() {
+    let h = deny_fleet_during(DuringDeny::DenyAndLinkByKey).await;
+    h.sa("fleet").await.expect("reconciles");
+    let st = status(&h, "fleet");
+    assert_eq!(h.ready(&st.conditions), ("False".into(), "DpsLinked".into()), "{:?}", st.conditions);
+    assert!(st.blockers[0].message.contains("already denied"), "{}", st.blockers[0].message);
+    assert!(fleet_denied_in_azure(&h), "only a Deny this operator wrote is ever put back");
+    assert_eq!(h.emu.stats().count("iotHubs.put"), 0, "nothing written: neither the Deny nor an undo");
+    assert!(!h.api.events().iter().any(|(r, _)| r == "DenyReverted"), "{:?}", h.api.events());
+}
+
+/// The hub changes while the operator writes something else on it: Azure then holds what the
+/// spec does not ask, and the resource says so (not Ready) and looks again soon.
+#[tokio::test]
+async fn a_hub_that_changed_while_it_was_written_is_not_ready_and_looked_at_again_soon() {
+    let h = fleet_during(DuringDeny::DenyMeanwhile).await;
+    let mut spec = sas_yaml("fleet", FLEET_HUB, "Allow");
+    spec.spec.device_sas = Some(Access::Deny);
+    h.api.put(&spec);
+    // Reconcile until the pass that writes (the first one only adds the finalizer).
+    let mut next = Action::await_change();
+    for _ in 0..4 {
+        h.sync();
+        let obj = h.api.get::<IotHubSharedAccess>(NS, "fleet").unwrap();
+        next = shared_access::reconcile(Arc::new(obj), h.ctx.clone()).await.expect("reconciles");
+        if h.emu.stats().count("iotHubs.put") > 0 {
+            break;
+        }
+    }
+    let st = status(&h, "fleet");
+    let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "Drifted"), "{}", ready.message);
+    assert!(ready.message.contains("shared access policies Deny (the spec: Allow)"), "{}", ready.message);
+    assert_eq!(st.shared_access_policies, Some(Access::Deny), "status says what Azure holds");
+    assert_eq!(next, Action::requeue(Duration::from_secs(30)), "looked at again soon");
+    // The next pass puts the hub back as the spec says.
+    h.sa("fleet").await.expect("reconciles");
+    assert_eq!(h.ready(&status(&h, "fleet").conditions), ("True".into(), "Reconciled".into()));
+    assert!(!fleet_denied_in_azure(&h));
 }

@@ -20,10 +20,34 @@ fn unexpected(what: impl std::fmt::Display) -> AzureError {
 
 /// Parse a JSON body into `T`, naming what was being read when it does not fit.
 pub fn parse<T: serde::de::DeserializeOwned>(what: &str, body: &[u8]) -> Result<T, AzureError> {
-    // The error names the field that was not understood (`value[0].properties.iotHubs: ...`).
+    // The error names the field that was not understood (`value[0].properties.iotHubs: ...`),
+    // never a value from the answer (it reaches status and Events).
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de)
-        .map_err(|e| unexpected(format!("{what}: the answer is not understood ({}: {})", e.path(), e.inner())))
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        unexpected(format!(
+            "{what}: the answer is not understood ({}: {})",
+            e.path(),
+            without_values(&e.inner().to_string())
+        ))
+    })
+}
+
+/// `text` with every quoted string blanked: serde's messages quote the value they met
+/// (`invalid type: string "HostName=...;SharedAccessKey=..."`), which may be a secret.
+fn without_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut quoted = false;
+    for c in text.chars() {
+        if c == '"' {
+            if !quoted {
+                out.push_str("\"…\"");
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// One page of an ARM list. `value` is required: an answer without it is not an empty list.

@@ -146,3 +146,11 @@ fn api_versions_are_picked_from_what_the_provider_lists() {
     );
     assert_eq!(pick_hub_version(&listed(&["2023-06-30", "2025-08-01-preview"])), None);
 }
+
+#[test]
+fn a_value_azure_sent_never_reaches_the_error_text() {
+    let body = br#"{"value":[{"id":"i","name":"n","properties":{"iotHubs":"HostName=h;SharedAccessKeyName=o;SharedAccessKey=c2VjcmV0"}}]}"#;
+    let e = parse::<Page<DpsBody>>("DPS list", body).unwrap_err().to_string();
+    assert!(e.contains("value[0].properties.iotHubs") && e.contains("invalid type"), "{e}");
+    assert!(!e.contains("SharedAccessKey") && !e.contains("c2VjcmV0"), "{e}");
+}
