@@ -16,6 +16,7 @@ pub mod interlock;
 pub mod manifest;
 mod memo;
 pub mod observe;
+pub mod pipeline;
 pub mod plan;
 pub mod reason;
 pub mod telemetry;

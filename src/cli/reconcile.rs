@@ -22,11 +22,11 @@ use crate::crd::{IotHubCustomRoleSpec, ReconcileMode};
 use crate::desire::Guarded as _;
 use crate::desire::{self, DesireError};
 use crate::domain::naming::Owner;
-use crate::engine::{self, AssignmentRequest, CustomRoleRequest};
 use crate::manifest::{Document, Manifests, Resource};
 use crate::observe::Observer;
+use crate::pipeline::{Pipeline, Sources};
 use crate::plan::ownership::Wants;
-use crate::plan::{Finding, Mode, Plan, Reason, Severity};
+use crate::plan::{Finding, Plan, Reason, Severity};
 
 /// How many resources are planned at once (reads are shared and paced by the client).
 const PLAN_CONCURRENCY: usize = 32;
@@ -193,7 +193,8 @@ fn wants(policy: &Policy, manifests: &Manifests) -> Arc<Wants> {
     Arc::new(Wants(out))
 }
 
-/// Plan one resource of the manifests.
+/// Plan one resource of the manifests: the kind's [`Pipeline`], with the manifests in place of
+/// the cluster's caches and no status (nothing is hinted as owned).
 async fn plan_document(
     obs: &Observer,
     manifests: &Manifests,
@@ -201,51 +202,31 @@ async fn plan_document(
     wants: &Arc<Wants>,
     doc: &Document,
 ) -> Result<Plan, String> {
+    let namespace = doc.resource.namespace();
+    let lookup = |name: &str| custom_role_in(manifests, namespace, name);
+    let src = Sources {
+        owner: owner(policy, doc),
+        custom_roles: &lookup,
+        others: wants.clone(),
+        allowed_roles: policy.allowed_roles.clone(),
+    };
     match &doc.resource {
-        Resource::CustomRole(r) => {
-            let desired = desire::desire_custom_role(&r.spec, &owner(policy, doc)).map_err(|e| e.to_string())?;
-            if let Some(refused) = policy.refuse(&desired.guarded_ids()) {
-                return Ok(refused);
-            }
-            let req = CustomRoleRequest {
-                mode: Mode::Apply,
-                desired: Some(desired),
-                owner: owner(policy, doc),
-                owned: vec![],
-                deletion_policy: r.spec.deletion_policy,
-            };
-            engine::plan_custom_role(obs, &req).await.map_err(|e| e.to_string())
-        }
-        Resource::RoleAssignment(r) => {
-            let namespace = doc.resource.namespace();
-            let lookup = |name: &str| custom_role_in(manifests, namespace, name);
-            let desired =
-                desire::desire_role_assignment(&r.spec, &lookup, &owner(policy, doc)).map_err(|e| match e {
-                    DesireError::Invalid(f) => f.to_string(),
-                    other => other.to_string(),
-                })?;
-            if let Some(refused) = policy.refuse(&desired.guarded_ids()) {
-                return Ok(refused);
-            }
-            let req = AssignmentRequest {
-                mode: Mode::Apply,
-                desired: Some(desired),
-                owner: owner(policy, doc),
-                others: wants.clone(),
-                owned: vec![],
-                deletion_policy: r.spec.deletion_policy,
-                allowed_roles: policy.allowed_roles.clone(),
-            };
-            engine::plan_assignment(obs, &req).await.map_err(|e| e.to_string())
-        }
-        Resource::SharedAccess(r) => {
-            let desired = desire::desire_shared_access(&r.spec).map_err(|e| e.to_string())?;
-            if let Some(refused) = policy.refuse(&desired.guarded_ids()) {
-                return Ok(refused);
-            }
-            engine::plan_shared_access(obs, &desired).await.map(|v| v.plan).map_err(|e| e.to_string())
-        }
+        Resource::CustomRole(r) => plan_one(r, obs, &src, policy).await,
+        Resource::RoleAssignment(r) => plan_one(r, obs, &src, policy).await,
+        Resource::SharedAccess(r) => plan_one(r, obs, &src, policy).await,
     }
+}
+
+/// desire -> guard (the policy's scopes) -> observe + plan, for any kind.
+async fn plan_one<K: Pipeline>(k: &K, obs: &Observer, src: &Sources<'_>, policy: &Policy) -> Result<Plan, String> {
+    let desired = k.desire(src).map_err(|e| match e {
+        DesireError::Invalid(f) => f.to_string(),
+        other => other.to_string(),
+    })?;
+    if let Some(refused) = policy.refuse(&desired.guarded_ids()) {
+        return Ok(refused);
+    }
+    k.plan(obs, src, &desired, K::Owned::default()).await.map(|(plan, _)| plan).map_err(|e| e.to_string())
 }
 
 /// Plan every valid resource of `manifests` against Azure (one observation pass).

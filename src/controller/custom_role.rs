@@ -12,12 +12,14 @@ use kube::{Api, ResourceExt};
 
 use super::driver::{self, Steps, Stop, Verdict, cleanup_apply, cleanup_managed, finish};
 use super::{Context, Kind as _, ReconcileError, Step, key_of, owner_of};
+use super::{no_custom_roles, sources};
 use crate::apply::Applied;
 use crate::azure::AzureError;
 use crate::crd::{IotHubCustomRole, IotHubCustomRoleStatus};
 use crate::desire::{DesiredCustomRole, desire_custom_role};
 use crate::domain::RoleDefinitionId;
 use crate::engine::{self, CustomRoleRequest};
+use crate::pipeline::Pipeline;
 use crate::plan::{Action, Mode, Plan, Reason, Severity, custom_role};
 
 /// The controller's entry point for one object.
@@ -41,7 +43,7 @@ impl Steps for IotHubCustomRole {
     const SUBJECT: &'static str = "the role definition";
 
     fn desire(&self, ctx: &Context, st: &mut IotHubCustomRoleStatus) -> Result<DesiredCustomRole, Stop> {
-        let d = desire_custom_role(&self.spec, &owner_of(ctx, self)).map_err(|e| Stop {
+        let d = Pipeline::desire(self, &sources(ctx, self, &no_custom_roles)).map_err(|e| Stop {
             reason: Reason::InvalidSpec,
             message: e.to_string(),
             event: true,
@@ -56,15 +58,7 @@ impl Steps for IotHubCustomRole {
         desired: &DesiredCustomRole,
         st: &IotHubCustomRoleStatus,
     ) -> Result<(Plan, Vec<RoleDefinitionId>), AzureError> {
-        let owned = owned_of(st);
-        let req = CustomRoleRequest {
-            mode: Mode::Apply,
-            desired: Some(desired.clone()),
-            owner: owner_of(ctx, self),
-            owned: owned.clone(),
-            deletion_policy: self.spec.deletion_policy,
-        };
-        Ok((engine::plan_custom_role(&ctx.observer.get(), &req).await?, owned))
+        Pipeline::plan(self, &ctx.observer.get(), &sources(ctx, self, &no_custom_roles), desired, owned_of(st)).await
     }
 
     fn drifted(plan: &Plan) -> bool {

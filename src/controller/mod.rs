@@ -421,6 +421,27 @@ pub fn owner_of<K: ResourceExt>(ctx: &Context, obj: &K) -> Owner {
     Owner::new(&ctx.settings.instance_id, &obj.namespace().unwrap_or_default(), &obj.name_any())
 }
 
+/// What the controller knows for `obj`'s pipeline: its owner, the custom roles of its namespace
+/// from the cache, what the other resources want (unknown until the caches sync: fail closed)
+/// and the admin's allowed roles.
+pub fn sources<'a, K: ResourceExt>(
+    ctx: &'a Context,
+    obj: &K,
+    custom_roles: &'a (dyn Fn(&str) -> Option<crate::crd::IotHubCustomRoleSpec> + Send + Sync),
+) -> crate::pipeline::Sources<'a> {
+    crate::pipeline::Sources {
+        owner: owner_of(ctx, obj),
+        custom_roles,
+        others: ClusterWants::or_unknown(ctx),
+        allowed_roles: ctx.settings.allowed_roles.clone(),
+    }
+}
+
+/// No custom role (kinds that do not reference one).
+pub fn no_custom_roles(_: &str) -> Option<crate::crd::IotHubCustomRoleSpec> {
+    None
+}
+
 /// `namespace/name`.
 pub fn key_of<K: ResourceExt>(obj: &K) -> String {
     format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())

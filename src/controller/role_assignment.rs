@@ -12,6 +12,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Api, ResourceExt};
 
 use super::driver::{self, Steps, Stop, Verdict, cleanup_apply, cleanup_managed};
+use super::sources;
 use super::status::{self, LEAST_PRIVILEGE, READY};
 use super::{ClusterWants, Context, Kind as _, ReconcileError, Step, key_of, owner_of};
 use crate::apply::Applied;
@@ -20,6 +21,7 @@ use crate::crd::{IotHubCustomRole, IotHubCustomRoleSpec, IotHubRoleAssignment, I
 use crate::desire::{DesireError, DesiredAssignment, desire_role_assignment};
 use crate::domain::RoleAssignmentId;
 use crate::engine::{self, AssignmentRequest};
+use crate::pipeline::Pipeline;
 use crate::plan::{Action, Mode, Plan, Reason, ownership};
 /// The controller's entry point for one object.
 pub async fn reconcile(obj: Arc<IotHubRoleAssignment>, ctx: Arc<Context>) -> Result<Requeue, ReconcileError> {
@@ -71,7 +73,8 @@ impl Steps for IotHubRoleAssignment {
 
     fn desire(&self, ctx: &Context, st: &mut IotHubRoleAssignmentStatus) -> Result<DesiredAssignment, Stop> {
         let ns = self.namespace().unwrap_or_default();
-        let desired = match desire_role_assignment(&self.spec, &custom_role_lookup(ctx, &ns), &owner_of(ctx, self)) {
+        let lookup = custom_role_lookup(ctx, &ns);
+        let desired = match Pipeline::desire(self, &sources(ctx, self, &lookup)) {
             Ok(d) => d,
             Err(DesireError::Invalid(errors)) => {
                 return Err(Stop { reason: Reason::InvalidSpec, message: errors.to_string(), event: true });
@@ -96,17 +99,9 @@ impl Steps for IotHubRoleAssignment {
         desired: &DesiredAssignment,
         st: &IotHubRoleAssignmentStatus,
     ) -> Result<(Plan, Vec<RoleAssignmentId>), AzureError> {
-        let owned = parse_owned(st);
-        let req = AssignmentRequest {
-            mode: Mode::Apply,
-            desired: Some(desired.clone()),
-            owner: owner_of(ctx, self),
-            others: ClusterWants::or_unknown(ctx),
-            owned: owned.clone(),
-            deletion_policy: self.spec.deletion_policy,
-            allowed_roles: ctx.settings.allowed_roles.clone(),
-        };
-        Ok((engine::plan_assignment(&ctx.observer.get(), &req).await?, owned))
+        let ns = self.namespace().unwrap_or_default();
+        let lookup = custom_role_lookup(ctx, &ns);
+        Pipeline::plan(self, &ctx.observer.get(), &sources(ctx, self, &lookup), desired, parse_owned(st)).await
     }
 
     fn observed(

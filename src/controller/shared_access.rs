@@ -17,14 +17,15 @@ use kube::runtime::events::EventType;
 use super::driver::{self, Steps, Stop, Verdict};
 use super::status;
 use super::{Context, Kind, ReconcileError, key_of};
+use super::{no_custom_roles, sources};
 use crate::apply::{Applied, Outcome};
 use crate::azure::AzureError;
 use crate::crd::common::Blocker;
 use crate::crd::shared_access::{InterlockStatus, IotHubSharedAccessStatus};
 use crate::crd::{Access, IotHubSharedAccess};
-use crate::desire::{DesiredSharedAccess, desire_shared_access};
+use crate::desire::DesiredSharedAccess;
 use crate::domain::{DependentsObservation, ObservedHub};
-use crate::engine;
+use crate::pipeline::{HubView, Pipeline};
 use crate::plan::{Finding, Plan, Reason, Severity};
 use crate::telemetry::ReasonLabels;
 
@@ -70,20 +71,14 @@ fn set_access(st: &mut IotHubSharedAccessStatus, hub: &ObservedHub) {
     st.module_sas = Some(hub.module_sas);
 }
 
-/// What the engine saw besides the plan.
-pub struct Seen {
-    hub: Option<ObservedHub>,
-    dependents: DependentsObservation,
-}
-
 #[async_trait]
 impl Steps for IotHubSharedAccess {
     type Desired = DesiredSharedAccess;
-    type View = Seen;
+    type View = HubView;
     const SUBJECT: &'static str = "the hub";
 
-    fn desire(&self, _ctx: &Context, st: &mut IotHubSharedAccessStatus) -> Result<DesiredSharedAccess, Stop> {
-        let d = desire_shared_access(&self.spec).map_err(|e| Stop {
+    fn desire(&self, ctx: &Context, st: &mut IotHubSharedAccessStatus) -> Result<DesiredSharedAccess, Stop> {
+        let d = Pipeline::desire(self, &sources(ctx, self, &no_custom_roles)).map_err(|e| Stop {
             reason: Reason::InvalidSpec,
             message: e.to_string(),
             event: true,
@@ -97,12 +92,11 @@ impl Steps for IotHubSharedAccess {
         ctx: &Context,
         desired: &DesiredSharedAccess,
         _st: &IotHubSharedAccessStatus,
-    ) -> Result<(Plan, Seen), AzureError> {
-        let v = engine::plan_shared_access(&ctx.observer.get(), desired).await?;
-        Ok((v.plan, Seen { hub: v.hub, dependents: v.dependents }))
+    ) -> Result<(Plan, HubView), AzureError> {
+        Pipeline::plan(self, &ctx.observer.get(), &sources(ctx, self, &no_custom_roles), desired, ()).await
     }
 
-    fn observed(&self, st: &mut IotHubSharedAccessStatus, desired: &DesiredSharedAccess, plan: &Plan, seen: &Seen) {
+    fn observed(&self, st: &mut IotHubSharedAccessStatus, desired: &DesiredSharedAccess, plan: &Plan, seen: &HubView) {
         if let Some(hub) = &seen.hub {
             set_access(st, hub);
         }
@@ -125,7 +119,7 @@ impl Steps for IotHubSharedAccess {
         st: &mut IotHubSharedAccessStatus,
         desired: &DesiredSharedAccess,
         plan: &Plan,
-        _seen: &Seen,
+        _seen: &HubView,
         applied: &[Applied],
     ) -> Verdict {
         let mut verdict: Option<(Reason, String)> = None;

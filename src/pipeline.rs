@@ -1,0 +1,149 @@
+//! One kind from spec to plan, the same for every front end: the controller's steps
+//! (`controller/driver.rs`) and the CLI (`cli/reconcile.rs`: `plan`, `apply`, `demo`) hand over
+//! what they know ([`Sources`]: the cluster's caches, or the manifests) and get the desired
+//! state (naming the ARM ids the guardrail checks) and the plan with what was observed. A new
+//! kind implements [`Pipeline`] once; each front end then only reports.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::azure::AzureError;
+use crate::crd::{IotHubCustomRole, IotHubCustomRoleSpec, IotHubRoleAssignment, IotHubSharedAccess};
+use crate::desire::{
+    DesireError, DesiredAssignment, DesiredCustomRole, DesiredSharedAccess, Guarded, desire_custom_role,
+    desire_role_assignment, desire_shared_access,
+};
+use crate::domain::naming::Owner;
+use crate::domain::{DependentsObservation, ObservedHub, RoleAssignmentId, RoleDefinitionId};
+use crate::engine::{self, AssignmentRequest, CustomRoleRequest};
+use crate::observe::Observer;
+use crate::plan::ownership::Others;
+use crate::plan::{Mode, Plan};
+
+/// What a front end knows besides the resource itself.
+pub struct Sources<'a> {
+    /// This resource, under the operator instance.
+    pub owner: Owner,
+    /// The custom roles of the resource's namespace, by name (a `customRoleRef`).
+    pub custom_roles: &'a (dyn Fn(&str) -> Option<IotHubCustomRoleSpec> + Send + Sync),
+    /// What the other resources want (never revoked under them).
+    pub others: Arc<dyn Others + Send + Sync>,
+    /// Roles the cluster admin allows beyond IoT Hub data access (`--allowed-role`).
+    pub allowed_roles: Vec<Uuid>,
+}
+
+/// One kind's way from spec to plan.
+#[async_trait]
+pub trait Pipeline: Send + Sync {
+    /// The desired state the spec resolves to.
+    type Desired: Guarded + Clone + Send + Sync;
+    /// What status hints this resource owns (the controller reads it from status, proven by the
+    /// planner; the CLI has no status and passes the default).
+    type Owned: Default + Clone + Send + Sync;
+    /// What the engine observed along with the plan.
+    type View: Send + Sync;
+
+    /// desire: the spec as desired state, or why not (bad fields name themselves).
+    fn desire(&self, src: &Sources<'_>) -> Result<Self::Desired, DesireError>;
+
+    /// observe + plan, through the engine (apply mode).
+    async fn plan(
+        &self,
+        obs: &Observer,
+        src: &Sources<'_>,
+        desired: &Self::Desired,
+        owned: Self::Owned,
+    ) -> Result<(Plan, Self::View), AzureError>;
+}
+
+#[async_trait]
+impl Pipeline for IotHubRoleAssignment {
+    type Desired = DesiredAssignment;
+    type Owned = Vec<RoleAssignmentId>;
+    /// The assignments status hinted at.
+    type View = Vec<RoleAssignmentId>;
+
+    fn desire(&self, src: &Sources<'_>) -> Result<DesiredAssignment, DesireError> {
+        desire_role_assignment(&self.spec, src.custom_roles, &src.owner)
+    }
+
+    async fn plan(
+        &self,
+        obs: &Observer,
+        src: &Sources<'_>,
+        desired: &DesiredAssignment,
+        owned: Vec<RoleAssignmentId>,
+    ) -> Result<(Plan, Vec<RoleAssignmentId>), AzureError> {
+        let req = AssignmentRequest {
+            mode: Mode::Apply,
+            desired: Some(desired.clone()),
+            owner: src.owner.clone(),
+            others: src.others.clone(),
+            owned: owned.clone(),
+            deletion_policy: self.spec.deletion_policy,
+            allowed_roles: src.allowed_roles.clone(),
+        };
+        Ok((engine::plan_assignment(obs, &req).await?, owned))
+    }
+}
+
+#[async_trait]
+impl Pipeline for IotHubCustomRole {
+    type Desired = DesiredCustomRole;
+    type Owned = Vec<RoleDefinitionId>;
+    /// The definitions status hinted at.
+    type View = Vec<RoleDefinitionId>;
+
+    fn desire(&self, src: &Sources<'_>) -> Result<DesiredCustomRole, DesireError> {
+        desire_custom_role(&self.spec, &src.owner).map_err(DesireError::Invalid)
+    }
+
+    async fn plan(
+        &self,
+        obs: &Observer,
+        src: &Sources<'_>,
+        desired: &DesiredCustomRole,
+        owned: Vec<RoleDefinitionId>,
+    ) -> Result<(Plan, Vec<RoleDefinitionId>), AzureError> {
+        let req = CustomRoleRequest {
+            mode: Mode::Apply,
+            desired: Some(desired.clone()),
+            owner: src.owner.clone(),
+            owned: owned.clone(),
+            deletion_policy: self.spec.deletion_policy,
+        };
+        Ok((engine::plan_custom_role(obs, &req).await?, owned))
+    }
+}
+
+/// What a shared access plan was made from besides the plan.
+pub struct HubView {
+    /// The hub as read; `None` when it does not exist.
+    pub hub: Option<ObservedHub>,
+    /// What depends on the hub's shared access (searched only when Deny is wanted).
+    pub dependents: DependentsObservation,
+}
+
+#[async_trait]
+impl Pipeline for IotHubSharedAccess {
+    type Desired = DesiredSharedAccess;
+    type Owned = ();
+    type View = HubView;
+
+    fn desire(&self, _src: &Sources<'_>) -> Result<DesiredSharedAccess, DesireError> {
+        desire_shared_access(&self.spec).map_err(DesireError::Invalid)
+    }
+
+    async fn plan(
+        &self,
+        obs: &Observer,
+        _src: &Sources<'_>,
+        desired: &DesiredSharedAccess,
+        _owned: (),
+    ) -> Result<(Plan, HubView), AzureError> {
+        let v = engine::plan_shared_access(obs, desired).await?;
+        Ok((v.plan, HubView { hub: v.hub, dependents: v.dependents }))
+    }
+}
