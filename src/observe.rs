@@ -264,13 +264,31 @@ async fn search_subscriptions(azure: Arc<dyn Azure>, mut subscriptions: Vec<Stri
         .buffered(SEARCH_CONCURRENCY)
         .collect()
         .await;
+    let searched = subscriptions.len();
     let mut out = Dependents { subscriptions, checked_at, ..Dependents::default() };
+    let mut failed: Vec<AzureError> = Vec::new();
     for f in found {
-        let (dps, du) = f?;
-        out.dps.extend(dps);
-        out.device_update.extend(du);
+        match f {
+            Ok((dps, du)) => {
+                out.dps.extend(dps);
+                out.device_update.extend(du);
+            }
+            Err(e) => failed.push(e),
+        }
     }
-    Ok(out)
+    // Every subscription that could not be searched is named, not only the first.
+    match failed.len() {
+        0 => Ok(out),
+        1 => Err(failed.remove(0)),
+        n => {
+            let all = failed.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+            let message = format!("{n} of {searched} subscriptions could not be searched: {all}");
+            Err(match failed.remove(0) {
+                AzureError::Forbidden { code, .. } => AzureError::Forbidden { code, message },
+                _ => AzureError::Transient { message },
+            })
+        }
+    }
 }
 
 fn name_failure(what: &str, e: AzureError) -> AzureError {
@@ -360,7 +378,7 @@ mod tests {
         }
         async fn list_dps(&self, sub: &str) -> Result<Vec<ObservedDps>, AzureError> {
             self.count(format!("dps {sub}")).await;
-            if sub == "forbidden" {
+            if sub.starts_with("forbidden") {
                 return Err(AzureError::Forbidden { code: "AuthorizationFailed".into(), message: "no".into() });
             }
             Ok(vec![])
@@ -445,6 +463,16 @@ mod tests {
         // Its refusal fails the search.
         match obs.dependents(&["forbidden"]).await {
             DependentsObservation::Failed(why) => assert!(why.contains("subscription forbidden"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        // Every subscription that refuses is named, not only the first.
+        match obs.dependents_fresh(&["forbidden-a", "forbidden-b"]).await {
+            DependentsObservation::Failed(why) => assert!(
+                why.contains("2 of 4 subscriptions")
+                    && why.contains("subscription forbidden-a")
+                    && why.contains("subscription forbidden-b"),
+                "{why}"
+            ),
             other => panic!("{other:?}"),
         }
     }
