@@ -557,6 +557,62 @@ async fn attack_a_next_link_outside_arm_never_receives_the_token() {
     assert_eq!(stolen.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing reached the other host");
 }
 
+/// A DPS list that breaks off after its first page (a page that fails, a `nextLink` that is not a
+/// URL) is an error naming what happened, never a shorter list: one DPS seen on page one must not
+/// stand for the subscription.
+#[tokio::test]
+async fn a_dps_list_that_breaks_off_after_its_first_page_is_an_error_not_a_shorter_list() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BROKEN: &str = "1b1b1b1b-1111-4222-8333-444444444444";
+    const GARBLED: &str = "2c2c2c2c-1111-4222-8333-444444444444";
+    let emu = emulator(DEMO_SEED, |_| {}).await;
+    let arm = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let arm_url = format!("http://{}", arm.local_addr().unwrap());
+    let base = arm_url.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = arm.accept().await {
+            let base = base.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 8192];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let line = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_string();
+                let dps = r#"{"id":"/subscriptions/x/resourceGroups/rg/providers/Microsoft.Devices/provisioningServices/d1","name":"d1","properties":{}}"#;
+                let (status, body) = if line.contains("page=2") {
+                    (
+                        "503 Service Unavailable",
+                        r#"{"error":{"code":"ServiceUnavailable","message":"try later"}}"#.to_string(),
+                    )
+                } else if line.contains(BROKEN) {
+                    let next = format!(
+                        "{base}/subscriptions/{BROKEN}/providers/Microsoft.Devices/provisioningServices?api-version=2022-12-12&page=2"
+                    );
+                    ("200 OK", format!(r#"{{"value":[{dps}],"nextLink":"{next}"}}"#))
+                } else {
+                    ("200 OK", format!(r#"{{"value":[{dps}],"nextLink":"http://[::1"}}"#))
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(format!("{head}{body}").as_bytes()).await;
+            });
+        }
+    });
+    let mut cfg = config(&emu, Cloud::AzurePublicCloud);
+    cfg.endpoints = iothub_access_operator::azure::credential::CloudEndpoints::new(
+        Cloud::AzurePublicCloud,
+        Some(&arm_url),
+        Some(&emu.base_url()),
+    );
+    cfg.retry.max_attempts = 1;
+    cfg.dps_api_version = Some("2022-12-12".into());
+    let c = client_with(cfg);
+    let broken = c.list_dps(BROKEN).await.expect_err("a failed second page fails the list").to_string();
+    assert!(broken.contains("ServiceUnavailable") || broken.contains("503"), "{broken}");
+    let garbled = c.list_dps(GARBLED).await.expect_err("an unusable nextLink fails the list").to_string();
+    assert!(garbled.contains("nextLink") && garbled.contains("cannot be followed"), "{garbled}");
+}
+
 /// A subscription where Microsoft.DeviceUpdate is not registered holds no Device Update instance:
 /// the search completes (its lists would answer 409), and the moment the provider is registered
 /// and an instance uses the hub, the next fresh search sees it (nothing stale kept).
