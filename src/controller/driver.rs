@@ -77,7 +77,8 @@ impl Verdict {
 pub trait Steps: Kind + Send + Sync + 'static {
     /// The desired state the spec resolves to (naming the ARM ids the guardrail checks).
     type Desired: Guarded + Send + Sync;
-    /// What the engine observed along with the plan.
+    /// What the plan was made from besides the plan (the kind's `Pipeline::View`: the owned ids
+    /// status hinted, or the hub and its dependents as observed).
     type View: Send + Sync;
     /// What drift of this kind is called in a `DriftRepaired` Event.
     const SUBJECT: &'static str;

@@ -11,10 +11,13 @@ use pretty_assertions::assert_eq;
 
 use super::fixtures::*;
 
+/// Plan with what status says this resource owns: the planner never takes it (status only hints
+/// which scopes the engine reads; ownership is proven from Azure's descriptions), so each case
+/// shows the plan is the same whatever status claims.
 fn run(
     mode: Mode,
     d: Option<&iothub_access_operator::desire::DesiredAssignment>,
-    _status_says_owned: &[RoleAssignmentId],
+    _status_claims: &[RoleAssignmentId],
     policy: DeletionPolicy,
     observed: &[iothub_access_operator::domain::ObservedAssignment],
 ) -> Plan {
@@ -281,7 +284,7 @@ fn plans_are_deterministic_and_sorted() {
         DeletionPolicy::Delete,
         &[observed_of(&old1), observed_of(&old2)],
     );
-    assert_eq!(a, b, "the order Azure and status list things in does not change the plan");
+    assert_eq!(a, b, "the order Azure lists things in does not change the plan");
     // Make before break: the create first, then the deletions in id order.
     let mut old_ids = vec![old1.id(), old2.id()];
     old_ids.sort_by_key(ToString::to_string);
