@@ -50,11 +50,11 @@ pub fn held(change: &HubAccessChange, after: &ObservedHub) -> Outcome {
 /// access denied anyway (a Modify policy), the interlock's fresh view of what that breaks comes
 /// with the outcome.
 pub async fn write(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) -> Outcome {
-    let after = match azure.set_hub_access(hub, change).await {
-        Ok(w) => w.hub,
+    let (after, written) = match azure.set_hub_access(hub, change).await {
+        Ok(w) => (w.hub, w.written),
         Err(e) => return Outcome::Failed(e),
     };
-    match held(change, &after) {
+    match nothing_sent(held(change, &after), written) {
         Outcome::Overridden(what, _) if after.shared_access == Access::Deny => {
             let found = match engine::interlock_reads(&Observer::new(azure), after.clone(), true).await {
                 Ok(i) => dependency_blockers(&after, &i.dependents, &i.assignments, &i.roles, true),
@@ -97,7 +97,7 @@ pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) 
             (Outcome::AlreadyDone, false)
         } else {
             match azure.set_hub_access(hub, &rest).await {
-                Ok(w) => (held(&rest, &w.hub), w.written),
+                Ok(w) => (nothing_sent(held(&rest, &w.hub), w.written), w.written),
                 Err(e) => return (Outcome::Failed(e), None),
             }
         };
@@ -113,14 +113,19 @@ pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) 
     if !blockers.is_empty() {
         return (Outcome::Refused(blockers), None);
     }
-    // `ours`: this call's PUT set the Deny. Not so when Azure already held it at the write (someone
-    // else denied it since the fresh read): that Deny is never put back here.
-    let (after, ours) = match azure.set_hub_access(hub, change).await {
-        Ok(w) => (w.hub, w.written),
+    // `ours`: a PUT of this call was accepted and it replaced a hub allowing shared access, so the
+    // Deny is this call's. Anything else (someone else denied it since the fresh read, a 412 after
+    // a resend, a PUT whose answer was lost) is not known to be ours: such a Deny is checked and
+    // reported like any other, never put back here (re-allowing keys is the side never guessed).
+    let (after, written, ours, replaced) = match azure.set_hub_access(hub, change).await {
+        Ok(w) => {
+            let ours = w.written && w.before.shared_access == Access::Allow;
+            (w.hub, w.written, ours, w.before)
+        }
         // The PUT may have landed although its answer or its operation failed: look, and if
-        // Azure holds the Deny (this call sent it), the check after the write still runs.
+        // Azure holds the Deny, the check after the write still runs.
         Err(e) => match azure.get_hub(hub).await {
-            Ok(Some(h)) if h.shared_access == Access::Deny => (h, true),
+            Ok(Some(h)) if h.shared_access == Access::Deny => (h, true, false, current.clone()),
             _ => return (Outcome::Failed(e), None),
         },
     };
@@ -146,20 +151,20 @@ pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) 
     if appeared.is_empty() || !ours {
         let mut blockers = appeared;
         blockers.extend(other);
-        return match held(change, &after) {
-            Outcome::Done if !blockers.is_empty() => {
+        return match nothing_sent(held(change, &after), written) {
+            Outcome::Done | Outcome::AlreadyDone if !blockers.is_empty() => {
                 tracing::warn!(hub = %hub.name, "shared access denied, but the check after the write reports blockers");
-                (Outcome::DeniedBut { written: ours, blockers }, Some(window))
+                (Outcome::DeniedBut { written, blockers }, Some(window))
             }
             Outcome::Overridden(what, _) => (Outcome::Overridden(what, blockers), Some(window)),
             o => (o, Some(window)),
         };
     }
-    // The hub as it was before this write: shared access, and whatever else the same write changed.
+    // The hub as the PUT found it: shared access, and whatever else the same write changed.
     let undo = HubAccessChange {
         shared_access: Some(Access::Allow),
-        device_sas: change.device_sas.filter(|w| *w != current.device_sas).map(|_| current.device_sas),
-        module_sas: change.module_sas.filter(|w| *w != current.module_sas).map(|_| current.module_sas),
+        device_sas: change.device_sas.filter(|w| *w != replaced.device_sas).map(|_| replaced.device_sas),
+        module_sas: change.module_sas.filter(|w| *w != replaced.module_sas).map(|_| replaced.module_sas),
     };
     let failed = |why: String| {
         Outcome::Failed(AzureError::Transient {
@@ -181,3 +186,11 @@ pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) 
 }
 
 const NO_ROLES: Vec<crate::domain::RoleDefinition> = Vec::new();
+
+/// A write that sent nothing (Azure already held it) is not "done" by this call.
+fn nothing_sent(outcome: Outcome, written: bool) -> Outcome {
+    match outcome {
+        Outcome::Done if !written => Outcome::AlreadyDone,
+        o => o,
+    }
+}

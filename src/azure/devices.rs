@@ -191,8 +191,11 @@ impl ArmClient {
                 (change.module_sas, current.module_sas),
             ];
             if wanted.iter().all(|(want, have)| want.is_none_or(|w| w == *have)) {
-                return Ok(HubWrite { hub: current, written: false });
+                // Nothing to write; after a 412 this may also be a PUT of ours that landed
+                // without an answer: not known to be ours, so reported as not written.
+                return Ok(HubWrite { before: current.clone(), hub: current, written: false });
             }
+            let before = current.clone();
             let Some(etag) = current.etag.clone() else {
                 return Err(AzureError::Invalid {
                     code: "UnexpectedResponse".into(),
@@ -228,7 +231,7 @@ impl ArmClient {
                         code: "ResourceNotFound".into(),
                         message: format!("IoT hub {} vanished after the update", hub.name),
                     })?;
-                    return Ok(HubWrite { hub: after, written: true });
+                    return Ok(HubWrite { hub: after, written: true, before });
                 }
                 Err(AzureError::PreconditionFailed { .. }) => continue,
                 Err(e) => return Err(e),

@@ -71,12 +71,14 @@ pub struct HubAccessChange {
     pub module_sas: Option<Access>,
 }
 
-/// What a hub write came to: the hub as Azure holds it afterwards, and whether this call sent
-/// the PUT (`false`: the hub already held what was asked, nothing was written).
+/// What a hub write came to: the hub as Azure holds it afterwards, whether a PUT of this call
+/// was accepted, and the hub that PUT replaced (`written: false`: nothing of this call is known
+/// to have landed, `before` is the hub as last read).
 #[derive(Clone, Debug)]
 pub struct HubWrite {
     pub hub: ObservedHub,
     pub written: bool,
+    pub before: ObservedHub,
 }
 
 /// Everything the operator asks of Azure. Implementations retry and pace internally; an error

@@ -19,8 +19,8 @@ use crate::azure::Azure;
 use crate::controller::gate::{GatedAzure, ScopeGate};
 use crate::controller::guardrail::Guardrail;
 use crate::crd::{IotHubCustomRoleSpec, ReconcileMode};
+use crate::desire;
 use crate::desire::Guarded as _;
-use crate::desire::{self, DesireError};
 use crate::domain::naming::Owner;
 use crate::manifest::{Document, Manifests, Resource};
 use crate::observe::Observer;
@@ -219,10 +219,7 @@ async fn plan_document(
 
 /// desire -> guard (the policy's scopes) -> observe + plan, for any kind.
 async fn plan_one<K: Pipeline>(k: &K, obs: &Observer, src: &Sources<'_>, policy: &Policy) -> Result<Plan, String> {
-    let desired = k.desire(src).map_err(|e| match e {
-        DesireError::Invalid(f) => f.to_string(),
-        other => other.to_string(),
-    })?;
+    let desired = k.desire(src).map_err(|e| e.detail())?;
     if let Some(refused) = policy.refuse(&desired.guarded_ids()) {
         return Ok(refused);
     }

@@ -45,7 +45,7 @@ impl Steps for IotHubCustomRole {
     fn desire(&self, ctx: &Context, st: &mut IotHubCustomRoleStatus) -> Result<DesiredCustomRole, Stop> {
         let d = Pipeline::desire(self, &sources(ctx, self, &no_custom_roles)).map_err(|e| Stop {
             reason: Reason::InvalidSpec,
-            message: e.to_string(),
+            message: e.detail(),
             event: true,
         })?;
         st.effective_data_actions = d.definition().effective_data_actions().into_iter().map(str::to_string).collect();

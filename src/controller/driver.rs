@@ -220,7 +220,7 @@ async fn run<K: Steps>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<Requeue, 
 
     // apply
     let applied = apply::apply(ctx.azure_for(&ns), &plan, ctx.settings.write_concurrency).await;
-    ctx.report_writes(obj, K::KIND, &applied).await;
+    ctx.report_writes(obj, K::KIND, &applied, K::absorbs).await;
     if previously_ready && K::drifted(&plan) {
         ctx.drift_repaired(obj, K::SUBJECT, &applied).await;
     }
@@ -257,7 +257,7 @@ pub async fn cleanup_managed<K: Kind>(obj: &K, ctx: &Context) -> bool {
 pub async fn cleanup_apply<K: Kind>(obj: &K, ctx: &Context, plan: &Plan) -> Result<Requeue, ReconcileError> {
     let ns = obj.namespace().unwrap_or_default();
     let applied = apply::apply(ctx.azure_for(&ns), plan, ctx.settings.write_concurrency).await;
-    ctx.report_writes(obj, K::KIND, &applied).await;
+    ctx.report_writes(obj, K::KIND, &applied, |_| false).await;
     if let Some(e) = first_failed(&applied, Step::Cleanup, |_| false) {
         return Err(e);
     }

@@ -186,9 +186,16 @@ impl Context {
     }
 
     /// Events for the writes of one reconcile (reason: what came of it; action: the write), the
-    /// write metric, and the observer forgetting what they changed. Refusals and a Deny that
-    /// holds with blockers are told by the kind with their blockers, not here.
-    pub async fn report_writes<K: Resource<DynamicType = ()>>(&self, obj: &K, kind: &str, applied: &[Applied]) {
+    /// write metric, and the observer forgetting what they changed. Refusals, a Deny that holds
+    /// with blockers but was not written, and failures the kind `absorbs` (it tells them with
+    /// their own reason) are not told here.
+    pub async fn report_writes<K: Resource<DynamicType = ()>>(
+        &self,
+        obj: &K,
+        kind: &str,
+        applied: &[Applied],
+        absorbs: impl Fn(&AzureError) -> bool,
+    ) {
         let obs = self.observer.get();
         for a in applied {
             obs.forget_written(&a.action);
@@ -196,6 +203,7 @@ impl Context {
                 Outcome::Done => (Some((EventType::Normal, Reason::Written)), "ok"),
                 Outcome::Adopted(_) => (Some((EventType::Normal, Reason::AdoptedExisting)), "adopted"),
                 Outcome::AlreadyDone | Outcome::Skipped | Outcome::Refused(_) => continue,
+                Outcome::Failed(e) if absorbs(e) => (None, "failed"),
                 Outcome::Failed(_) => (Some((EventType::Warning, Reason::WriteFailed)), "failed"),
                 Outcome::Reverted(_) => (Some((EventType::Warning, Reason::DenyReverted)), "reverted"),
                 Outcome::Overridden(..) => (Some((EventType::Warning, Reason::OverriddenByPolicy)), "overridden"),

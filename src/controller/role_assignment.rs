@@ -163,6 +163,7 @@ async fn cleanup(obj: &IotHubRoleAssignment, ctx: &Context) -> Result<Requeue, R
         && let Err(e) = ctx.check_scopes(&ns, [d.scope.to_string().as_str()])?
     {
         ctx.event(obj, EventType::Warning, Reason::ScopeNotAllowed, format!("left in Azure: {e}")).await;
+        ctx.metrics.forget(IotHubRoleAssignment::KIND, &key_of(obj));
         return Ok(Requeue::await_change());
     }
     // Status only hints where else to look; hints outside the namespace's scopes are not read.

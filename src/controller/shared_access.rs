@@ -80,7 +80,7 @@ impl Steps for IotHubSharedAccess {
     fn desire(&self, ctx: &Context, st: &mut IotHubSharedAccessStatus) -> Result<DesiredSharedAccess, Stop> {
         let d = Pipeline::desire(self, &sources(ctx, self, &no_custom_roles)).map_err(|e| Stop {
             reason: Reason::InvalidSpec,
-            message: e.to_string(),
+            message: e.detail(),
             event: true,
         })?;
         st.hub_id = Some(d.hub.arm_id());

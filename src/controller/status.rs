@@ -43,7 +43,8 @@ pub fn progress(ready: bool, why: Reason) -> Progress {
         | Reason::KubernetesError
         | Reason::ScopesUnknown
         | Reason::Deleting
-        | Reason::Progressing => Progress::Working,
+        | Reason::Progressing
+        | Reason::Drifted => Progress::Working,
         _ => Progress::Stalled,
     }
 }
@@ -216,7 +217,9 @@ mod tests {
     fn refusals_stall_transient_errors_progress_and_observe_mode_is_done() {
         assert_eq!(progress(true, Reason::Reconciled), Progress::Done);
         assert_eq!(progress(false, Reason::PendingChanges), Progress::Done);
-        for working in [Reason::Throttled, Reason::AzureError, Reason::WaitingForCustomRole, Reason::Progressing] {
+        for working in
+            [Reason::Throttled, Reason::AzureError, Reason::WaitingForCustomRole, Reason::Progressing, Reason::Drifted]
+        {
             assert_eq!(progress(false, working), Progress::Working, "{working}");
         }
         for stalled in [

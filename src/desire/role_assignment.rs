@@ -73,6 +73,17 @@ pub enum DesireError {
     CustomRoleInvalid { name: String, errors: FieldErrors },
 }
 
+impl DesireError {
+    /// What to tell a person: the bad fields alone for an invalid spec (each names its field),
+    /// else the whole message.
+    pub fn detail(&self) -> String {
+        match self {
+            DesireError::Invalid(f) => f.to_string(),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// The admission rules of `IotHubRoleAssignment`.
 pub fn validate_role_assignment(spec: &IotHubRoleAssignmentSpec) -> Result<(), FieldErrors> {
     let mut errs = FieldErrors::default();

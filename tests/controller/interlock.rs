@@ -438,14 +438,22 @@ async fn a_check_after_deny_that_cannot_complete_is_never_reported_ready() {
 /// reported (not Ready, the DPS named), never re-allowed.
 #[tokio::test]
 async fn a_deny_someone_else_wrote_in_the_window_is_never_put_back_even_when_a_key_link_appears() {
-    let h = deny_fleet_during(DuringDeny::DenyAndLinkByKey).await;
-    h.sa("fleet").await.expect("reconciles");
-    let st = status(&h, "fleet");
-    assert_eq!(h.ready(&st.conditions), ("False".into(), "DpsLinked".into()), "{:?}", st.conditions);
-    assert!(st.blockers[0].message.contains("already denied"), "{}", st.blockers[0].message);
-    assert!(fleet_denied_in_azure(&h), "only a Deny this operator wrote is ever put back");
-    assert_eq!(h.emu.stats().count("iotHubs.put"), 0, "nothing written: neither the Deny nor an undo");
-    assert!(!h.api.events().iter().any(|(r, _)| r == "DenyReverted"), "{:?}", h.api.events());
+    // Alone, the write finds nothing to do; with a device SAS change it still sends a PUT, but
+    // one that replaced a hub already denied: neither Deny is this operator's.
+    for device_sas in [None, Some(Access::Deny)] {
+        let h = deny_fleet_during(DuringDeny::DenyAndLinkByKey).await;
+        let mut spec = sas_yaml("fleet", FLEET_HUB, "Deny");
+        spec.spec.device_sas = device_sas;
+        h.api.put(&spec);
+        h.sa("fleet").await.expect("reconciles");
+        let st = status(&h, "fleet");
+        assert_eq!(h.ready(&st.conditions), ("False".into(), "DpsLinked".into()), "{:?}", st.conditions);
+        assert!(st.blockers[0].message.contains("already denied"), "{}", st.blockers[0].message);
+        assert!(fleet_denied_in_azure(&h), "only a Deny this operator wrote is ever put back ({device_sas:?})");
+        let puts = h.emu.stats().count("iotHubs.put");
+        assert_eq!(puts, u64::from(device_sas.is_some()), "no undo, only the device SAS change ({device_sas:?})");
+        assert!(!h.api.events().iter().any(|(r, _)| r == "DenyReverted"), "{:?}", h.api.events());
+    }
 }
 
 /// The hub changes while the operator writes something else on it: Azure then holds what the
