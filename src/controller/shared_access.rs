@@ -21,12 +21,12 @@ use super::{no_custom_roles, sources};
 use crate::apply::{Applied, Outcome};
 use crate::azure::AzureError;
 use crate::crd::common::Blocker;
-use crate::crd::shared_access::{InterlockStatus, IotHubSharedAccessStatus};
+use crate::crd::shared_access::{HubDependent, InterlockStatus, IotHubSharedAccessStatus};
 use crate::crd::{Access, IotHubSharedAccess};
 use crate::desire::DesiredSharedAccess;
-use crate::domain::{DependentsObservation, ObservedHub};
+use crate::domain::{Dependents, DependentsObservation, LinkAuth, ObservedHub};
 use crate::pipeline::{HubView, Pipeline};
-use crate::plan::{Finding, Plan, Reason, Severity};
+use crate::plan::{self, Finding, Plan, Reason, Severity};
 use crate::telemetry::ReasonLabels;
 
 /// The controller's entry point for one object.
@@ -34,8 +34,11 @@ pub async fn reconcile(obj: Arc<IotHubSharedAccess>, ctx: Arc<Context>) -> Resul
     driver::reconcile(obj, ctx).await
 }
 
-/// What the interlock searched, for status.
-fn interlock_status(dependents: &DependentsObservation) -> InterlockStatus {
+/// At most this many dependents are listed in status (the counts are complete).
+const LISTED_DEPENDENTS: usize = 20;
+
+/// What the interlock searched, and what it found using `hub`, for status.
+fn interlock_status(dependents: &DependentsObservation, hub: Option<&ObservedHub>) -> InterlockStatus {
     match dependents {
         DependentsObservation::Complete(d) => InterlockStatus {
             checked_at: d.checked_at.clone(),
@@ -43,6 +46,7 @@ fn interlock_status(dependents: &DependentsObservation) -> InterlockStatus {
             provisioning_services: d.dps.len() as u32,
             provisioning_services_without_link_types: d.dps.iter().filter(|x| !x.link_types_reported).count() as u32,
             device_update_instances: d.device_update.len() as u32,
+            dependents: hub.map(|h| using(d, h)).unwrap_or_default(),
             failed: None,
         },
         DependentsObservation::Failed(why) => InterlockStatus {
@@ -51,6 +55,33 @@ fn interlock_status(dependents: &DependentsObservation) -> InterlockStatus {
             ..InterlockStatus::default()
         },
     }
+}
+
+/// The DPS links and Device Update instances that use `hub`, sorted by id, the first few.
+fn using(d: &Dependents, hub: &ObservedHub) -> Vec<HubDependent> {
+    let mut out: Vec<HubDependent> = d
+        .dps
+        .iter()
+        .flat_map(|x| x.links.iter().filter(|l| l.links(hub)).map(|l| (x.id.clone(), l.auth.clone())))
+        .map(|(id, auth)| HubDependent {
+            id,
+            authentication: match auth {
+                LinkAuth::Key => "KeyBased",
+                LinkAuth::SystemAssigned => "SystemAssigned",
+                LinkAuth::UserAssigned(_) => "UserAssigned",
+            }
+            .into(),
+        })
+        .chain(
+            plan::shared_access::device_update_on(hub, d)
+                .into_iter()
+                .map(|id| HubDependent { id, authentication: "LocalAuthentication".into() }),
+        )
+        .collect();
+    out.sort_by(|a, b| a.id.cmp(&b.id).then(a.authentication.cmp(&b.authentication)));
+    out.dedup();
+    out.truncate(LISTED_DEPENDENTS);
+    out
 }
 
 fn blockers_of<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> Vec<Blocker> {
@@ -100,7 +131,8 @@ impl Steps for IotHubSharedAccess {
         if let Some(hub) = &seen.hub {
             set_access(st, hub);
         }
-        st.interlock = (desired.shared_access == Access::Deny).then(|| interlock_status(&seen.dependents));
+        st.interlock =
+            (desired.shared_access == Access::Deny).then(|| interlock_status(&seen.dependents, seen.hub.as_ref()));
         st.blockers = blockers_of(&plan.findings);
     }
 

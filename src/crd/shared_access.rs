@@ -84,9 +84,25 @@ pub struct InterlockStatus {
     pub provisioning_services_without_link_types: u32,
     /// Device Update instances seen.
     pub device_update_instances: u32,
+    /// What was found using this hub, however it authenticates (the first 20 by id): the DPS
+    /// links and Device Update instances a person should know about before and after Deny.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependents: Vec<HubDependent>,
     /// Why the search could not be completed (then Deny is refused).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
+}
+
+/// Something found using the hub.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HubDependent {
+    /// ARM id of the DPS or Device Update instance.
+    pub id: String,
+    /// `KeyBased` (a shared access policy: Deny breaks it), `SystemAssigned` or `UserAssigned`
+    /// (a managed identity: needs a data role on the hub), or `LocalAuthentication` (Device
+    /// Update, which needs shared access on its hub).
+    pub authentication: String,
 }
 
 fn is_zero(n: &u32) -> bool {

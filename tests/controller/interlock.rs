@@ -62,6 +62,10 @@ async fn a_dps_in_another_subscription_blocks_deny_and_status_says_where_the_ope
     });
     assert_eq!((seen.provisioning_services, seen.device_update_instances, seen.failed), (1, 0, None));
     assert!(!seen.checked_at.is_empty());
+    // What uses this hub, and how: the DPS in the platform subscription, by key.
+    assert_eq!(seen.dependents.len(), 1, "{:?}", seen.dependents);
+    assert!(seen.dependents[0].id.ends_with("/contoso-factory-dps"), "{:?}", seen.dependents);
+    assert_eq!(seen.dependents[0].authentication, "KeyBased");
     assert_eq!(h.emu.stats().count("iotHubs.put"), 0, "the hub was not touched");
     assert_eq!(next, Action::requeue(Duration::from_secs(30)), "an Azure-only refusal is re-checked soon");
 }
@@ -300,8 +304,15 @@ async fn an_identity_link_blocks_deny_until_the_dps_identity_holds_a_role_that_r
     h.ra("dps").await.expect("reconciles");
     h.ctx.observer.rotate();
     h.sa("fleet").await.expect("reconciles");
-    assert_eq!(h.ready(&status(&h, "fleet").conditions), ("True".into(), "Reconciled".into()));
+    let st = status(&h, "fleet");
+    assert_eq!(h.ready(&st.conditions), ("True".into(), "Reconciled".into()));
     assert!(fleet_denied_in_azure(&h));
+    // Status still shows the identity link that Deny left working.
+    let using = st.interlock.expect("searched").dependents;
+    assert!(
+        using.iter().any(|d| d.id.ends_with("/fleet-identity-dps") && d.authentication == "SystemAssigned"),
+        "{using:?}"
+    );
 }
 
 #[tokio::test]
