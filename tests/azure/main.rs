@@ -504,6 +504,49 @@ async fn device_update_instances_are_listed_with_their_hubs() {
     assert!(client(&emu).list_device_update_instances(PLATFORM_SUB).await.unwrap().is_empty());
 }
 
+/// A fake ARM on loopback answering every request with `answer(its own base URL, the request
+/// line)`: (status line, JSON body). Returns its base URL.
+async fn fake_arm<F>(answer: F) -> String
+where
+    F: Fn(&str, &str) -> (&'static str, String) + Send + Sync + 'static,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let arm = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", arm.local_addr().unwrap());
+    let answer = Arc::new(answer);
+    let at = base.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = arm.accept().await {
+            let (answer, at) = (answer.clone(), at.clone());
+            tokio::spawn(async move {
+                let mut buf = [0u8; 8192];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let line = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_string();
+                let (status, body) = answer(&at, &line);
+                let head = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(format!("{head}{body}").as_bytes()).await;
+            });
+        }
+    });
+    base
+}
+
+/// The client with ARM at `arm_url` (tokens from the emulator), one attempt per request.
+fn client_at_fake_arm(emu: &iothub_access_emulator::EmulatorHandle, arm_url: &str) -> Arc<dyn Azure> {
+    let mut cfg = config(emu, Cloud::AzurePublicCloud);
+    cfg.endpoints = iothub_access_operator::azure::credential::CloudEndpoints::new(
+        Cloud::AzurePublicCloud,
+        Some(arm_url),
+        Some(&emu.base_url()),
+    );
+    cfg.retry.max_attempts = 1;
+    cfg.dps_api_version = Some("2022-12-12".into());
+    client_with(cfg)
+}
+
 /// An answer whose `nextLink` points outside the ARM endpoint (a compromised or spoofed page):
 /// the bearer token is never sent there, by the typed client or through the authorization SDK.
 #[tokio::test]
@@ -523,33 +566,9 @@ async fn attack_a_next_link_outside_arm_never_receives_the_token() {
         }
     });
     // A fake ARM whose every list page says "more at the thief's".
-    let arm = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let arm_url = format!("http://{}", arm.local_addr().unwrap());
     let next = format!("{thief}/subscriptions/{SUB}/providers/Microsoft.Authorization/roleAssignments?page=2");
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = arm.accept().await {
-            let next = next.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 8192];
-                let _ = s.read(&mut buf).await;
-                let body = format!(r#"{{"value":[],"nextLink":"{next}"}}"#);
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-                    body.len()
-                );
-                let _ = s.write_all(format!("{head}{body}").as_bytes()).await;
-            });
-        }
-    });
-    let mut cfg = config(&emu, Cloud::AzurePublicCloud);
-    cfg.endpoints = iothub_access_operator::azure::credential::CloudEndpoints::new(
-        Cloud::AzurePublicCloud,
-        Some(&arm_url),
-        Some(&emu.base_url()),
-    );
-    cfg.retry.max_attempts = 1;
-    cfg.dps_api_version = Some("2022-12-12".into());
-    let c = client_with(cfg);
+    let arm_url = fake_arm(move |_, _| ("200 OK", format!(r#"{{"value":[],"nextLink":"{next}"}}"#))).await;
+    let c = client_at_fake_arm(&emu, &arm_url);
     let sdk = c.list_role_assignments(&Scope::Subscription(SUB.into()), &AssignmentFilter::All).await;
     assert!(sdk.is_err(), "the SDK's list must not follow the link: {sdk:?}");
     let typed = c.list_dps(SUB).await;
@@ -562,51 +581,27 @@ async fn attack_a_next_link_outside_arm_never_receives_the_token() {
 /// stand for the subscription.
 #[tokio::test]
 async fn a_dps_list_that_breaks_off_after_its_first_page_is_an_error_not_a_shorter_list() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     const BROKEN: &str = "1b1b1b1b-1111-4222-8333-444444444444";
     const GARBLED: &str = "2c2c2c2c-1111-4222-8333-444444444444";
     let emu = emulator(DEMO_SEED, |_| {}).await;
-    let arm = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let arm_url = format!("http://{}", arm.local_addr().unwrap());
-    let base = arm_url.clone();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = arm.accept().await {
-            let base = base.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 8192];
-                let n = s.read(&mut buf).await.unwrap_or(0);
-                let line = String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_string();
-                let dps = r#"{"id":"/subscriptions/x/resourceGroups/rg/providers/Microsoft.Devices/provisioningServices/d1","name":"d1","properties":{}}"#;
-                let (status, body) = if line.contains("page=2") {
-                    (
-                        "503 Service Unavailable",
-                        r#"{"error":{"code":"ServiceUnavailable","message":"try later"}}"#.to_string(),
-                    )
-                } else if line.contains(BROKEN) {
-                    let next = format!(
-                        "{base}/subscriptions/{BROKEN}/providers/Microsoft.Devices/provisioningServices?api-version=2022-12-12&page=2"
-                    );
-                    ("200 OK", format!(r#"{{"value":[{dps}],"nextLink":"{next}"}}"#))
-                } else {
-                    ("200 OK", format!(r#"{{"value":[{dps}],"nextLink":"http://[::1"}}"#))
-                };
-                let head = format!(
-                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-                    body.len()
-                );
-                let _ = s.write_all(format!("{head}{body}").as_bytes()).await;
-            });
+    let arm_url = fake_arm(|base, line| {
+        let dps = r#"{"id":"/subscriptions/x/resourceGroups/rg/providers/Microsoft.Devices/provisioningServices/d1","name":"d1","properties":{}}"#;
+        if line.contains("page=2") {
+            (
+                "503 Service Unavailable",
+                r#"{"error":{"code":"ServiceUnavailable","message":"try later"}}"#.to_string(),
+            )
+        } else if line.contains(BROKEN) {
+            let next = format!(
+                "{base}/subscriptions/{BROKEN}/providers/Microsoft.Devices/provisioningServices?api-version=2022-12-12&page=2"
+            );
+            ("200 OK", format!(r#"{{"value":[{dps}],"nextLink":"{next}"}}"#))
+        } else {
+            ("200 OK", format!(r#"{{"value":[{dps}],"nextLink":"http://[::1"}}"#))
         }
-    });
-    let mut cfg = config(&emu, Cloud::AzurePublicCloud);
-    cfg.endpoints = iothub_access_operator::azure::credential::CloudEndpoints::new(
-        Cloud::AzurePublicCloud,
-        Some(&arm_url),
-        Some(&emu.base_url()),
-    );
-    cfg.retry.max_attempts = 1;
-    cfg.dps_api_version = Some("2022-12-12".into());
-    let c = client_with(cfg);
+    })
+    .await;
+    let c = client_at_fake_arm(&emu, &arm_url);
     let broken = c.list_dps(BROKEN).await.expect_err("a failed second page fails the list").to_string();
     assert!(broken.contains("ServiceUnavailable") || broken.contains("503"), "{broken}");
     let garbled = c.list_dps(GARBLED).await.expect_err("an unusable nextLink fails the list").to_string();
