@@ -159,7 +159,7 @@ pub async fn plan_custom_role(obs: &Observer, req: &CustomRoleRequest) -> Result
     let mut observed: Vec<RoleDefinition> = Vec::new();
     let mut wanted: Vec<RoleDefinitionId> = req.owned.clone();
     if let Some(d) = &req.desired {
-        wanted.push(RoleDefinitionId::new(d.scope.clone(), d.guid));
+        wanted.push(d.id());
     }
     let mut seen = BTreeSet::new();
     wanted.retain(|o| seen.insert(o.guid));
@@ -210,10 +210,10 @@ pub async fn plan_custom_role(obs: &Observer, req: &CustomRoleRequest) -> Result
     }))
 }
 
-/// What one `IotHubSharedAccess` saw in Azure, with its plan (so nothing is read twice).
+/// What one `IotHubSharedAccess`'s plan was made from (returned with it, so nothing is read
+/// twice).
 #[derive(Clone, Debug)]
-pub struct SharedAccessView {
-    pub plan: Plan,
+pub struct HubView {
     /// The hub as read; `None` when it does not exist.
     pub hub: Option<ObservedHub>,
     /// What depends on the hub's shared access (searched only when Deny is wanted).
@@ -255,7 +255,7 @@ pub async fn interlock_reads(obs: &Observer, hub: ObservedHub, fresh: bool) -> R
 }
 
 /// Plan one `IotHubSharedAccess`.
-pub async fn plan_shared_access(obs: &Observer, desired: &DesiredSharedAccess) -> Result<SharedAccessView, AzureError> {
+pub async fn plan_shared_access(obs: &Observer, desired: &DesiredSharedAccess) -> Result<(Plan, HubView), AzureError> {
     let inputs = if desired.shared_access == crate::crd::Access::Deny {
         interlock_inputs(obs, &desired.hub, false).await?
     } else {
@@ -274,5 +274,5 @@ pub async fn plan_shared_access(obs: &Observer, desired: &DesiredSharedAccess) -
         hub_assignments: &inputs.assignments,
         roles: &inputs.roles,
     });
-    Ok(SharedAccessView { plan, hub: inputs.hub, dependents: inputs.dependents })
+    Ok((plan, HubView { hub: inputs.hub, dependents: inputs.dependents }))
 }

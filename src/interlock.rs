@@ -21,17 +21,12 @@ use crate::plan::{Finding, Reason};
 
 /// What Azure holds after a hub write, compared with what was written: `Done`, or
 /// `Overridden` naming each property Azure holds differently (a Modify policy, for one).
-pub fn held(change: &HubAccessChange, after: &ObservedHub) -> Outcome {
-    let mut differs = Vec::new();
-    for (name, want, have) in [
-        ("shared access policies", change.shared_access, after.shared_access),
-        ("device SAS", change.device_sas, after.device_sas),
-        ("module SAS", change.module_sas, after.module_sas),
-    ] {
-        if let Some(w) = want.filter(|w| *w != have) {
-            differs.push(format!("{name} {} (written: {})", have.as_str(), w.as_str()));
-        }
-    }
+fn held(change: &HubAccessChange, after: &ObservedHub) -> Outcome {
+    let differs: Vec<String> = change
+        .differences(after)
+        .into_iter()
+        .map(|(name, w, have)| format!("{name} {} (written: {})", have.as_str(), w.as_str()))
+        .collect();
     if differs.is_empty() {
         Outcome::Done
     } else {

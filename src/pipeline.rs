@@ -16,7 +16,8 @@ use crate::desire::{
     desire_role_assignment, desire_shared_access,
 };
 use crate::domain::naming::Owner;
-use crate::domain::{DependentsObservation, ObservedHub, RoleAssignmentId, RoleDefinitionId};
+use crate::domain::{RoleAssignmentId, RoleDefinitionId};
+pub use crate::engine::HubView;
 use crate::engine::{self, AssignmentRequest, CustomRoleRequest};
 use crate::observe::Observer;
 use crate::plan::ownership::Others;
@@ -118,14 +119,6 @@ impl Pipeline for IotHubCustomRole {
     }
 }
 
-/// What a shared access plan was made from besides the plan.
-pub struct HubView {
-    /// The hub as read; `None` when it does not exist.
-    pub hub: Option<ObservedHub>,
-    /// What depends on the hub's shared access (searched only when Deny is wanted).
-    pub dependents: DependentsObservation,
-}
-
 #[async_trait]
 impl Pipeline for IotHubSharedAccess {
     type Desired = DesiredSharedAccess;
@@ -143,7 +136,6 @@ impl Pipeline for IotHubSharedAccess {
         desired: &DesiredSharedAccess,
         _owned: (),
     ) -> Result<(Plan, HubView), AzureError> {
-        let v = engine::plan_shared_access(obs, desired).await?;
-        Ok((v.plan, HubView { hub: v.hub, dependents: v.dependents }))
+        engine::plan_shared_access(obs, desired).await
     }
 }

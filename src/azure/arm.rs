@@ -111,7 +111,12 @@ impl ArmClient {
             code: "InvalidEndpoint".into(),
             message: format!("--arm-endpoint '{}': {e}", config.endpoints.arm_endpoint),
         })?;
-        let core = Arc::new(HttpCore { http, pacer: Pacer::new(config.pacing), stats: Arc::new(ArmStats::default()) });
+        let core = Arc::new(HttpCore {
+            http,
+            base: base.clone(),
+            pacer: Pacer::new(config.pacing),
+            stats: Arc::new(ArmStats::default()),
+        });
         let legacy_endpoint = azure_core_legacy::Url::parse(base.as_str())
             .map_err(|e| AzureError::Invalid { code: "InvalidEndpoint".into(), message: e.to_string() })?;
         let authz = authz::Client::builder(Arc::new(LegacyCredential(tokens.clone())))
@@ -120,7 +125,6 @@ impl ArmClient {
             .retry(azure_core_legacy::RetryOptions::none())
             .transport(azure_core_legacy::TransportOptions::new_custom_policy(Arc::new(SdkTransport {
                 core: core.clone(),
-                base: base.clone(),
             })))
             .build()
             .map_err(from_sdk)?;
@@ -168,15 +172,6 @@ impl ArmClient {
         body: Option<Vec<u8>>,
         if_match: Option<&str>,
     ) -> Result<RawResponse, AzureError> {
-        if !super::http::same_origin(&url, &self.base) {
-            return Err(AzureError::Invalid {
-                code: "UnexpectedHost".into(),
-                message: format!(
-                    "{op}: Azure pointed at {} outside the ARM endpoint; not sending credentials there",
-                    url.origin().ascii_serialization()
-                ),
-            });
-        }
         let token = self.tokens.token(&self.scope).await?;
         let mut headers = vec![("authorization".to_string(), format!("Bearer {token}"))];
         if let Some(etag) = if_match {

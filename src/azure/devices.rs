@@ -185,12 +185,7 @@ impl ArmClient {
                 });
             };
             let current = body.observed(hub, header_etag);
-            let wanted = [
-                (change.shared_access, current.shared_access),
-                (change.device_sas, current.device_sas),
-                (change.module_sas, current.module_sas),
-            ];
-            if wanted.iter().all(|(want, have)| want.is_none_or(|w| w == *have)) {
+            if change.differences(&current).is_empty() {
                 // Nothing to write; after a 412 this may also be a PUT of ours that landed
                 // without an answer: not known to be ours, so reported as not written.
                 return Ok(HubWrite { before: current.clone(), hub: current, written: false });

@@ -48,6 +48,9 @@ pub(crate) struct RawResponse {
 #[derive(Debug)]
 pub(crate) struct HttpCore {
     pub http: reqwest::Client,
+    /// The ARM endpoint: every request (and every `nextLink` or operation URL followed) goes
+    /// there and nowhere else, since each carries the bearer token.
+    pub base: Url,
     pub pacer: Pacer,
     pub stats: Arc<ArmStats>,
 }
@@ -64,7 +67,8 @@ pub(crate) fn header(h: &reqwest::header::HeaderMap, name: &str) -> Option<Strin
 }
 
 impl HttpCore {
-    /// Send one request. `headers` must carry the bearer token. Non-2xx answers become errors.
+    /// Send one request to the ARM endpoint (anything else is refused before it is sent).
+    /// `headers` must carry the bearer token. Non-2xx answers become errors.
     pub(crate) async fn execute(
         &self,
         op: &'static str,
@@ -73,6 +77,15 @@ impl HttpCore {
         headers: Vec<(String, String)>,
         body: Option<bytes::Bytes>,
     ) -> Result<RawResponse, AzureError> {
+        if !same_origin(&url, &self.base) {
+            return Err(AzureError::Invalid {
+                code: "UnexpectedHost".into(),
+                message: format!(
+                    "{op}: Azure pointed at {} outside the ARM endpoint; not sending credentials there",
+                    url.origin().ascii_serialization()
+                ),
+            });
+        }
         let key = bucket_key(url.path());
         let class = RequestClass::of_method(method.as_str());
         self.pacer.acquire(&key, class).await;

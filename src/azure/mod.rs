@@ -71,6 +71,21 @@ pub struct HubAccessChange {
     pub module_sas: Option<Access>,
 }
 
+impl HubAccessChange {
+    /// The properties `hub` holds differently from this change: (name, asked, held). Empty: the
+    /// hub holds everything asked.
+    pub fn differences(&self, hub: &ObservedHub) -> Vec<(&'static str, Access, Access)> {
+        [
+            ("shared access policies", self.shared_access, hub.shared_access),
+            ("device SAS", self.device_sas, hub.device_sas),
+            ("module SAS", self.module_sas, hub.module_sas),
+        ]
+        .into_iter()
+        .filter_map(|(name, want, have)| want.filter(|w| *w != have).map(|w| (name, w, have)))
+        .collect()
+    }
+}
+
 /// What a hub write came to: the hub as Azure holds it afterwards, whether a PUT of this call
 /// was accepted, and the hub that PUT replaced (`written: false`: nothing of this call is known
 /// to have landed, `before` is the hub as last read).

@@ -35,9 +35,8 @@ fn authz_operation(method: &str, path: &str) -> &'static str {
 /// Replaces the SDK's transport: same pacing, timeouts, metrics and error mapping as the rest.
 #[derive(Debug)]
 pub(super) struct SdkTransport {
+    /// Sends only to the ARM endpoint, so the SDK's `nextLink`s cannot take the token elsewhere.
     pub(super) core: Arc<HttpCore>,
-    /// The ARM endpoint: the SDK's requests (and the `nextLink`s it follows) go nowhere else.
-    pub(super) base: Url,
 }
 
 #[async_trait]
@@ -53,19 +52,6 @@ impl azure_core_legacy::Policy for SdkTransport {
         let method =
             reqwest::Method::from_bytes(method_text.as_bytes()).map_err(|e| Error::new(ErrorKind::Other, e))?;
         let url = Url::parse(request.url().as_str()).map_err(|e| Error::new(ErrorKind::Other, e))?;
-        if !super::http::same_origin(&url, &self.base) {
-            // Never send the bearer token outside the ARM endpoint (a `nextLink` elsewhere).
-            return Err(Error::new(
-                ErrorKind::Other,
-                AzureError::Invalid {
-                    code: "UnexpectedHost".into(),
-                    message: format!(
-                        "the authorization SDK was pointed at {} outside the ARM endpoint; not sending credentials there",
-                        url.origin().ascii_serialization()
-                    ),
-                },
-            ));
-        }
         let headers: Vec<(String, String)> =
             request.headers().iter().map(|(k, v)| (k.as_str().to_string(), v.as_str().to_string())).collect();
         let body = match request.body() {

@@ -162,7 +162,7 @@ fn outcome_text(o: &Outcome) -> String {
             found.iter().map(|f| format!("{}: {}", f.reason, f.message)).collect::<Vec<_>>().join("; ")
         ),
         Outcome::DeniedBut { blockers: found, .. } => {
-            format!("DENIED, BUT: {}", found.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; "))
+            format!("DENIED, BUT: {}", crate::plan::messages(found))
         }
     }
 }

@@ -74,8 +74,7 @@ impl Steps for IotHubCustomRole {
         owned: &Vec<RoleDefinitionId>,
         applied: &[Applied],
     ) -> Verdict {
-        let id = RoleDefinitionId::new(desired.scope.clone(), desired.guid);
-        let (definition, leftovers) = custom_role::after_apply(&id, owned, plan, applied);
+        let (definition, leftovers) = custom_role::after_apply(&desired.id(), owned, plan, applied);
         st.role_definition_id = definition.map(|d| d.to_string());
         st.owned_role_definition_ids = leftovers.iter().map(ToString::to_string).collect();
         Verdict::of_plan(plan, format!("role '{}' is defined as the spec says", desired.role_name))
@@ -122,7 +121,7 @@ async fn cleanup(
     let owned = owned_of(&st);
     let req =
         CustomRoleRequest { mode: Mode::Cleanup, desired, owner, owned, deletion_policy: obj.spec.deletion_policy };
-    let subject = req.desired.as_ref().map(|d| RoleDefinitionId::new(d.scope.clone(), d.guid).to_string());
+    let subject = req.desired.as_ref().map(|d| d.id().to_string());
     let plan = engine::plan_custom_role(&ctx.observer.get(), &req).await.map_err(|source| ReconcileError::At {
         step: Step::Cleanup,
         subject: subject.unwrap_or_else(|| format!("{} {}", IotHubCustomRole::KIND, key_of(obj))),

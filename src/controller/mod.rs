@@ -227,19 +227,15 @@ impl Context {
                 Outcome::Reverted(found) => format!(
                     "{}: written, then {} appeared; shared access was allowed again",
                     a.action,
-                    found.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ")
+                    crate::plan::messages(found)
                 ),
                 Outcome::Overridden(what, found) if found.is_empty() => format!("{}: {what}", a.action),
-                Outcome::Overridden(what, found) => format!(
-                    "{}: {what}; the interlock reports: {}",
-                    a.action,
-                    found.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ")
-                ),
-                Outcome::DeniedBut { blockers, .. } => format!(
-                    "{}: written, but {}",
-                    a.action,
-                    blockers.iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ")
-                ),
+                Outcome::Overridden(what, found) => {
+                    format!("{}: {what}; the interlock reports: {}", a.action, crate::plan::messages(found))
+                }
+                Outcome::DeniedBut { blockers, .. } => {
+                    format!("{}: written, but {}", a.action, crate::plan::messages(blockers))
+                }
                 _ => a.action.to_string(),
             };
             self.publish(obj, type_, reason, a.action.verb(), note).await;

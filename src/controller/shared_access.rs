@@ -19,7 +19,7 @@ use super::status;
 use super::{Context, Kind, ReconcileError, key_of};
 use super::{no_custom_roles, sources};
 use crate::apply::{Applied, Outcome};
-use crate::azure::AzureError;
+use crate::azure::{AzureError, HubAccessChange};
 use crate::crd::common::Blocker;
 use crate::crd::shared_access::{HubDependent, InterlockStatus, IotHubSharedAccessStatus};
 use crate::crd::{Access, IotHubSharedAccess};
@@ -190,10 +190,7 @@ impl Steps for IotHubSharedAccess {
                         String::new()
                     } else {
                         blockers = found.clone();
-                        format!(
-                            "; the interlock reports: {}",
-                            found.iter().map(|b| b.message.as_str()).collect::<Vec<_>>().join("; ")
-                        )
+                        format!("; the interlock reports: {}", crate::plan::messages(found))
                     };
                     verdict = Some((Reason::OverriddenByPolicy, format!("{what}{interlock}")));
                 }
@@ -232,7 +229,7 @@ impl Steps for IotHubSharedAccess {
             (None, Some(b)) => Verdict {
                 ready: false,
                 reason: b.reason,
-                message: blockers.iter().map(|b| b.message.as_str()).collect::<Vec<_>>().join("; "),
+                message: crate::plan::messages(&blockers),
                 // Refusals and failing checks depend on Azure: look again soon, not at the resync.
                 requeue: Some(recheck),
             },
@@ -254,16 +251,15 @@ impl Steps for IotHubSharedAccess {
 
 /// The properties `hub` holds differently from what `desired` asks (unset ones are not asked).
 fn differs(desired: &DesiredSharedAccess, hub: &ObservedHub) -> Vec<String> {
-    [
-        ("shared access policies", Some(desired.shared_access), hub.shared_access),
-        ("device SAS", desired.device_sas, hub.device_sas),
-        ("module SAS", desired.module_sas, hub.module_sas),
-    ]
-    .into_iter()
-    .filter_map(|(name, want, have)| {
-        want.filter(|w| *w != have).map(|w| format!("{name} {} (the spec: {})", have.as_str(), w.as_str()))
-    })
-    .collect()
+    let spec = HubAccessChange {
+        shared_access: Some(desired.shared_access),
+        device_sas: desired.device_sas,
+        module_sas: desired.module_sas,
+    };
+    spec.differences(hub)
+        .into_iter()
+        .map(|(name, w, have)| format!("{name} {} (the spec: {})", have.as_str(), w.as_str()))
+        .collect()
 }
 
 /// The blocked metric for each blocker.

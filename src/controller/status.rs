@@ -154,7 +154,7 @@ pub fn pending(actions: &[Action]) -> Vec<PendingAction> {
 /// The `Ready` verdict for a plan that is only reported (observe mode) or already applied.
 pub fn plan_verdict(plan: &Plan) -> (bool, Reason, String) {
     if let Some(b) = plan.blockers().next() {
-        let msg = plan.blockers().map(|f| f.message.clone()).collect::<Vec<_>>().join("; ");
+        let msg = crate::plan::messages(plan.blockers());
         return (false, b.reason, msg);
     }
     if !plan.actions.is_empty() {
@@ -178,7 +178,7 @@ pub fn least_privilege(plan: &Plan) -> (bool, Reason, String) {
     let warnings: Vec<_> = plan.findings.iter().filter(|f| f.severity == Severity::Warning).collect();
     match warnings.first() {
         None => (true, Reason::LeastPrivilege, "no broader access than the spec asks for was found".into()),
-        Some(first) => (false, first.reason, warnings.iter().map(|f| f.message.clone()).collect::<Vec<_>>().join("; ")),
+        Some(first) => (false, first.reason, crate::plan::messages(warnings.iter().copied())),
     }
 }
 

@@ -8,7 +8,7 @@ use crate::crd::IotHubCustomRoleSpec;
 use crate::crd::rules::{MANAGEMENT_GROUP_SCOPE_PREFIX, MAX_ACTIONS, msg};
 use crate::domain::catalog::{self, LISTKEYS_ACTION};
 use crate::domain::naming::Owner;
-use crate::domain::{Permission, RoleDefinition, RoleType, Scope};
+use crate::domain::{Permission, RoleDefinition, RoleDefinitionId, RoleType, Scope};
 
 /// The role definition a spec asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -25,6 +25,11 @@ pub struct DesiredCustomRole {
 }
 
 impl DesiredCustomRole {
+    /// Where the definition lives: `{scope}/providers/Microsoft.Authorization/roleDefinitions/{guid}`.
+    pub fn id(&self) -> RoleDefinitionId {
+        RoleDefinitionId::new(self.scope.clone(), self.guid)
+    }
+
     /// As a domain role definition.
     pub fn definition(&self) -> RoleDefinition {
         RoleDefinition {

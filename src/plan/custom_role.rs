@@ -124,7 +124,7 @@ pub fn plan(input: &CustomRoleInput<'_>) -> Plan {
         // Keep the desired one; anything else proven ours is a leftover.
         ours.retain(|o| o.guid != d.guid);
     } else if let Some(d) = input.desired {
-        ours.push(RoleDefinitionId::new(d.scope.clone(), d.guid));
+        ours.push(d.id());
     }
     ours.sort_by_key(|o| o.guid);
     ours.dedup_by_key(|o| o.guid);

@@ -148,6 +148,11 @@ pub struct Finding {
     pub resource_ids: Vec<String>,
 }
 
+/// The messages of `findings`, joined with "; " (how status, Events and the CLI tell several).
+pub fn messages<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> String {
+    findings.into_iter().map(|f| f.message.as_str()).collect::<Vec<_>>().join("; ")
+}
+
 impl Finding {
     pub fn new(severity: Severity, reason: Reason, message: impl Into<String>, resource_ids: Vec<String>) -> Self {
         let mut resource_ids = resource_ids;

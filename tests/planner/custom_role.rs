@@ -116,13 +116,7 @@ fn a_forged_status_hint_never_deletes_another_definition() {
     let observed = [d.definition(), theirs.clone()];
     assert_eq!(run(Mode::Apply, Some(&d), &hint, DeletionPolicy::Delete, &observed, &[]), Plan::default());
     let p = run(Mode::Cleanup, Some(&d), &hint, DeletionPolicy::Delete, &observed, &[]);
-    assert_eq!(
-        p.actions,
-        vec![Action::DeleteRoleDefinition {
-            id: RoleDefinitionId::new(d.scope.clone(), d.guid),
-            role_name: d.role_name.clone()
-        }]
-    );
+    assert_eq!(p.actions, vec![Action::DeleteRoleDefinition { id: d.id(), role_name: d.role_name.clone() }]);
 }
 
 #[test]
