@@ -285,7 +285,8 @@ async fn interlock() {
     for h in 0..HUBS {
         let hub = iothub_access_operator::domain::HubId::new(SUB, RG, format!("bench-hub-{h:02}"));
         let started = Instant::now();
-        let (outcome, window) = iothub_access_operator::interlock::deny(azure.clone(), &hub, &change).await;
+        let iothub_access_operator::interlock::HubOutcome { outcome, window, .. } =
+            iothub_access_operator::interlock::deny(azure.clone(), &hub, &change).await;
         assert_eq!(outcome, iothub_access_operator::apply::Outcome::Done, "bench-hub-{h:02}");
         windows.push((window.expect("written"), started.elapsed()));
     }

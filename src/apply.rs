@@ -12,7 +12,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 use crate::azure::{Azure, AzureError, CreateOutcome, HubAccessChange, NewRoleAssignment};
-use crate::domain::RoleAssignmentId;
+use crate::domain::{ObservedHub, RoleAssignmentId};
 use crate::plan::{Action, Finding, Plan};
 
 /// What happened to one action.
@@ -54,46 +54,55 @@ impl Outcome {
 pub struct Applied {
     pub action: Action,
     pub outcome: Outcome,
+    /// For a hub write, the hub as Azure holds it afterwards when the write read it (the
+    /// observer keeps it instead of reading it again).
+    pub hub: Option<ObservedHub>,
 }
 
-/// Run one action.
-pub async fn apply_action(azure: &Arc<dyn Azure>, action: &Action) -> Outcome {
-    let res: Result<Outcome, AzureError> = async {
-        match action {
-            Action::PutRoleDefinition { scope, definition, .. } => {
-                azure.put_role_definition(scope, definition).await.map(|_| Outcome::Done)
-            }
-            Action::CreateRoleAssignment { id, role_definition_id, principal_id, principal_type, description } => {
-                let new = NewRoleAssignment {
-                    id: id.clone(),
-                    role_definition_id: role_definition_id.clone(),
-                    principal_id: principal_id.clone(),
-                    principal_type: *principal_type,
-                    description: description.clone(),
-                };
-                azure.create_role_assignment(&new).await.map(|o| match o {
-                    CreateOutcome::Created => Outcome::Done,
-                    CreateOutcome::AlreadyExists { existing } => Outcome::Adopted(existing),
-                })
-            }
-            Action::SetHubAccess { hub, shared_access, device_sas, module_sas } => {
-                let change =
-                    HubAccessChange { shared_access: *shared_access, device_sas: *device_sas, module_sas: *module_sas };
-                if change.shared_access == Some(crate::crd::Access::Deny) {
-                    return Ok(crate::interlock::deny(azure.clone(), hub, &change).await.0);
-                }
-                Ok(crate::interlock::write(azure.clone(), hub, &change).await)
-            }
-            Action::DeleteRoleAssignment { id } => {
-                azure.delete_role_assignment(id).await.map(|d| if d { Outcome::Done } else { Outcome::AlreadyDone })
-            }
-            Action::DeleteRoleDefinition { id, .. } => {
-                azure.delete_role_definition(id).await.map(|d| if d { Outcome::Done } else { Outcome::AlreadyDone })
-            }
-        }
+impl Applied {
+    pub fn new(action: Action, outcome: Outcome) -> Applied {
+        Applied { action, outcome, hub: None }
     }
-    .await;
-    res.unwrap_or_else(Outcome::Failed)
+}
+
+/// Run one action. A hub write goes through the interlock, which also hands back the hub as
+/// Azure holds it afterwards.
+pub async fn apply_action(azure: &Arc<dyn Azure>, action: &Action) -> Applied {
+    let res: Result<Outcome, AzureError> = match action {
+        Action::SetHubAccess { hub, shared_access, device_sas, module_sas } => {
+            let change =
+                HubAccessChange { shared_access: *shared_access, device_sas: *device_sas, module_sas: *module_sas };
+            let done = if change.shared_access == Some(crate::crd::Access::Deny) {
+                crate::interlock::deny(azure.clone(), hub, &change).await
+            } else {
+                crate::interlock::write(azure.clone(), hub, &change).await
+            };
+            return Applied { action: action.clone(), outcome: done.outcome, hub: done.hub };
+        }
+        Action::PutRoleDefinition { scope, definition, .. } => {
+            azure.put_role_definition(scope, definition).await.map(|_| Outcome::Done)
+        }
+        Action::CreateRoleAssignment { id, role_definition_id, principal_id, principal_type, description } => {
+            let new = NewRoleAssignment {
+                id: id.clone(),
+                role_definition_id: role_definition_id.clone(),
+                principal_id: principal_id.clone(),
+                principal_type: *principal_type,
+                description: description.clone(),
+            };
+            azure.create_role_assignment(&new).await.map(|o| match o {
+                CreateOutcome::Created => Outcome::Done,
+                CreateOutcome::AlreadyExists { existing } => Outcome::Adopted(existing),
+            })
+        }
+        Action::DeleteRoleAssignment { id } => {
+            azure.delete_role_assignment(id).await.map(|d| if d { Outcome::Done } else { Outcome::AlreadyDone })
+        }
+        Action::DeleteRoleDefinition { id, .. } => {
+            azure.delete_role_definition(id).await.map(|d| if d { Outcome::Done } else { Outcome::AlreadyDone })
+        }
+    };
+    Applied::new(action.clone(), res.unwrap_or_else(Outcome::Failed))
 }
 
 /// Run a whole plan. `concurrency` bounds the actions in flight within a phase.
@@ -106,15 +115,12 @@ pub async fn apply(azure: Arc<dyn Azure>, plan: &Plan, concurrency: usize) -> Ve
         let end = plan.actions[i..].iter().position(|a| a.phase() != phase).map_or(plan.actions.len(), |p| i + p);
         let batch = &plan.actions[i..end];
         if failed {
-            out.extend(batch.iter().map(|a| Applied { action: a.clone(), outcome: Outcome::Skipped }));
+            out.extend(batch.iter().map(|a| Applied::new(a.clone(), Outcome::Skipped)));
         } else {
             let results: Vec<Applied> = futures::stream::iter(batch.iter().cloned())
                 .map(|action| {
                     let azure = azure.clone();
-                    async move {
-                        let outcome = apply_action(&azure, &action).await;
-                        Applied { action, outcome }
-                    }
+                    async move { apply_action(&azure, &action).await }
                 })
                 .buffered(concurrency.max(1))
                 .collect()

@@ -41,15 +41,34 @@ fn held(change: &HubAccessChange, after: &ObservedHub) -> Outcome {
     }
 }
 
+/// What a hub write came to: its outcome, the hub as Azure holds it afterwards when that was
+/// read (so nobody reads it again), and for a Deny written, the window (fresh read started ->
+/// write finished).
+pub struct HubOutcome {
+    pub outcome: Outcome,
+    pub hub: Option<ObservedHub>,
+    pub window: Option<Duration>,
+}
+
+impl HubOutcome {
+    fn new(outcome: Outcome, hub: Option<ObservedHub>, window: Option<Duration>) -> HubOutcome {
+        HubOutcome { outcome, hub, window }
+    }
+
+    fn failed(e: AzureError) -> HubOutcome {
+        HubOutcome { outcome: Outcome::Failed(e), hub: None, window: None }
+    }
+}
+
 /// Write a hub change that does not deny shared access. When Azure ends up holding shared
 /// access denied anyway (a Modify policy), the interlock's fresh view of what that breaks comes
 /// with the outcome.
-pub async fn write(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) -> Outcome {
+pub async fn write(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) -> HubOutcome {
     let (after, written) = match azure.set_hub_access(hub, change).await {
         Ok(w) => (w.hub, w.written),
-        Err(e) => return Outcome::Failed(e),
+        Err(e) => return HubOutcome::failed(e),
     };
-    match nothing_sent(held(change, &after), written) {
+    let outcome = match nothing_sent(held(change, &after), written) {
         Outcome::Overridden(what, _) if after.shared_access == Access::Deny => {
             let found = match engine::interlock_reads(&Observer::new(azure), after.clone(), true).await {
                 Ok(i) => dependency_blockers(&after, &i.dependents, &i.assignments, &i.roles, true),
@@ -60,53 +79,51 @@ pub async fn write(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange)
             Outcome::Overridden(what, found)
         }
         o => o,
-    }
+    };
+    HubOutcome::new(outcome, Some(after), None)
 }
 
-/// Deny shared access on `hub` under the interlock. Returns the outcome and, when the write was
-/// made, the window (fresh read started -> write finished).
+/// Deny shared access on `hub` under the interlock.
 ///
 /// Only a Deny this call wrote is ever put back: a hub that is already denied when read fresh
 /// (by someone else, or a policy) gets the rest of the change only, and is never re-allowed here.
-pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) -> (Outcome, Option<Duration>) {
+pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) -> HubOutcome {
     let started = Instant::now();
     let before = match engine::interlock_inputs(&Observer::new(azure.clone()), hub, true).await {
         Ok(i) => i,
-        Err(e) => return (Outcome::Failed(e), None),
+        Err(e) => return HubOutcome::failed(e),
     };
     let Some(current) = before.hub else {
-        return (
-            Outcome::Failed(AzureError::NotFound {
-                code: "ResourceNotFound".into(),
-                message: format!("IoT hub {} not found", hub.name),
-            }),
-            None,
-        );
+        return HubOutcome::failed(AzureError::NotFound {
+            code: "ResourceNotFound".into(),
+            message: format!("IoT hub {} not found", hub.name),
+        });
     };
     if current.shared_access == Access::Deny {
         // Denied by someone else, or a policy, since the plan read: never re-allowed here, and
         // never reported Ready while the fresh view says something needs shared access.
         let broken = dependency_blockers(&current, &before.dependents, &before.assignments, &before.roles, true);
         let rest = HubAccessChange { shared_access: None, ..*change };
-        let (outcome, written) = if rest.device_sas.is_none() && rest.module_sas.is_none() {
-            (Outcome::AlreadyDone, false)
+        let (outcome, written, now) = if rest.device_sas.is_none() && rest.module_sas.is_none() {
+            (Outcome::AlreadyDone, false, current)
         } else {
             match azure.set_hub_access(hub, &rest).await {
-                Ok(w) => (nothing_sent(held(&rest, &w.hub), w.written), w.written),
-                Err(e) => return (Outcome::Failed(e), None),
+                Ok(w) => (nothing_sent(held(&rest, &w.hub), w.written), w.written, w.hub),
+                Err(e) => return HubOutcome::failed(e),
             }
         };
-        return match outcome {
+        let outcome = match outcome {
             Outcome::Done | Outcome::AlreadyDone if !broken.is_empty() => {
-                (Outcome::DeniedBut { written, blockers: broken }, None)
+                Outcome::DeniedBut { written, blockers: broken }
             }
-            Outcome::Overridden(what, _) => (Outcome::Overridden(what, broken), None),
-            o => (o, None),
+            Outcome::Overridden(what, _) => Outcome::Overridden(what, broken),
+            o => o,
         };
+        return HubOutcome::new(outcome, Some(now), None);
     }
     let blockers = deny_blockers(&current, &before.dependents, &before.assignments, &before.roles);
     if !blockers.is_empty() {
-        return (Outcome::Refused(blockers), None);
+        return HubOutcome::new(Outcome::Refused(blockers), Some(current), None);
     }
     // `ours`: a PUT of this call was accepted and it replaced a hub allowing shared access, so the
     // Deny is this call's. Anything else (someone else denied it since the fresh read, a 412 after
@@ -121,13 +138,13 @@ pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) 
         // Azure holds the Deny, the check after the write still runs.
         Err(e) => match azure.get_hub(hub).await {
             Ok(Some(h)) if h.shared_access == Access::Deny => (h, true, false, current.clone()),
-            _ => return (Outcome::Failed(e), None),
+            _ => return HubOutcome::failed(e),
         },
     };
     let window = started.elapsed();
     tracing::info!(hub = %hub.name, window_ms = window.as_millis() as u64, "shared access denied; checking again what reaches the hub by key");
     if after.shared_access == Access::Allow {
-        return (held(change, &after), Some(window));
+        return HubOutcome::new(held(change, &after), Some(after), Some(window));
     }
     let found = match engine::interlock_reads(&Observer::new(azure.clone()), after.clone(), true).await {
         // Phrased for what is put back when this call wrote the Deny; for the Deny in place when
@@ -146,14 +163,15 @@ pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) 
     if appeared.is_empty() || !ours {
         let mut blockers = appeared;
         blockers.extend(other);
-        return match nothing_sent(held(change, &after), written) {
+        let outcome = match nothing_sent(held(change, &after), written) {
             Outcome::Done | Outcome::AlreadyDone if !blockers.is_empty() => {
                 tracing::warn!(hub = %hub.name, "shared access denied, but the check after the write reports blockers");
-                (Outcome::DeniedBut { written, blockers }, Some(window))
+                Outcome::DeniedBut { written, blockers }
             }
-            Outcome::Overridden(what, _) => (Outcome::Overridden(what, blockers), Some(window)),
-            o => (o, Some(window)),
+            Outcome::Overridden(what, _) => Outcome::Overridden(what, blockers),
+            o => o,
         };
+        return HubOutcome::new(outcome, Some(after), Some(window));
     }
     // The hub as the PUT found it: shared access, and whatever else the same write changed.
     let undo = HubAccessChange {
@@ -173,10 +191,12 @@ pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) 
     match azure.set_hub_access(hub, &undo).await.map(|w| w.hub) {
         Ok(h) if h.shared_access == Access::Allow => {
             tracing::warn!(hub = %hub.name, "a dependent appeared while Deny was written; shared access allowed again");
-            (Outcome::Reverted(appeared), Some(window))
+            HubOutcome::new(Outcome::Reverted(appeared), Some(h), Some(window))
         }
-        Ok(_) => (failed("Azure still holds Deny after the write (a policy?)".into()), Some(window)),
-        Err(e) => (failed(e.to_string()), Some(window)),
+        Ok(h) => {
+            HubOutcome::new(failed("Azure still holds Deny after the write (a policy?)".into()), Some(h), Some(window))
+        }
+        Err(e) => HubOutcome::new(failed(e.to_string()), None, Some(window)),
     }
 }
 

@@ -72,6 +72,12 @@ impl<K: Eq + Hash + Clone, T: Clone> Memo<K, T> {
     }
 
     /// Forget the reads whose key matches, so the next ask reads Azure again (after a write).
+    /// Keep `value` as the answer for `key`, read now (a write's own read-back).
+    pub(crate) fn put(&self, key: K, value: T) {
+        let cell: Shared<T> = Arc::new(OnceCell::new_with(Some(Ok(value))));
+        self.cells.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (Instant::now(), cell));
+    }
+
     pub(crate) fn forget(&self, matches: impl Fn(&K) -> bool) {
         self.cells.lock().unwrap_or_else(|e| e.into_inner()).retain(|k, _| !matches(k));
     }

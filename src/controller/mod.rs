@@ -199,6 +199,9 @@ impl Context {
         let obs = self.observer.get();
         for a in applied {
             obs.forget_written(&a.action);
+            if let Some(hub) = &a.hub {
+                obs.remember_hub(hub.clone());
+            }
             let (event, outcome) = match &a.outcome {
                 Outcome::Done => (Some((EventType::Normal, Reason::Written)), "ok"),
                 Outcome::Adopted(_) => (Some((EventType::Normal, Reason::AdoptedExisting)), "adopted"),

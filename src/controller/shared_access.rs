@@ -199,9 +199,10 @@ impl Steps for IotHubSharedAccess {
         }
         st.blockers = blockers_of(&blockers);
         if applied.iter().any(|a| !matches!(a.outcome, Outcome::Refused(_) | Outcome::Skipped)) {
-            // Status says what Azure holds now, read back (the write forgot the hub's earlier
-            // read), never what was meant to be written; Azure holding something else than the
-            // spec (changed while it was written) is never Ready.
+            // Status says what Azure holds now, as the write read it back (kept by the observer;
+            // read again only when the write could not), never what was meant to be written;
+            // Azure holding something else than the spec (changed while it was written) is never
+            // Ready.
             if let Ok(Some(hub)) = ctx.observer.get().hub(&desired.hub).await {
                 set_access(st, &hub);
                 if verdict.is_none() && blockers.is_empty() {

@@ -198,6 +198,11 @@ impl Observer {
     }
 
     /// Forget a hub's read.
+    /// Keep the hub as a write read it back: the pass that wrote it needs no new read.
+    pub fn remember_hub(&self, hub: ObservedHub) {
+        self.hubs.put(hub.id.key(), Some(hub));
+    }
+
     pub fn forget_hub(&self, hub: &HubId) {
         let key = hub.key();
         self.hubs.forget(|k| *k == key);

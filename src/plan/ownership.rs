@@ -250,7 +250,7 @@ mod tests {
             id("33333333-3333-4333-8333-333333333333"),
         );
         let plan = |actions: Vec<Action>, findings| Plan::new(actions, findings);
-        let done = |a: Action, o: Outcome| Applied { action: a, outcome: o };
+        let done = |a: Action, o: Outcome| Applied::new(a, o);
         let del = |i: &RoleAssignmentId| Action::DeleteRoleAssignment { id: i.clone() };
         let failed = || Outcome::Failed(crate::azure::AzureError::Transient { message: "x".into() });
         // (case, plan, owned before, applied, expected)

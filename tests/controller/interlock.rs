@@ -496,3 +496,21 @@ async fn a_hub_that_changed_while_it_was_written_is_not_ready_and_looked_at_agai
     assert_eq!(h.ready(&status(&h, "fleet").conditions), ("True".into(), "Reconciled".into()));
     assert!(!fleet_denied_in_azure(&h));
 }
+
+/// A hub write reads the hub back once; status is written from that read, not from another GET.
+/// The reads of the reconcile that writes: the plan's, the write's own before its PUT, and the
+/// read-back after it.
+#[tokio::test]
+async fn a_hub_write_reads_the_hub_back_once_and_status_uses_that_read() {
+    let a = allowed();
+    let h = H::new(&allowed_refs(&a), None).await;
+    h.emu.with_state(|s| s.hub_mut(SUB, RG, FLEET_HUB).expect("hub").set_disable_local_auth(true));
+    h.ctx.observer.rotate();
+    let gets = h.emu.stats().count("iotHubs.get");
+    h.api.put(&sas_yaml("fleet", FLEET_HUB, "Allow"));
+    h.sa("fleet").await.expect("reconciles");
+    let st = status(&h, "fleet");
+    assert_eq!(h.ready(&st.conditions), ("True".into(), "Reconciled".into()));
+    assert_eq!(st.shared_access_policies, Some(Access::Allow), "status says what Azure holds");
+    assert_eq!(h.emu.stats().count("iotHubs.get") - gets, 3, "plan, before the PUT, after it: no fourth read");
+}

@@ -192,8 +192,8 @@ fn what_a_custom_role_owns_after_its_writes() {
     let put = |create| Action::PutRoleDefinition { scope: sub_scope(), definition: d.definition(), create };
     let delete_old = Action::DeleteRoleDefinition { id: old.clone(), role_name: "Old name".into() };
     let failed = || Outcome::Failed(AzureError::Transient { message: "reset".into() });
-    let ok = |action: &Action| Applied { action: action.clone(), outcome: Outcome::Done };
-    let bad = |action: &Action| Applied { action: action.clone(), outcome: failed() };
+    let ok = |action: &Action| Applied::new(action.clone(), Outcome::Done);
+    let bad = |action: &Action| Applied::new(action.clone(), failed());
     let plan_of = |actions: Vec<Action>| Plan::new(actions, vec![]);
     let blocked = Plan::new(vec![], vec![Finding::new(Severity::Blocker, Reason::RoleNameTaken, "taken", vec![])]);
 
@@ -220,6 +220,6 @@ fn what_a_custom_role_owns_after_its_writes() {
         (Some(mine.clone()), vec![old.clone()]),
         "a failed delete keeps the leftover owned, to be deleted later"
     );
-    let skipped = Applied { action: delete_old.clone(), outcome: Outcome::Skipped };
+    let skipped = Applied::new(delete_old.clone(), Outcome::Skipped);
     assert_eq!(after_apply(&mine, &owned, &p, &[skipped]), (Some(mine), vec![old]), "not attempted: still owned");
 }
