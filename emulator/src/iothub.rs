@@ -17,16 +17,6 @@ use crate::state::{
     Hub, Operation, default_hub_properties, default_policies, new_etag, new_key, normalize_sku, now_rfc3339,
 };
 
-const READ_ONLY: &[&str] = &[
-    "provisioningState",
-    "state",
-    "hostName",
-    "deviceHostName",
-    "serviceHostName",
-    "locations",
-    "authorizationPolicies",
-];
-
 /// api-versions from this date on (preview or stable) show the device and service host names.
 const GATEWAY_HOST_NAMES: &str = "2026-03-01";
 
@@ -288,9 +278,7 @@ fn put(ctx: &Ctx, sub: &str, rg: &str, name: &str) -> Reply {
         None => Map::new(),
     };
     let given_policies = properties.get("authorizationPolicies").cloned();
-    for k in READ_ONLY {
-        properties.remove(*k);
-    }
+    crate::read_only::strip_served(&mut properties);
     // Read-only parts the service fills in (event hub endpoint, partition ids, ...).
     fill_missing(&mut properties, &default_hub_properties(name));
     let old_policies = existing.as_ref().map(|h| h.policies.clone());

@@ -11,6 +11,14 @@ const PROPERTIES: &[&str] =
     &["provisioningState", "state", "hostName", "deviceHostName", "serviceHostName", "locations"];
 const EVENT_HUB_ENDPOINT: &[&str] = &["partitionIds", "path", "endpoint"];
 
+/// Remove from a hub's `properties` what the service fills in itself: the read-only properties,
+/// and the shared access policies (kept apart, with their keys).
+pub(crate) fn strip_served(properties: &mut serde_json::Map<String, Value>) {
+    for k in PROPERTIES.iter().chain(&["authorizationPolicies"]) {
+        properties.remove(*k);
+    }
+}
+
 fn present(v: Option<&Value>) -> bool {
     v.is_some_and(|v| !v.is_null())
 }

@@ -41,9 +41,7 @@ impl State {
             }
             st.ensure_rg(&h.subscription_id, &h.resource_group, Some(&h.location));
             let mut properties = h.properties.unwrap_or_else(|| default_hub_properties(&h.name));
-            for k in ["provisioningState", "state", "hostName", "locations", "authorizationPolicies"] {
-                properties.remove(k);
-            }
+            crate::read_only::strip_served(&mut properties);
             for (k, v) in [
                 ("disableLocalAuth", h.disable_local_auth),
                 ("disableDeviceSAS", h.disable_device_sas),
@@ -92,8 +90,7 @@ impl State {
                     a.name
                 ));
             }
-            st.ensure_rg(&a.subscription_id, &a.resource_group, Some(&a.location));
-            st.device_update_accounts.push(a);
+            st.add_device_update_account(a);
         }
         let now = now_rfc3339();
         for mut rd in seed.role_definitions {
