@@ -26,7 +26,8 @@ use iothub_access_operator::azure::Azure;
 use iothub_access_operator::azure::args::connect;
 use iothub_access_operator::azure::arm::{ArmClient, ArmConfig};
 use iothub_access_operator::azure::credential::{CloudEndpoints, CredentialKind};
-use iothub_access_operator::cli::reconcile::{Policy, Summary, apply_manifests};
+use iothub_access_operator::cli::reconcile::{Policy, apply_manifests};
+use iothub_access_operator::cli::report::Summary;
 use iothub_access_operator::domain::Cloud;
 use iothub_access_operator::manifest::{self, Manifests};
 use uuid::Uuid;
@@ -287,7 +288,7 @@ async fn interlock() {
         let started = Instant::now();
         let iothub_access_operator::interlock::HubOutcome { outcome, window, .. } =
             iothub_access_operator::interlock::deny(azure.clone(), &hub, &change).await;
-        assert_eq!(outcome, iothub_access_operator::apply::Outcome::Done, "bench-hub-{h:02}");
+        assert_eq!(outcome, iothub_access_operator::outcome::Outcome::Done, "bench-hub-{h:02}");
         windows.push((window.expect("written"), started.elapsed()));
     }
     let per_deny = (emu.stats().total() - before) as f64 / HUBS as f64;

@@ -1,4 +1,6 @@
-//! The `apply` step: carry a [`Plan`]'s actions out through the [`Azure`] trait, the only writer.
+//! The `apply` step: carry a [`Plan`]'s actions out through the [`Azure`] trait, the only writer,
+//! and collect each action with its [`Outcome`] ([`Applied`]; the outcome type itself is in
+//! [`crate::outcome`]).
 //! Phases run in the plan's order (definitions, creates, hub changes, deletes) so every change is
 //! make-before-break; actions within a phase run concurrently up to a bound (the Azure client
 //! paces them inside ARM's token buckets). A failed action does not stop its phase, but later
@@ -11,43 +13,10 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 
-use crate::azure::{Azure, AzureError, CreateOutcome, HubAccessChange, NewRoleAssignment};
-use crate::domain::{ObservedHub, RoleAssignmentId};
-use crate::plan::{Action, Finding, Plan};
-
-/// What happened to one action.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// Azure changed as asked.
-    Done,
-    /// Nothing to change any more (already deleted, or the hub already had the value).
-    AlreadyDone,
-    /// Creating found the same grant under another name; it now satisfies the spec.
-    Adopted(RoleAssignmentId),
-    /// The action failed.
-    Failed(AzureError),
-    /// The interlock's fresh check right before the write refused it; nothing was written.
-    Refused(Vec<Finding>),
-    /// Deny was written, then these dependents appeared; shared access was allowed again.
-    Reverted(Vec<Finding>),
-    /// Written, but Azure holds something else (what it holds, e.g. a Modify policy's doing),
-    /// and, when Azure holds shared access denied, what the interlock's fresh check finds that
-    /// this breaks.
-    Overridden(String, Vec<Finding>),
-    /// Azure holds the Deny (`written` by this call, or found already so), but the
-    /// interlock's fresh check reports these blockers: something needs shared access, or the
-    /// check could not be completed. Fail closed: reported, not Ready, checked again soon; never
-    /// re-allowed.
-    DeniedBut { written: bool, blockers: Vec<Finding> },
-    /// Not attempted because an earlier phase failed.
-    Skipped,
-}
-
-impl Outcome {
-    pub fn is_ok(&self) -> bool {
-        matches!(self, Outcome::Done | Outcome::AlreadyDone | Outcome::Adopted(_))
-    }
-}
+use crate::azure::{Azure, AzureError, CreateOutcome, HubAccessChange};
+use crate::domain::ObservedHub;
+use crate::outcome::Outcome;
+use crate::plan::{Action, Plan, Wrote};
 
 /// An action and its outcome.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,6 +32,11 @@ impl Applied {
     pub fn new(action: Action, outcome: Outcome) -> Applied {
         Applied { action, outcome, hub: None }
     }
+}
+
+/// Each action with how it came out, for the pure report step.
+pub fn wrote(applied: &[Applied]) -> Vec<(Action, Wrote)> {
+    applied.iter().map(|a| (a.action.clone(), a.outcome.wrote())).collect()
 }
 
 /// Run one action. A hub write goes through the interlock, which also hands back the hub as
@@ -82,17 +56,19 @@ pub async fn apply_action(azure: &Arc<dyn Azure>, action: &Action) -> Applied {
         Action::PutRoleDefinition { scope, definition, .. } => {
             azure.put_role_definition(scope, definition).await.map(|_| Outcome::Done)
         }
-        Action::CreateRoleAssignment { id, role_definition_id, principal_id, principal_type, description } => {
-            let new = NewRoleAssignment {
-                id: id.clone(),
-                role_definition_id: role_definition_id.clone(),
-                principal_id: principal_id.clone(),
-                principal_type: *principal_type,
-                description: description.clone(),
-            };
-            azure.create_role_assignment(&new).await.map(|o| match o {
-                CreateOutcome::Created => Outcome::Done,
-                CreateOutcome::AlreadyExists { existing } => Outcome::Adopted(existing),
+        Action::CreateRoleAssignment(new) => azure.create_role_assignment(new).await.map(|o| match o {
+            CreateOutcome::Created => Outcome::Done,
+            CreateOutcome::AlreadyExists { existing } => Outcome::Adopted(existing),
+        }),
+        // The same assignment written again with the heir in its tag.
+        Action::HandOverRoleAssignment { assignment, .. } => {
+            azure.create_role_assignment(assignment).await.and_then(|o| match o {
+                CreateOutcome::Created => Ok(Outcome::Done),
+                CreateOutcome::AlreadyExists { existing } => Err(AzureError::Conflict {
+                    code: "RoleAssignmentExists".into(),
+                    message: format!("handing over {} found the grant under another name, {existing}", assignment.id),
+                    existing_name: None,
+                }),
             })
         }
         Action::DeleteRoleAssignment { id } => {

@@ -28,7 +28,7 @@ use crate::domain::{
     Scope, roles,
 };
 use crate::observe::Observer;
-use crate::plan::ownership::Others;
+use crate::plan::ownership::{self, Others};
 use crate::plan::{self, Mode, Plan};
 
 /// One role assignment resource to plan.
@@ -46,6 +46,16 @@ pub struct AssignmentRequest {
     pub deletion_policy: DeletionPolicy,
     /// Roles the cluster admin allows beyond IoT Hub data access (`--allowed-role`).
     pub allowed_roles: Vec<Uuid>,
+    /// The `IotHubCustomRole` the desired role was made for, when it is one of this instance's.
+    pub role_made_for: Option<Owner>,
+}
+
+/// A role assignment's plan, and which of the hinted assignments Azure's data proved this
+/// resource's (observed, and named for it or handed over to it): what status may hint next time.
+#[derive(Clone, Debug)]
+pub struct AssignmentPlan {
+    pub plan: Plan,
+    pub proven: Vec<RoleAssignmentId>,
 }
 
 /// One custom role resource to plan.
@@ -93,7 +103,7 @@ async fn catalog(
 }
 
 /// Plan one `IotHubRoleAssignment`.
-pub async fn plan_assignment(obs: &Observer, req: &AssignmentRequest) -> Result<Plan, AzureError> {
+pub async fn plan_assignment(obs: &Observer, req: &AssignmentRequest) -> Result<AssignmentPlan, AzureError> {
     let mut scopes: Vec<Scope> = Vec::new();
     if let Some(d) = &req.desired {
         scopes.push(d.hub.scope());
@@ -122,18 +132,15 @@ pub async fn plan_assignment(obs: &Observer, req: &AssignmentRequest) -> Result<
     }
     let mut known: Vec<RoleDefinition> = Vec::new();
     if let Some(d) = &req.desired {
-        match &d.role.definition {
-            Some(def) => known.push(def.clone()),
-            // A `definitionId`: read it now (it gates a grant), so the planner judges what it
-            // grants. A failed read fails the reconcile (never granted unchecked); a missing
-            // definition is refused.
-            None if req.mode == Mode::Apply => {
-                let scope = Scope::Subscription(d.hub.subscription_id.clone());
-                if let Some(def) = obs.role_definition_fresh(&RoleDefinitionId::new(scope, d.role.guid)).await? {
-                    known.push(def);
-                }
-            }
-            None => {}
+        if req.mode == Mode::Apply {
+            // The role as Azure holds it, whatever the spec names (a custom role can be widened in
+            // Azure; a `definitionId` is anything): read now right before a grant, and for a grant
+            // already in place on this pass's read (at most a resync old), which revokes it when
+            // the role no longer passes. A failed read fails the reconcile: never granted unchecked.
+            let id = RoleDefinitionId::new(Scope::Subscription(d.hub.subscription_id.clone()), d.role.guid);
+            let granted = observed.iter().any(|o| o.is(&d.grant()));
+            let read = if granted { obs.role_definition(&id).await? } else { obs.role_definition_fresh(&id).await? };
+            known.extend(read);
         }
         let principal_roles: BTreeSet<Uuid> = observed
             .iter()
@@ -142,7 +149,7 @@ pub async fn plan_assignment(obs: &Observer, req: &AssignmentRequest) -> Result<
             .collect();
         known.extend(catalog(obs, Some(&d.hub.subscription_id), principal_roles, false).await);
     }
-    Ok(plan::role_assignment::plan(&plan::role_assignment::AssignmentInput {
+    let plan = plan::role_assignment::plan(&plan::role_assignment::AssignmentInput {
         mode: req.mode,
         desired: req.desired.as_ref(),
         me: &req.owner,
@@ -151,7 +158,21 @@ pub async fn plan_assignment(obs: &Observer, req: &AssignmentRequest) -> Result<
         observed: &observed,
         roles: &known,
         allowed_roles: &req.allowed_roles,
-    }))
+        role_made_for: req.role_made_for.clone(),
+    });
+    let proven = req
+        .owned
+        .iter()
+        .filter(|id| {
+            observed.iter().any(|o| {
+                o.id == **id
+                    && (ownership::claim(&req.owner, o) == ownership::Claim::Mine
+                        || ownership::may_take_over(&req.owner, o, req.others.as_ref()))
+            })
+        })
+        .cloned()
+        .collect();
+    Ok(AssignmentPlan { plan, proven })
 }
 
 /// Plan one `IotHubCustomRole`.

@@ -5,18 +5,18 @@
 //! reaches the hub by key (it linked in the window between the two reads), shared access is put
 //! back as it was and that is reported. The window is the time from the start of the fresh
 //! read to the end of the write; it is measured and logged. I/O: reads and writes through the
-//! [`Azure`] trait.
+//! [`Azure`] trait. The outcomes it hands back are [`crate::outcome::Outcome`]s; `apply` calls it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::apply::Outcome;
 use crate::azure::{Azure, AzureError, HubAccessChange};
 use crate::crd::Access;
 use crate::domain::{DependentsObservation, HubId, ObservedHub};
 use crate::engine;
 use crate::observe::Observer;
-use crate::plan::shared_access::{deny_blockers, dependency_blockers};
+use crate::outcome::Outcome;
+use crate::plan::shared_access::{denied_blockers, deny_blockers, dependency_blockers, lockout_blocker};
 use crate::plan::{Finding, Reason};
 
 /// What Azure holds after a hub write, compared with what was written: `Done`, or
@@ -102,7 +102,7 @@ pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) 
     if current.shared_access == Access::Deny {
         // Denied by someone else, or a policy, since the plan read: never re-allowed here, and
         // never reported Ready while the fresh view says something needs shared access.
-        let broken = dependency_blockers(&current, &before.dependents, &before.assignments, &before.roles, true);
+        let broken = denied_blockers(&current, &before.dependents, &before.assignments, &before.roles);
         let rest = HubAccessChange { shared_access: None, ..*change };
         let (outcome, written, now) = if rest.device_sas.is_none() && rest.module_sas.is_none() {
             (Outcome::AlreadyDone, false, current)
@@ -151,7 +151,10 @@ pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) 
         // it did not, or when the check failed.
         Ok(i) => {
             let in_place = !ours || matches!(i.dependents, DependentsObservation::Failed(_));
-            dependency_blockers(&after, &i.dependents, &i.assignments, &i.roles, in_place)
+            let mut found = dependency_blockers(&after, &i.dependents, &i.assignments, &i.roles, in_place);
+            // Nobody left holding a data role (removed in the window): reported with the Deny.
+            found.extend(lockout_blocker(&after, &i.assignments, &i.roles, true));
+            found
         }
         Err(e) => dependency_blockers(&after, &DependentsObservation::Failed(e.to_string()), &[], &NO_ROLES, true),
     };

@@ -33,6 +33,13 @@ pub struct Sources<'a> {
     pub others: Arc<dyn Others + Send + Sync>,
     /// Roles the cluster admin allows beyond IoT Hub data access (`--allowed-role`).
     pub allowed_roles: Vec<Uuid>,
+    /// The `IotHubCustomRole` (of any namespace) whose derived definition GUID this is, if any.
+    pub custom_role_owner: &'a (dyn Fn(Uuid) -> Option<Owner> + Send + Sync),
+}
+
+/// No custom role of any namespace (a kind that grants nothing, or a test's world).
+pub fn no_custom_role_owner(_: Uuid) -> Option<Owner> {
+    None
 }
 
 /// One kind's way from spec to plan.
@@ -63,7 +70,7 @@ pub trait Pipeline: Send + Sync {
 impl Pipeline for IotHubRoleAssignment {
     type Desired = DesiredAssignment;
     type Owned = Vec<RoleAssignmentId>;
-    /// The assignments status hinted at.
+    /// The hinted assignments Azure's data proved this resource's.
     type View = Vec<RoleAssignmentId>;
 
     fn desire(&self, src: &Sources<'_>) -> Result<DesiredAssignment, DesireError> {
@@ -82,11 +89,13 @@ impl Pipeline for IotHubRoleAssignment {
             desired: Some(desired.clone()),
             owner: src.owner.clone(),
             others: src.others.clone(),
-            owned: owned.clone(),
+            owned,
             deletion_policy: self.spec.deletion_policy,
             allowed_roles: src.allowed_roles.clone(),
+            role_made_for: (src.custom_role_owner)(desired.role.guid),
         };
-        Ok((engine::plan_assignment(obs, &req).await?, owned))
+        let planned = engine::plan_assignment(obs, &req).await?;
+        Ok((planned.plan, planned.proven))
     }
 }
 

@@ -85,6 +85,14 @@ pub enum Reason {
     LeftInAzure,
     /// Deletion refused for now (the object is in use).
     DeletionRefused,
+    /// A write withheld because this replica does not provably hold the leader Lease; retried.
+    NotLeader,
+    /// Another `IotHubSharedAccess` already manages this hub's shared access.
+    Conflict,
+    /// A grant this resource made was revoked: its role no longer passes the role check.
+    GrantRevoked,
+    /// The role is a custom role another namespace's `IotHubCustomRole` made.
+    CustomRoleOfAnotherNamespace,
 }
 
 impl Reason {
@@ -129,6 +137,10 @@ impl Reason {
             Reason::Drifted => "Drifted",
             Reason::LeftInAzure => "LeftInAzure",
             Reason::DeletionRefused => "DeletionRefused",
+            Reason::NotLeader => "NotLeader",
+            Reason::Conflict => "Conflict",
+            Reason::GrantRevoked => "GrantRevoked",
+            Reason::CustomRoleOfAnotherNamespace => "CustomRoleOfAnotherNamespace",
         }
     }
 }

@@ -154,6 +154,7 @@ pub struct Metrics {
     pub reconcile_duration: Family<KindLabels, Histogram>,
     pub shared_access_blocked: Family<ReasonLabels, Counter>,
     pub azure_writes: Family<WriteLabels, Counter>,
+    pub grants_revoked: Family<ReasonLabels, Counter>,
     states: Arc<ResourceStates>,
 }
 
@@ -174,18 +175,37 @@ impl Metrics {
         );
         let azure_writes = Family::<WriteLabels, Counter>::default();
         registry.register("azure_writes", "Azure writes by action and outcome", azure_writes.clone());
+        let grants_revoked = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "grants_revoked",
+            "role assignments the operator made and revoked because their role no longer passes its role check, by reason",
+            grants_revoked.clone(),
+        );
         let states = Arc::new(ResourceStates::default());
         registry.register_collector(Box::new(states.clone()));
         if let Some(a) = arm {
             registry.register_collector(Box::new(ArmCollector(a)));
         }
-        Metrics { registry, reconciles, reconcile_duration, shared_access_blocked, azure_writes, states }
+        Metrics {
+            registry,
+            reconciles,
+            reconcile_duration,
+            shared_access_blocked,
+            azure_writes,
+            grants_revoked,
+            states,
+        }
     }
 
     /// Record a reconcile.
     pub fn reconciled(&self, kind: &str, outcome: &str, took: Duration) {
         self.reconciles.get_or_create(&ReconcileLabels { kind: kind.into(), outcome: outcome.into() }).inc();
         self.reconcile_duration.get_or_create(&KindLabels { kind: kind.into() }).observe(took.as_secs_f64());
+    }
+
+    /// A grant revoked because its role no longer passes (`reason`: why).
+    pub fn grant_revoked(&self, reason: crate::reason::Reason) {
+        self.grants_revoked.get_or_create(&ReasonLabels { reason: reason.as_str().into() }).inc();
     }
 
     /// Remember where a resource stands (for `iothub_access_resources`).

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::SubscriptionAccess;
-use crate::server::{Ctx, Reply};
+use crate::ctx::{Ctx, Reply};
 
 #[derive(Deserialize)]
 struct SubscriptionBody {

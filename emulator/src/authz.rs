@@ -5,9 +5,10 @@ use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
+use crate::ctx::{Ctx, Reply, method_not_allowed};
+use crate::fresh::now_rfc3339;
 use crate::seed::{RoleAssignment, RoleDefinition};
-use crate::server::{Ctx, Reply, method_not_allowed};
-use crate::state::{State, guid_of, normalize_scope, now_rfc3339, subscription_of};
+use crate::state::{State, guid_of, normalize_scope, subscription_of};
 
 const BUILTIN_JSON: &str = include_str!("../data/builtin-roles.json");
 const BUILTIN_CREATED_ON: &str = "2015-02-02T21:55:09.8806423Z";

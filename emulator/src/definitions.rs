@@ -4,9 +4,10 @@
 use serde_json::{Value, json};
 
 use crate::authz::{builtin, builtin_roles, eq_term, hex32, is_call0, terms};
+use crate::ctx::{Ctx, Reply, method_not_allowed};
+use crate::fresh::now_rfc3339;
 use crate::seed::{Permission, RoleDefinition};
-use crate::server::{Ctx, Reply, method_not_allowed};
-use crate::state::{State, guid_of, management_group_of, normalize_scope, now_rfc3339, subscription_of};
+use crate::state::{State, guid_of, management_group_of, normalize_scope, subscription_of};
 
 fn definition_json(r: &RoleDefinition, request_scope: &str, builtin: bool) -> Value {
     let id = match subscription_of(request_scope) {

@@ -3,9 +3,9 @@
 
 use serde_json::{Value, json};
 
+use crate::ctx::{Ctx, Reply, method_not_allowed};
 use crate::iothub::{not_found, rg_not_found};
 use crate::seed::{DeviceUpdateAccount, DeviceUpdateInstance};
-use crate::server::{Ctx, Reply, method_not_allowed};
 use crate::state::State;
 
 impl DeviceUpdateAccount {

@@ -6,10 +6,12 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
+use crate::ctx::{Ctx, Reply, method_not_allowed};
+use crate::fresh::new_etag;
 use crate::iothub::{not_found, rg_not_found};
+use crate::resources::Dps;
 use crate::seed::DpsLinkSeed;
-use crate::server::{Ctx, Reply, method_not_allowed};
-use crate::state::{Dps, State, new_etag};
+use crate::state::State;
 
 /// Whether `api_version` returns `hostName`/`authenticationType`/
 /// `selectedUserAssignedIdentityResourceId` per link, drops the connection string of identity

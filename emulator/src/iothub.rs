@@ -10,12 +10,12 @@ use std::time::Instant;
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
+use crate::ctx::{Ctx, Reply, method_not_allowed};
+use crate::fresh::{new_etag, new_key, now_rfc3339};
 use crate::read_only::{read_only_paths, rejected};
+use crate::resources::{Hub, default_hub_properties, default_policies, normalize_sku};
 use crate::seed::SasPolicy;
-use crate::server::{Ctx, Reply, method_not_allowed};
-use crate::state::{
-    Hub, Operation, default_hub_properties, default_policies, new_etag, new_key, normalize_sku, now_rfc3339,
-};
+use crate::state::Operation;
 
 /// api-versions from this date on (preview or stable) show the device and service host names.
 const GATEWAY_HOST_NAMES: &str = "2026-03-01";

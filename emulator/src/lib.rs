@@ -13,10 +13,12 @@
 
 mod admin;
 mod authz;
+mod ctx;
 mod definitions;
 mod device_update;
 mod dps;
 mod faults;
+mod fresh;
 mod iothub;
 mod policy;
 mod providers;
@@ -40,12 +42,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use faults::{Faults, parse_duration};
+pub use resources::{Dps, Hub};
 pub use seed::{
     ClientApp, DeviceUpdateAccount, DeviceUpdateInstance, DpsLinkSeed, DpsSeed, HubSeed, ManagementGroup, Permission,
     PolicyAssignment, PolicyEffect, Principal, ResourceGroup, RoleAssignment, RoleDefinition, SasPolicy, Seed,
     SeedError, Subscription, SubscriptionAccess,
 };
-pub use state::{DirectoryEntry, Dps, Hub, Operation, State, normalize_scope};
+pub use state::{DirectoryEntry, Operation, State, normalize_scope};
 pub use throttle::{Bucket, ThrottleConfig};
 
 /// Directory replication delay: a principal registered less than `seconds` ago is not found
@@ -346,7 +349,7 @@ impl EmulatorHandle {
                 let id = h.id().to_ascii_lowercase();
                 let fp = h.fingerprint();
                 if !before.iter().any(|(i, f)| *i == id && *f == fp) {
-                    h.etag = state::new_etag();
+                    h.etag = fresh::new_etag();
                 }
             }
             r

@@ -4,8 +4,8 @@
 
 use serde_json::{Value, json};
 
+use crate::ctx::Reply;
 use crate::seed::{PolicyAssignment, PolicyEffect};
-use crate::server::Reply;
 use crate::state::{State, normalize_scope};
 
 /// Modify applies at api-versions from this date on (the properties they set exist from then).

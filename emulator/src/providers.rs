@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use crate::ctx::{Ctx, Reply};
 use crate::routes::{Route, provider_type};
-use crate::server::{Ctx, Reply};
 
 /// The namespaces the emulator serves, with their resource types.
 const NAMESPACES: &[(&str, &[&str])] = &[

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::server::Reply;
+use crate::ctx::Reply;
 
 const TOP: &[&str] = &["id", "name", "type", "systemData"];
 const PROPERTIES: &[&str] =

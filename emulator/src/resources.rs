@@ -1,11 +1,12 @@
 //! The resources of the emulated Azure (hubs, DPS instances) and the defaults of a new hub.
+//! Below `state.rs`, which holds them; needs only the seed types and `fresh.rs`.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
+use crate::fresh::new_key;
 use crate::seed::{DpsLinkSeed, SasPolicy};
-use crate::state::new_key;
 
 /// An IoT hub.
 #[derive(Clone, Debug, PartialEq)]

@@ -2,11 +2,10 @@
 
 use serde_json::Value;
 
+use crate::fresh::{new_etag, now_rfc3339};
 use crate::resources::{Dps, Hub, default_hub_properties, default_policies, normalize_sku};
 use crate::seed::{DpsSeed, HubSeed, Seed};
-use crate::state::{
-    DEFAULT_TENANT, DirectoryEntry, State, guid_of, new_etag, normalize_scope, now_rfc3339, subscription_of,
-};
+use crate::state::{DEFAULT_TENANT, DirectoryEntry, State, guid_of, normalize_scope, subscription_of};
 
 impl State {
     /// Build from a seed. Hubs and DPS imply their resource groups; subscriptions are implied

@@ -1,15 +1,13 @@
-//! The in-memory model of the emulated Azure and its scope arithmetic (seed conversion in
-//! `snapshot.rs`, resources in `resources.rs`). Public so that tests and the demo can tamper
+//! The in-memory model of the emulated Azure (`State`, directory entries, long-running
+//! operations) and its scope arithmetic. Seed conversion is in `snapshot.rs`, the hub and DPS
+//! types in `resources.rs`, fresh etags and keys in `fresh.rs`. Public so that tests and the demo can tamper
 //! with it (as someone in the portal would).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
-use base64::Engine as _;
-use rand::RngCore as _;
-
-pub use crate::resources::{Dps, Hub};
-pub(crate) use crate::resources::{default_hub_properties, default_policies, normalize_sku};
+use crate::fresh::new_key;
+use crate::resources::{Dps, Hub};
 use crate::seed::{
     ClientApp, DeviceUpdateAccount, DpsLinkSeed, ManagementGroup, PolicyAssignment, Principal, ResourceGroup,
     RoleAssignment, RoleDefinition, Subscription,
@@ -57,22 +55,6 @@ pub struct State {
     /// Hubs (lowercase ids) whose GET answers 404 until then (after a local-auth change).
     pub(crate) hub_not_found_until: HashMap<String, Instant>,
     pub(crate) hub_host_suffix: String,
-}
-
-pub(crate) fn now_rfc3339() -> String {
-    jiff::Timestamp::now().to_string()
-}
-
-pub(crate) fn new_etag() -> String {
-    let mut b = [0u8; 8];
-    rand::rng().fill_bytes(&mut b);
-    base64::engine::general_purpose::STANDARD.encode(b)
-}
-
-pub(crate) fn new_key() -> String {
-    let mut b = [0u8; 32];
-    rand::rng().fill_bytes(&mut b);
-    base64::engine::general_purpose::STANDARD.encode(b)
 }
 
 /// Lowercase hyphenated GUID of a GUID or of a full id ending in one.

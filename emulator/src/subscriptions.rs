@@ -4,9 +4,9 @@
 
 use serde_json::{Value, json};
 
+use crate::ctx::{Ctx, Reply};
 use crate::routes::{Route, action};
 use crate::seed::{Subscription, SubscriptionAccess};
-use crate::server::{Ctx, Reply};
 use crate::state::State;
 
 impl State {

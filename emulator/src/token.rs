@@ -8,7 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde_json::{Value, json};
 
-use crate::server::{Ctx, Reply};
+use crate::ctx::{Claims, Ctx, Reply};
 
 /// Audiences ARM accepts.
 const ARM_AUDIENCES: &[&str] = &[
@@ -19,12 +19,6 @@ const ARM_AUDIENCES: &[&str] = &[
     "https://management.core.chinacloudapi.cn/",
     "https://management.core.usgovcloudapi.net/",
 ];
-
-/// Claims of a validated token.
-#[derive(Clone, Debug)]
-pub(crate) struct Claims {
-    pub oid: String,
-}
 
 fn sign(secret: &str, msg: &str) -> String {
     let mut out = Vec::with_capacity(32);

@@ -1,9 +1,11 @@
 //! One test per behaviour of the Azure REST contract the emulator reproduces, over real HTTP.
 
+mod eventually;
 mod support;
 
 use std::time::{Duration, Instant};
 
+use eventually::{DEADLINE, eventually};
 use iothub_access_emulator::{Bucket, Faults, Principal, ReplicationDelay, Seed, ThrottleConfig};
 use serde_json::{Value, json};
 use support::*;
@@ -265,11 +267,13 @@ async fn b5_replication_delay_then_success() {
     let name = "f2000000-0000-4000-8000-000000000002";
     let r = strict.put(&ra_path(&scope, name), &ra_body(DATA_READER, fresh, Some("ServicePrincipal"))).await;
     assert_eq!(r.code(), "PrincipalNotFound");
-    tokio::time::sleep(Duration::from_millis(450)).await;
-    assert_eq!(
-        strict.put(&ra_path(&scope, name), &ra_body(DATA_READER, fresh, Some("ServicePrincipal"))).await.status,
-        201
-    );
+    // PrincipalNotFound until the delay has passed, then the same request goes through.
+    let replicated = eventually("the new principal to replicate", DEADLINE, async || {
+        let r = strict.put(&ra_path(&scope, name), &ra_body(DATA_READER, fresh, Some("ServicePrincipal"))).await;
+        (r.code() != "PrincipalNotFound").then_some(r)
+    })
+    .await;
+    assert_eq!(replicated.status, 201, "{}", replicated.body);
 }
 
 #[tokio::test]
@@ -290,7 +294,8 @@ async fn b6_hub_put_needs_if_match_and_runs_a_long_running_operation() {
     assert_eq!(stale.body["code"], json!(412001), "numeric code");
     assert_eq!(stale.body["httpStatusCode"], "PreconditionFailed");
     assert!(stale.message().starts_with("Invalid ETag supplied.") && stale.message().ends_with("errorcode: IH412001."));
-    assert!(t.emu.snapshot().hubs.iter().all(|h| h.name != HUB || h.disable_local_auth == Some(false)), "not applied");
+    let hub_a = t.emu.snapshot().hubs.into_iter().find(|h| h.name == HUB).expect("hub-a");
+    assert_eq!(hub_a.disable_local_auth, Some(false), "not applied");
     // The right etag: 201, async operation, transitional state.
     let put = t.send("PUT", &hub_path(HUB), Some(&body), &[("If-Match", &etag)]).await;
     assert_eq!(put.status, 201, "{}", put.body);
@@ -532,12 +537,14 @@ async fn throttling_buckets_refuse_with_retry_after_and_refill() {
     let t = start(|c| {
         c.throttle = Some(ThrottleConfig {
             reads: Bucket { capacity: 5.0, refill_per_sec: 1.0 },
-            writes: Bucket { capacity: 3.0, refill_per_sec: 4.0 },
+            // One token a second: the four writes below meet an empty bucket unless they take a
+            // whole second, and Retry-After is always 1.
+            writes: Bucket { capacity: 3.0, refill_per_sec: 1.0 },
             deletes: None,
         })
     })
     .await;
-    let mut remaining = Vec::new();
+    let (mut statuses, mut remaining) = (Vec::new(), Vec::new());
     for i in 0..3 {
         let r = t
             .put(
@@ -545,12 +552,14 @@ async fn throttling_buckets_refuse_with_retry_after_and_refill() {
                 &ra_body(READER, SP, None),
             )
             .await;
-        assert!(r.status == 201 || r.status == 409, "{}", r.body);
+        statuses.push(r.status);
         remaining.push(r.header("x-ms-ratelimit-remaining-subscription-writes").unwrap());
     }
-    assert_eq!(remaining, ["2", "1", "0"]);
+    assert_eq!(statuses, [201, 409, 409], "the same role for the same principal again: RoleAssignmentExists");
+    assert_eq!(remaining, ["2", "1", "0"], "a 409 takes its token like a 201");
     let name = "70000000-0000-4000-8000-0000000000ff";
     let refused = t.put(&ra_path(&hub_scope(HUB), name), &ra_body(DATA_READER, SP2, None)).await;
+    let refused_at = tokio::time::Instant::now();
     assert_eq!((refused.status, refused.code().as_str()), (429, "SubscriptionRequestsThrottled"));
     assert_eq!(refused.header("retry-after").as_deref(), Some("1"));
     assert!(!t.emu.snapshot().role_assignments.iter().any(|a| a.name == name), "a throttled request is not processed");
@@ -560,7 +569,10 @@ async fn throttling_buckets_refuse_with_retry_after_and_refill() {
     for _ in 0..5 {
         t.fetch_token("https://management.azure.com/.default").await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Retry-After is a promise: counted from the refusal (the bucket's last update is no later),
+    // the bucket refills a whole token in that time, however slow this machine is.
+    let retry_after = Duration::from_secs(refused.header("retry-after").unwrap().parse().unwrap());
+    tokio::time::sleep_until(refused_at + retry_after).await;
     let later = t.put(&ra_path(&hub_scope(HUB), name), &ra_body(DATA_READER, SP2, None)).await;
     assert_eq!(later.status, 201, "refilled");
     assert_eq!(t.emu.stats().throttled(), 1);
@@ -589,7 +601,7 @@ async fn faults_errors_throttles_resets_and_timeouts() {
     t.emu.set_faults(Faults { error_rate: 1.0, rng_seed: Some(1), ..Faults::default() });
     let n1 = "f0000000-0000-4000-8000-0000000000a1";
     let r = t.put(&ra_path(&scope, n1), &ra_body(READER, SP, None)).await;
-    assert!(r.status == 500 || r.status == 503);
+    assert_eq!((r.status, r.code().as_str()), (500, "InternalServerError"), "the first roll of seed 1");
     assert!(r.body["error"]["code"].is_string());
     assert!(!exists(n1));
     // Injected 429.

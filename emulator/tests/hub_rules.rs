@@ -1,10 +1,12 @@
 //! Hub writes and reads: gateway v2 host names, read-only properties, the 404 window after a
 //! local-auth change, Azure Policy (Deny, Modify): over real HTTP.
 
+mod eventually;
 mod support;
 
 use std::time::Duration;
 
+use eventually::{DEADLINE, eventually};
 use iothub_access_emulator::{PolicyAssignment, PolicyEffect};
 use serde_json::json;
 use support::*;
@@ -163,8 +165,12 @@ async fn hub_answers_not_found_for_a_while_after_a_local_auth_change() {
     // hub-b already has local auth disabled: a PUT keeping it so opens no window.
     assert_eq!(put_flag(HUB_B, true).await, 201);
     assert_eq!(t.get(&hub_path(HUB_B)).await.status, 200);
-    tokio::time::sleep(Duration::from_millis(450)).await;
-    let back = t.get(&hub_path(HUB)).await;
+    // Not found until the window has passed, then found again with the change applied.
+    let back = eventually("hub-a to be found again after its 404 window", DEADLINE, async || {
+        let r = t.get(&hub_path(HUB)).await;
+        (r.status != 404).then_some(r)
+    })
+    .await;
     assert_eq!((back.status, back.body["properties"]["disableLocalAuth"].as_bool()), (200, Some(true)));
 }
 

@@ -1,33 +1,27 @@
-//! The real Azure client: Azure Resource Manager over HTTP. Role assignments and definitions go
-//! through `azure_mgmt_authorization` (the legacy SDK crate, confined to this file), whose
-//! transport is replaced by the project's own ([`super::http`]), so every request, the SDK's
-//! included, is paced, counted, timed out and mapped to [`AzureError`] in one place. IoT Hub, DPS,
-//! Device Update, subscriptions and provider registrations are read by the typed client in
-//! [`super::devices`] on the same stack. The same client talks to the local emulator when
-//! `--arm-endpoint` points at it.
+//! The real Azure client, [`ArmClient`]: Azure Resource Manager over HTTP. This file owns what
+//! every request of it builds on: its configuration and default api-versions, its construction
+//! (the project's HTTP stack, [`super::http`], with the legacy authorization SDK's transport
+//! replaced by it, see [`super::sdk`]), and the shared helpers (`retry`, `url`, `call`), so
+//! every request, the SDK's included, is paced, counted, timed out and mapped to [`AzureError`]
+//! in one place. The requests themselves are elsewhere: role assignments and definitions in
+//! [`super::roles`] (which also implements the [`super::Azure`] trait for the client), IoT Hub,
+//! DPS, Device Update, subscriptions and provider registrations in [`super::devices`]. The same
+//! client talks to the local emulator when `--arm-endpoint` points at it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use azure_mgmt_authorization::package_2022_04_01 as authz;
-use futures::StreamExt;
 use url::Url;
-use uuid::Uuid;
 
 use super::credential::{CloudEndpoints, LegacyCredential, TokenSource};
 use super::error::AzureError;
 pub use super::http::{ArmStats, http_client};
-use super::http::{HttpCore, RawResponse};
+use super::http::{HttpCore, RawResponse, same_path};
 use super::pacing::{Pacer, PacingConfig};
 use super::retry::RetryPolicy;
-use super::sdk::{SdkTransport, domain_definition, from_sdk, observed_assignment, principal_type};
-use super::{
-    AssignmentFilter, Azure, CreateOutcome, HubAccessChange, HubWrite, NewRoleAssignment, RoleDefinitionFilter,
-};
-use crate::domain::ids::{RoleAssignmentId, RoleDefinitionId};
-use crate::domain::{HubId, ObservedAssignment, ObservedDeviceUpdate, ObservedDps, ObservedHub, RoleDefinition, Scope};
+use super::sdk::{SdkTransport, from_sdk};
 use crate::memo::Memo;
 
 /// Tunables of the client.
@@ -80,16 +74,25 @@ impl ArmConfig {
     }
 }
 
+/// A provider registration as read: `registered` is `Some(false)` only when the provider is not
+/// registered (no resource of it can exist), `None` when unknown; and each resource type's
+/// api-versions (lower-case type). Unreadable: the defaults apply and the lists are still tried.
+#[derive(Clone, Debug, Default)]
+pub(super) struct ApiVersions {
+    pub registered: Option<bool>,
+    pub by_type: BTreeMap<String, Vec<String>>,
+}
+
 /// The Azure client.
 pub struct ArmClient {
     pub(super) core: Arc<HttpCore>,
     pub(super) base: Url,
     scope: String,
     tokens: Arc<dyn TokenSource>,
-    authz: authz::Client,
+    pub(super) authz: authz::Client,
     pub(super) config: ArmConfig,
     /// Provider registrations read: (subscription, namespace) -> when, resource type -> api-versions.
-    pub(super) providers: Memo<(String, String), super::devices::ApiVersions>,
+    pub(super) providers: Memo<(String, String), ApiVersions>,
     /// Hubs this client changed, and when (the not-found grace).
     pub(super) hub_writes: Mutex<HashMap<String, Instant>>,
 }
@@ -154,11 +157,16 @@ impl ArmClient {
         self.config.retry.run(&self.core.stats.retries, op).await
     }
 
+    /// The URL of `path` (an ARM id and what follows it). Refused when the URL's path is not
+    /// exactly `path`: a URL parser resolves dot segments and re-encodes characters, so anything
+    /// else would send the request somewhere the id that was checked does not name.
     pub(super) fn url(&self, path: &str, api_version: &str) -> Result<Url, AzureError> {
+        let relative = path.trim_start_matches('/');
         let mut u = self
             .base
-            .join(path.trim_start_matches('/'))
+            .join(relative)
             .map_err(|e| AzureError::Invalid { code: "InvalidPath".into(), message: format!("{path}: {e}") })?;
+        same_path(u.path(), &format!("{}{relative}", self.base.path()))?;
         u.query_pairs_mut().append_pair("api-version", api_version);
         Ok(u)
     }
@@ -179,209 +187,5 @@ impl ArmClient {
         }
         let body = body.map(bytes::Bytes::from);
         self.core.execute(op, method, url, headers, body).await
-    }
-}
-
-#[async_trait]
-impl Azure for ArmClient {
-    async fn list_role_assignments(
-        &self,
-        scope: &Scope,
-        filter: &AssignmentFilter,
-    ) -> Result<Vec<ObservedAssignment>, AzureError> {
-        let filter = match filter {
-            AssignmentFilter::All => None,
-            AssignmentFilter::AtScope => Some("atScope()".to_string()),
-            AssignmentFilter::PrincipalId(id) => Some(format!("principalId eq '{id}'")),
-        };
-        self.retry(|| async {
-            let mut b = self.authz.role_assignments_client().list_for_scope(scope.without_leading_slash());
-            if let Some(f) = &filter {
-                b = b.filter(f.clone());
-            }
-            let mut pages = b.into_stream();
-            let mut out = Vec::new();
-            while let Some(page) = pages.next().await {
-                out.extend(page.map_err(from_sdk)?.value.into_iter().filter_map(observed_assignment));
-            }
-            Ok(out)
-        })
-        .await
-    }
-
-    async fn create_role_assignment(&self, new: &NewRoleAssignment) -> Result<CreateOutcome, AzureError> {
-        let mut props =
-            authz::models::RoleAssignmentProperties::new(new.role_definition_id.to_string(), new.principal_id.clone());
-        props.principal_type = Some(principal_type(new.principal_type));
-        props.description = new.description.clone();
-        let params = authz::models::RoleAssignmentCreateParameters::new(props);
-        let scope = new.id.scope.without_leading_slash();
-        let res = self
-            .retry(|| async {
-                self.authz
-                    .role_assignments_client()
-                    .create(scope.clone(), new.id.name.to_string(), params.clone())
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(from_sdk)
-            })
-            .await;
-        match res {
-            Ok(()) => Ok(CreateOutcome::Created),
-            Err(AzureError::Conflict { code, existing_name: Some(name), .. }) if code == "RoleAssignmentExists" => {
-                let name = Uuid::parse_str(&name).map_err(|e| AzureError::Invalid { code, message: e.to_string() })?;
-                Ok(CreateOutcome::AlreadyExists { existing: RoleAssignmentId { scope: new.id.scope.clone(), name } })
-            }
-            Err(AzureError::Conflict { code, .. }) if code == "RoleAssignmentExists" => {
-                // Older answers carry no id: find the equal assignment by listing.
-                let role = Some(new.role_definition_id.guid);
-                let found = self
-                    .list_role_assignments(&new.id.scope, &AssignmentFilter::PrincipalId(new.principal_id.clone()))
-                    .await?
-                    .into_iter()
-                    .find(|a| Some(a.role_definition) == role && a.id.scope == new.id.scope);
-                match found {
-                    Some(a) => Ok(CreateOutcome::AlreadyExists { existing: a.id }),
-                    None => Err(AzureError::Conflict {
-                        code,
-                        message: "RoleAssignmentExists but no equal assignment is listed".into(),
-                        existing_name: None,
-                    }),
-                }
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn delete_role_assignment(&self, id: &RoleAssignmentId) -> Result<bool, AzureError> {
-        let scope = id.scope.without_leading_slash();
-        self.retry(|| async {
-            // `.send()`: the SDK's typed delete fails on ARM's normal bodiless 204.
-            let rsp = self
-                .authz
-                .role_assignments_client()
-                .delete(scope.clone(), id.name.to_string())
-                .send()
-                .await
-                .map_err(from_sdk)?;
-            Ok(rsp.as_raw_response().status() == azure_core_legacy::StatusCode::Ok)
-        })
-        .await
-    }
-
-    async fn get_role_definition(&self, id: &RoleDefinitionId) -> Result<Option<RoleDefinition>, AzureError> {
-        let res = self
-            .retry(|| async {
-                let rsp = self
-                    .authz
-                    .role_definitions_client()
-                    .get(id.scope.without_leading_slash(), id.guid.to_string())
-                    .send()
-                    .await
-                    .map_err(from_sdk)?;
-                rsp.into_body().await.map_err(from_sdk)
-            })
-            .await;
-        match res {
-            Ok(rd) => Ok(domain_definition(rd)),
-            Err(AzureError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn list_role_definitions(
-        &self,
-        scope: &Scope,
-        filter: &RoleDefinitionFilter,
-    ) -> Result<Vec<RoleDefinition>, AzureError> {
-        let filter = match filter {
-            RoleDefinitionFilter::CustomRoles => "type eq 'CustomRole'".to_string(),
-            RoleDefinitionFilter::RoleName(n) => format!("roleName eq '{}'", n.replace('\'', "''")),
-        };
-        self.retry(|| async {
-            let mut pages = self
-                .authz
-                .role_definitions_client()
-                .list(scope.without_leading_slash())
-                .filter(filter.clone())
-                .into_stream();
-            let mut out = Vec::new();
-            while let Some(page) = pages.next().await {
-                out.extend(page.map_err(from_sdk)?.value.into_iter().filter_map(domain_definition));
-            }
-            Ok(out)
-        })
-        .await
-    }
-
-    async fn put_role_definition(&self, scope: &Scope, d: &RoleDefinition) -> Result<(), AzureError> {
-        let mut props = authz::models::RoleDefinitionProperties::new();
-        props.role_name = Some(d.role_name.clone());
-        props.description = Some(d.description.clone());
-        props.type_ = Some("CustomRole".into());
-        props.assignable_scopes = d.assignable_scopes.clone();
-        props.permissions = d
-            .permissions
-            .iter()
-            .map(|p| {
-                let mut m = authz::models::Permission::new();
-                m.actions = p.actions.clone();
-                m.not_actions = p.not_actions.clone();
-                m.data_actions = p.data_actions.clone();
-                m.not_data_actions = p.not_data_actions.clone();
-                m
-            })
-            .collect();
-        let mut body = authz::models::RoleDefinition::new();
-        body.name = Some(d.guid.to_string());
-        body.properties = Some(props);
-        self.retry(|| async {
-            self.authz
-                .role_definitions_client()
-                .create_or_update(scope.without_leading_slash(), d.guid.to_string(), body.clone())
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(from_sdk)
-        })
-        .await
-    }
-
-    async fn delete_role_definition(&self, id: &RoleDefinitionId) -> Result<bool, AzureError> {
-        self.retry(|| async {
-            let rsp = self
-                .authz
-                .role_definitions_client()
-                .delete(id.scope.without_leading_slash(), id.guid.to_string())
-                .send()
-                .await
-                .map_err(from_sdk)?;
-            Ok(rsp.as_raw_response().status() == azure_core_legacy::StatusCode::Ok)
-        })
-        .await
-    }
-
-    async fn get_hub(&self, hub: &HubId) -> Result<Option<ObservedHub>, AzureError> {
-        self.read_hub(hub).await
-    }
-
-    async fn set_hub_access(&self, hub: &HubId, change: &HubAccessChange) -> Result<HubWrite, AzureError> {
-        self.write_hub_access(hub, change).await
-    }
-
-    async fn list_subscriptions(&self) -> Result<Vec<String>, AzureError> {
-        self.subscriptions().await
-    }
-
-    async fn list_dps(&self, subscription_id: &str) -> Result<Vec<ObservedDps>, AzureError> {
-        self.provisioning_services(subscription_id).await
-    }
-
-    async fn list_device_update_instances(
-        &self,
-        subscription_id: &str,
-    ) -> Result<Vec<ObservedDeviceUpdate>, AzureError> {
-        self.device_update_instances(subscription_id).await
     }
 }

@@ -3,30 +3,21 @@
 //! `Azure-AsyncOperation` polling, one re-read per 412, a short not-found grace after a change),
 //! DPS instances and Device Update instances of a subscription (every page, strictly parsed),
 //! the subscriptions the identity can list, and the api-versions a subscription's provider
-//! registration offers (picked at run time, flags override). Same HTTP stack as the rest.
+//! registration offers (picked at run time, flags override). Methods on [`ArmClient`], built on
+//! its shared helpers in `arm.rs`; same HTTP stack as the rest.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use url::Url;
 
 use super::arm::{
-    ArmClient, DEFAULT_DPS_API_VERSION, DEFAULT_IOTHUB_API_VERSION, DEVICE_UPDATE_API_VERSION, PROVIDERS_API_VERSION,
-    SUBSCRIPTIONS_API_VERSION,
+    ApiVersions, ArmClient, DEFAULT_DPS_API_VERSION, DEFAULT_IOTHUB_API_VERSION, DEVICE_UPDATE_API_VERSION,
+    PROVIDERS_API_VERSION, SUBSCRIPTIONS_API_VERSION,
 };
 use super::wire::{self, DeviceUpdateAccount, DeviceUpdateInstance, DpsBody, HubBody, Page, Provider, Subscription};
 use super::{AzureError, HubAccessChange, HubWrite};
 use crate::crd::Access;
 use crate::domain::{HubId, ObservedDeviceUpdate, ObservedDps, ObservedHub};
-
-/// A provider registration as read: `registered` is `Some(false)` only when the provider is not
-/// registered (no resource of it can exist), `None` when unknown; and each resource type's
-/// api-versions (lower-case type). Unreadable: the defaults apply and the lists are still tried.
-#[derive(Clone, Debug, Default)]
-pub struct ApiVersions {
-    pub registered: Option<bool>,
-    pub by_type: BTreeMap<String, Vec<String>>,
-}
 
 /// Most pages followed in one list (a loop guard; ARM pages hold 100 or more items).
 const MAX_PAGES: usize = 1000;

@@ -40,6 +40,11 @@ pub enum AzureError {
     /// Azure refused the request as invalid (other 4xx); retrying will not help.
     #[error("invalid request: {code}: {message}")]
     Invalid { code: String, message: String },
+    /// Never sent: the operator's own gate withheld it (`crate::gate`: a scope outside the
+    /// allowed ones, a role that grants more than IoT Hub data access, not the leader), with the
+    /// reason status shows.
+    #[error("{message}")]
+    Withheld { reason: crate::reason::Reason, message: String },
 }
 
 impl AzureError {

@@ -1,5 +1,7 @@
 //! The HTTP stack every Azure request goes through, the SDK's included: pacing inside ARM's token
-//! buckets, per-operation counters, timeouts and the mapping of answers to [`AzureError`].
+//! buckets, per-operation counters, timeouts and the mapping of answers to [`AzureError`]; and
+//! the two guards on where a request goes (the ARM origin only, and a path that is exactly the
+//! id it was built from).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -60,6 +62,20 @@ pub(crate) struct HttpCore {
 /// to the same host over another scheme.
 pub(crate) fn same_origin(url: &Url, base: &Url) -> bool {
     url.origin() == base.origin()
+}
+
+/// Refuse a request whose path is not the id it was built from (ARM compares paths without
+/// regard to case, and a `nextLink` may spell them in another).
+pub(super) fn same_path(sent: &str, expected: &str) -> Result<(), AzureError> {
+    if sent.eq_ignore_ascii_case(expected) {
+        return Ok(());
+    }
+    Err(AzureError::Invalid {
+        code: "PathMismatch".into(),
+        message: format!(
+            "not sent: the request's path '{sent}' differs from the ARM id it was built from '{expected}' (an id that is not canonical)"
+        ),
+    })
 }
 
 pub(crate) fn header(h: &reqwest::header::HeaderMap, name: &str) -> Option<String> {

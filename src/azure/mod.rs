@@ -1,7 +1,10 @@
 //! The only code that talks to Azure. The rest of the project sees the [`Azure`] trait, with
 //! domain types in and out; [`arm::ArmClient`] implements it over HTTP for Azure Resource
 //! Manager (and the local emulator, which speaks the same protocol). Retries, pacing and error
-//! mapping happen here, once.
+//! mapping happen here, once. Layers, bottom up: `http` (the request stack) and `sdk` (the
+//! authorization SDK adapter), `arm` (the client and its shared helpers), then the requests:
+//! `devices` (hubs, DPS, Device Update, subscriptions) and `roles` (role assignments and
+//! definitions, and the trait implementation).
 
 pub mod args;
 pub mod arm;
@@ -11,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod pacing;
 pub mod retry;
+mod roles;
 mod sdk;
 pub mod wire;
 
@@ -18,10 +22,10 @@ use async_trait::async_trait;
 
 pub use error::AzureError;
 
-use crate::crd::{Access, PrincipalType};
+pub use crate::domain::NewRoleAssignment;
 use crate::domain::{
-    HubId, ObservedAssignment, ObservedDeviceUpdate, ObservedDps, ObservedHub, RoleAssignmentId, RoleDefinition,
-    RoleDefinitionId, Scope,
+    Access, HubId, ObservedAssignment, ObservedDeviceUpdate, ObservedDps, ObservedHub, RoleAssignmentId,
+    RoleDefinition, RoleDefinitionId, Scope,
 };
 
 /// `$filter` of a role assignment list.
@@ -42,16 +46,6 @@ pub enum RoleDefinitionFilter {
     CustomRoles,
     /// The role with that display name (`roleName eq '…'`).
     RoleName(String),
-}
-
-/// A role assignment to create.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewRoleAssignment {
-    pub id: RoleAssignmentId,
-    pub role_definition_id: RoleDefinitionId,
-    pub principal_id: String,
-    pub principal_type: PrincipalType,
-    pub description: Option<String>,
 }
 
 /// What creating a role assignment did.

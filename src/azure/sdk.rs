@@ -1,6 +1,7 @@
-//! The adapter to the legacy authorization SDK (`azure_mgmt_authorization`), confined here and in
-//! `arm.rs`: its transport replaced by the project's HTTP stack, its errors recovered as
-//! [`AzureError`], its models converted to domain types.
+//! The adapter to the legacy authorization SDK (`azure_mgmt_authorization`), confined here,
+//! `arm.rs` (building its client) and `roles.rs` (calling it): its transport replaced by the
+//! project's HTTP stack and held to the path of the id each call was given ([`SDK_PATH`]), its
+//! errors recovered as [`AzureError`], its models converted to domain types.
 
 use std::sync::Arc;
 
@@ -10,10 +11,17 @@ use url::Url;
 use uuid::Uuid;
 
 use super::error::AzureError;
-use super::http::HttpCore;
+use super::http::{HttpCore, same_path};
 use crate::crd::PrincipalType;
 use crate::domain::ids::{RoleAssignmentId, role_definition_guid};
 use crate::domain::{ObservedAssignment, Permission, RoleDefinition, RoleType};
+
+tokio::task_local! {
+    /// The path the authorization SDK's request of this call must have: the id it was given,
+    /// as the client spelled it. The SDK builds its URLs by parsing text (which resolves dot
+    /// segments and re-encodes), so its transport compares what it is about to send with this.
+    pub(super) static SDK_PATH: String;
+}
 
 /// Name the authorization SDK's requests for metrics, from method and path.
 fn authz_operation(method: &str, path: &str) -> &'static str {
@@ -59,6 +67,11 @@ impl azure_core_legacy::Policy for SdkTransport {
             _ => None,
         };
         let op = authz_operation(&method_text, url.path());
+        // Only the path of the id this call was given (a `nextLink` page keeps it).
+        let expected = SDK_PATH
+            .try_with(String::clone)
+            .map_err(|_| Error::new(ErrorKind::Other, "authorization request outside a client call: not sent"))?;
+        same_path(url.path(), &expected).map_err(|e| Error::new(ErrorKind::Other, e))?;
         match self.core.execute(op, method, url, headers, body).await {
             Ok(raw) => {
                 let status = azure_core_legacy::StatusCode::try_from(raw.status)

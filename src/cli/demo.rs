@@ -18,7 +18,8 @@ use std::sync::Arc;
 use anyhow::{Context as _, ensure};
 use iothub_access_emulator::{EmulatorConfig, Seed, ThrottleConfig};
 
-use super::reconcile::{self, Summary};
+use super::reconcile;
+use super::report::Summary;
 use crate::azure::Azure;
 use crate::azure::arm::ArmConfig;
 use crate::azure::credential::{CloudEndpoints, CredentialKind};
@@ -81,7 +82,10 @@ pub async fn run(listen: SocketAddr, out: &mut dyn Write) -> anyhow::Result<i32>
     let examples = manifest::parse_sources(EXAMPLES.iter().copied());
     ensure!(examples.errors.is_empty(), "the bundled examples are invalid: {:?}", examples.errors);
     // The guardrail, as an admin sets it: this subscription only.
-    let policy = reconcile::Policy { allowed_scopes: vec![format!("/subscriptions/{SUB}")], ..Default::default() };
+    let policy = reconcile::Policy {
+        allowed_scopes: vec![crate::domain::Scope::Subscription(SUB.into())],
+        ..Default::default()
+    };
 
     step(out, 1, "plan examples/ (read-only: what would change in Azure)")?;
     let code = reconcile::run_plan(azure.clone(), &examples, &policy, reconcile::OutputFormat::Table, out).await?;

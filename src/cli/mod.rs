@@ -6,4 +6,5 @@ pub mod demo;
 pub mod emulator;
 pub mod reconcile;
 pub mod render;
+pub mod report;
 pub mod validate;

@@ -1,7 +1,8 @@
 //! `plan` and `apply`: the pipeline over manifests, without Kubernetes. Manifests are validated
 //! (the admission rules), Azure is observed once per pass with shared reads, each resource is
 //! planned, and `apply` carries the merged plan out (definitions, then creates, then hub
-//! changes, then deletes), re-observing until Azure matches or nothing more can be done.
+//! changes, then deletes), re-observing until Azure matches or nothing more can be done. The
+//! results are the types of `report`, shown by `render`.
 //!
 //! Exit codes (so a GitOps pipeline can gate on them): `plan` 0 = Azure matches, 2 = changes
 //! pending or refused, 1 = error; `apply` 0 = Azure matches, 2 = changes refused (blockers) or
@@ -14,16 +15,19 @@ use std::sync::Arc;
 use futures::StreamExt;
 
 pub use super::render::{to_json, write_apply_report, write_manifest_report, write_table};
-use crate::apply::{self, Applied, Outcome};
+use super::report::{ApplyReport, Planned, Summary};
+use crate::apply;
 use crate::azure::Azure;
-use crate::controller::gate::{GatedAzure, ScopeGate};
-use crate::controller::guardrail::Guardrail;
 use crate::crd::{IotHubCustomRoleSpec, ReconcileMode};
 use crate::desire;
 use crate::desire::Guarded as _;
+use crate::domain::Scope;
 use crate::domain::naming::Owner;
+use crate::gate::scopes::{HOW_TO_ALLOW, parse_allowed_scope};
+use crate::gate::{Gate, Guardrail};
 use crate::manifest::{Document, Manifests, Resource};
 use crate::observe::Observer;
+use crate::outcome::Outcome;
 use crate::pipeline::{Pipeline, Sources};
 use crate::plan::ownership::Wants;
 use crate::plan::{Finding, Plan, Reason, Severity};
@@ -41,56 +45,6 @@ pub enum OutputFormat {
     Json,
 }
 
-/// One resource's plan.
-#[derive(Clone, Debug)]
-pub struct Planned {
-    /// `Kind/namespace/name`.
-    pub object: String,
-    /// The file it came from.
-    pub source: String,
-    pub mode: ReconcileMode,
-    /// The plan, or why there is none (an Azure read failed, a reference is missing).
-    pub result: Result<Plan, String>,
-}
-
-impl Planned {
-    fn plan(&self) -> Option<&Plan> {
-        self.result.as_ref().ok()
-    }
-    fn writes(&self) -> bool {
-        self.mode == ReconcileMode::Manage
-    }
-}
-
-/// Totals over a set of plans.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Summary {
-    pub resources: usize,
-    pub in_sync: usize,
-    pub changes: usize,
-    pub refused: usize,
-    pub errors: usize,
-    pub skipped: usize,
-}
-
-impl Summary {
-    pub fn of(planned: &[Planned]) -> Summary {
-        let mut s = Summary { resources: planned.len(), ..Summary::default() };
-        for p in planned {
-            match (&p.mode, &p.result) {
-                (ReconcileMode::Skip, _) => s.skipped += 1,
-                (_, Err(_)) => s.errors += 1,
-                (_, Ok(plan)) => {
-                    s.changes += plan.actions.len();
-                    s.refused += plan.blockers().count();
-                    s.in_sync += usize::from(plan.in_sync());
-                }
-            }
-        }
-        s
-    }
-}
-
 /// The `iothubaccess.io/reconcile` mode, and the problem with an unknown value, which the
 /// caller reports as an error (bad input is an error here, as in `validate`; the controller
 /// observes instead and says so in status).
@@ -103,13 +57,14 @@ fn reconcile_mode(doc: &Document) -> (ReconcileMode, Option<String>) {
 /// its cluster's): objects `apply` creates are never claimed by a controller, nor the reverse.
 pub const CLI_INSTANCE: &str = "cli";
 
-/// What `plan` and `apply` may touch: the same guardrail flags as `run`.
+/// What `plan` and `apply` may touch: the same gate, and the same flags, as `run`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct Policy {
-    /// ARM id prefix that may be planned and written (repeatable, or comma separated). None: every
-    /// scope the credential reaches, and every run says so.
-    #[arg(long = "allowed-scope", env = "IOTHUB_ACCESS_ALLOWED_SCOPES", value_delimiter = ',')]
-    pub allowed_scopes: Vec<String>,
+    /// ARM id that may be planned and written, with everything below it (repeatable, or comma
+    /// separated; `/` for every scope the credential reaches). None: nothing is written, and
+    /// `plan` reports what it would refuse.
+    #[arg(long = "allowed-scope", env = "IOTHUB_ACCESS_ALLOWED_SCOPES", value_delimiter = ',', value_parser = parse_allowed_scope)]
+    pub allowed_scopes: Vec<Scope>,
     /// A role definition GUID that may be granted although it grants more than IoT Hub data access.
     #[arg(long = "allowed-role", env = "IOTHUB_ACCESS_ALLOWED_ROLES", value_delimiter = ',')]
     pub allowed_roles: Vec<uuid::Uuid>,
@@ -125,42 +80,38 @@ impl Default for Policy {
 }
 
 impl Policy {
-    /// The guardrail, when scopes were given.
-    fn guardrail(&self) -> Option<Guardrail> {
-        (!self.allowed_scopes.is_empty()).then(|| Guardrail::new(&self.allowed_scopes))
+    /// The security gate (`crate::gate`) these flags describe: the one `run` uses, without
+    /// namespace annotations or a fence.
+    pub fn gate(&self) -> Gate {
+        Gate::new(Guardrail::new(self.allowed_scopes.iter().cloned()), self.allowed_roles.clone())
     }
 
-    /// `Some(refusal)` when `ids` leave the allowed scopes.
-    fn refuse(&self, ids: &[String]) -> Option<Plan> {
-        let e = self.guardrail()?.check("", None, ids.iter().map(String::as_str)).err()?;
+    /// `Some(refusal)` when `ids` leave the allowed scopes (all of them, when none are given).
+    fn refuse(&self, ids: &[Scope]) -> Option<Plan> {
+        let e = self.gate().check("", ids).err()?;
         Some(Plan::new(
             vec![],
-            vec![Finding::new(Severity::Blocker, Reason::ScopeNotAllowed, e.to_string(), ids.to_vec())],
+            vec![Finding::new(
+                Severity::Blocker,
+                Reason::ScopeNotAllowed,
+                e.message,
+                ids.iter().map(ToString::to_string).collect(),
+            )],
         ))
     }
 
-    /// Said on every run without `--allowed-scope`.
+    /// Said on every run without `--allowed-scope`, and on every run that allows every scope.
     pub fn warn_if_open(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        if self.allowed_scopes.is_empty() {
+        let gate = self.gate();
+        if gate.scopes().is_empty() {
             writeln!(
                 out,
-                "warning: no --allowed-scope given: every scope the credential reaches is planned and written (the controller refuses everything without one)"
+                "warning: no --allowed-scope given: nothing is written and every resource is refused (ScopeNotAllowed); {HOW_TO_ALLOW}"
             )?;
+        } else if gate.scopes().is_open() {
+            writeln!(out, "warning: --allowed-scope / : every scope the credential reaches is planned and written")?;
         }
         Ok(())
-    }
-
-    /// The client `apply` writes through: with scopes, every write is checked on its exact ids.
-    fn gate(&self, azure: Arc<dyn Azure>) -> Arc<dyn Azure> {
-        match self.guardrail() {
-            None => azure,
-            Some(g) => {
-                let gate = ScopeGate(Box::new(move |ids: &[String]| {
-                    g.check("", None, ids.iter().map(String::as_str)).map_err(|e| e.to_string())
-                }));
-                Arc::new(GatedAzure::new(azure, Arc::new(gate)))
-            }
-        }
     }
 }
 
@@ -178,19 +129,34 @@ fn custom_role_in(manifests: &Manifests, namespace: &str, name: &str) -> Option<
     })
 }
 
-/// What every role assignment of the manifests wants (so none is revoked under another).
+/// What every role assignment of the manifests that may ask for a grant wants (so none is revoked
+/// under another): managed, valid, inside the allowed scopes, not naming another namespace's
+/// custom role (the controller's rule, `controller/wants.rs`).
 fn wants(policy: &Policy, manifests: &Manifests) -> Arc<Wants> {
     let mut out = Vec::new();
     for doc in manifests.valid_resources() {
-        if let Resource::RoleAssignment(r) = &doc.resource {
+        if let Resource::RoleAssignment(r) = &doc.resource
+            && reconcile_mode(doc) == (ReconcileMode::Manage, None)
+        {
             let ns = doc.resource.namespace();
             let o = owner(policy, doc);
-            if let Ok(d) = desire::desire_role_assignment(&r.spec, &|n| custom_role_in(manifests, ns, n), &o) {
-                out.push((o, d.scope.clone(), d.role.guid, d.principal_id.clone()));
+            if let Ok(d) = desire::desire_role_assignment(&r.spec, &|n| custom_role_in(manifests, ns, n), &o)
+                && policy.refuse(&d.guarded_scopes()).is_none()
+                && custom_role_owner(policy, manifests, d.role.guid).is_none_or(|c| c.namespace == ns)
+            {
+                out.push((o, d.grant()));
             }
         }
     }
     Arc::new(Wants(out))
+}
+
+/// The custom role of the manifests (any namespace) whose definition GUID is `guid`.
+fn custom_role_owner(policy: &Policy, manifests: &Manifests, guid: uuid::Uuid) -> Option<Owner> {
+    manifests.valid_resources().find_map(|d| match &d.resource {
+        Resource::CustomRole(_) => Some(owner(policy, d)).filter(|o| o.definition_name() == guid),
+        _ => None,
+    })
 }
 
 /// Plan one resource of the manifests: the kind's [`Pipeline`], with the manifests in place of
@@ -204,23 +170,54 @@ async fn plan_document(
 ) -> Result<Plan, String> {
     let namespace = doc.resource.namespace();
     let lookup = |name: &str| custom_role_in(manifests, namespace, name);
+    let roles = |guid| custom_role_owner(policy, manifests, guid);
     let src = Sources {
         owner: owner(policy, doc),
         custom_roles: &lookup,
         others: wants.clone(),
         allowed_roles: policy.allowed_roles.clone(),
+        custom_role_owner: &roles,
     };
     match &doc.resource {
         Resource::CustomRole(r) => plan_one(r, obs, &src, policy).await,
         Resource::RoleAssignment(r) => plan_one(r, obs, &src, policy).await,
-        Resource::SharedAccess(r) => plan_one(r, obs, &src, policy).await,
+        Resource::SharedAccess(r) => match shared_access_conflict(policy, manifests, doc, r) {
+            Some(conflict) => Ok(conflict),
+            None => plan_one(r, obs, &src, policy).await,
+        },
     }
+}
+
+/// Another managed, valid, allowed `IotHubSharedAccess` of the manifests that keeps `r`'s hub
+/// (the controller's rule: one owner per hub), as the refusal.
+fn shared_access_conflict(
+    policy: &Policy,
+    manifests: &Manifests,
+    doc: &Document,
+    r: &crate::crd::IotHubSharedAccess,
+) -> Option<Plan> {
+    let hub = desire::desire_shared_access(&r.spec).ok()?.hub;
+    let claimant = |d: &Document| crate::plan::shared_access::Claimant { owner: owner(policy, d), created: None };
+    let others: Vec<_> = manifests
+        .valid_resources()
+        .filter(|d| {
+            d.resource.object_ref() != doc.resource.object_ref() && reconcile_mode(d) == (ReconcileMode::Manage, None)
+        })
+        .filter(|d| match &d.resource {
+            Resource::SharedAccess(o) => desire::desire_shared_access(&o.spec)
+                .is_ok_and(|o| o.hub.key() == hub.key() && policy.refuse(&[o.hub.scope()]).is_none()),
+            _ => false,
+        })
+        .map(claimant)
+        .collect();
+    let f = crate::plan::shared_access::conflict(&claimant(doc), &hub, &others)?;
+    Some(Plan::new(vec![], vec![f]))
 }
 
 /// desire -> guard (the policy's scopes) -> observe + plan, for any kind.
 async fn plan_one<K: Pipeline>(k: &K, obs: &Observer, src: &Sources<'_>, policy: &Policy) -> Result<Plan, String> {
     let desired = k.desire(src).map_err(|e| e.detail())?;
-    if let Some(refused) = policy.refuse(&desired.guarded_ids()) {
+    if let Some(refused) = policy.refuse(&desired.guarded_scopes()) {
         return Ok(refused);
     }
     k.plan(obs, src, &desired, K::Owned::default()).await.map(|(plan, _)| plan).map_err(|e| e.to_string())
@@ -283,23 +280,6 @@ pub async fn run_plan(
     Ok(plan_exit_code(manifests, &planned))
 }
 
-/// What `apply` did.
-#[derive(Clone, Debug, Default)]
-pub struct ApplyReport {
-    /// Every write attempted, with the resources that wanted it.
-    pub applied: Vec<(Applied, Vec<String>)>,
-    /// The plans after the last re-observation.
-    pub final_plans: Vec<Planned>,
-    /// Observation passes made (each followed by writes, except the last).
-    pub passes: usize,
-}
-
-impl ApplyReport {
-    pub fn failed(&self) -> impl Iterator<Item = &(Applied, Vec<String>)> {
-        self.applied.iter().filter(|(a, _)| matches!(a.outcome, Outcome::Failed(_)))
-    }
-}
-
 /// Most passes `apply` makes: a pass can unblock the next (a data role created in one pass lets
 /// shared access be denied in the next), and the last pass only re-observes.
 pub const MAX_PASSES: usize = 4;
@@ -312,7 +292,7 @@ pub async fn apply_manifests(
     policy: &Policy,
 ) -> ApplyReport {
     let mut report = ApplyReport::default();
-    let writer = policy.gate(azure.clone());
+    let writer = policy.gate().azure_for("", azure.clone());
     loop {
         let planned = plan_manifests(azure.clone(), manifests, policy).await;
         report.passes += 1;

@@ -1,14 +1,15 @@
 //! How `plan` and `apply` show their results: a readable table, or one JSON document with stable
-//! keys for pipelines. Formatting only; the results come from `reconcile`.
+//! keys for pipelines. Formatting only: the results are the types of `report`, built by
+//! `reconcile`.
 
 use std::io::Write;
 
 use serde_json::{Value, json};
 
-use super::reconcile::{ApplyReport, Planned, Summary};
-use crate::apply::Outcome;
+use super::report::{ApplyReport, Planned, Summary};
 use crate::crd::ReconcileMode;
 use crate::manifest::Manifests;
+use crate::outcome::Outcome;
 use crate::plan::Action;
 
 pub(crate) fn mode_name(m: ReconcileMode) -> &'static str {

@@ -27,12 +27,30 @@ pub async fn reconcile(obj: Arc<IotHubCustomRole>, ctx: Arc<Context>) -> Result<
     driver::reconcile(obj, ctx).await
 }
 
-fn owned_of(st: &IotHubCustomRoleStatus) -> Vec<RoleDefinitionId> {
-    st.role_definition_id
+/// Most status hints of owned definitions read (the schema's `maxItems`).
+pub const MAX_OWNED_HINTS: usize = 16;
+
+/// The definitions status hints this resource made, kept only when each carries the GUID this
+/// resource derives (the only definitions it can own) and lives inside the namespace's allowed
+/// scopes, the first [`MAX_OWNED_HINTS`]: a forged hint must cost nothing, not even a read.
+fn owned_of(ctx: &Context, obj: &IotHubCustomRole, st: &IotHubCustomRoleStatus) -> Vec<RoleDefinitionId> {
+    let mine = owner_of(ctx, obj).definition_name();
+    let ns = obj.namespace().unwrap_or_default();
+    let mut out: Vec<RoleDefinitionId> = Vec::new();
+    for id in st
+        .role_definition_id
         .iter()
         .chain(&st.owned_role_definition_ids)
         .filter_map(|s| RoleDefinitionId::parse(s).ok())
-        .collect()
+    {
+        if out.len() == MAX_OWNED_HINTS {
+            break;
+        }
+        if id.guid == mine && !out.contains(&id) && ctx.gate.check(&ns, std::slice::from_ref(&id.scope)).is_ok() {
+            out.push(id);
+        }
+    }
+    out
 }
 
 #[async_trait]
@@ -43,11 +61,8 @@ impl Steps for IotHubCustomRole {
     const SUBJECT: &'static str = "the role definition";
 
     fn desire(&self, ctx: &Context, st: &mut IotHubCustomRoleStatus) -> Result<DesiredCustomRole, Stop> {
-        let d = Pipeline::desire(self, &sources(ctx, self, &no_custom_roles)).map_err(|e| Stop {
-            reason: Reason::InvalidSpec,
-            message: e.detail(),
-            event: true,
-        })?;
+        let d = Pipeline::desire(self, &sources(ctx, self, &no_custom_roles, &crate::pipeline::no_custom_role_owner))
+            .map_err(|e| Stop { reason: Reason::InvalidSpec, message: e.detail(), event: true, retry: None })?;
         st.effective_data_actions = d.definition().effective_data_actions().into_iter().map(str::to_string).collect();
         Ok(d)
     }
@@ -58,7 +73,8 @@ impl Steps for IotHubCustomRole {
         desired: &DesiredCustomRole,
         st: &IotHubCustomRoleStatus,
     ) -> Result<(Plan, Vec<RoleDefinitionId>), AzureError> {
-        Pipeline::plan(self, &ctx.observer.get(), &sources(ctx, self, &no_custom_roles), desired, owned_of(st)).await
+        let src = sources(ctx, self, &no_custom_roles, &crate::pipeline::no_custom_role_owner);
+        Pipeline::plan(self, &ctx.observer.get(), &src, desired, owned_of(ctx, self, st)).await
     }
 
     fn drifted(plan: &Plan) -> bool {
@@ -74,9 +90,10 @@ impl Steps for IotHubCustomRole {
         owned: &Vec<RoleDefinitionId>,
         applied: &[Applied],
     ) -> Verdict {
-        let (definition, leftovers) = custom_role::after_apply(&desired.id(), owned, plan, applied);
+        let (definition, leftovers) =
+            custom_role::after_apply(&desired.id(), owned, plan, &crate::apply::wrote(applied));
         st.role_definition_id = definition.map(|d| d.to_string());
-        st.owned_role_definition_ids = leftovers.iter().map(ToString::to_string).collect();
+        st.owned_role_definition_ids = leftovers.iter().take(MAX_OWNED_HINTS).map(ToString::to_string).collect();
         Verdict::of_plan(plan, format!("role '{}' is defined as the spec says", desired.role_name))
     }
 
@@ -118,7 +135,7 @@ async fn cleanup(
     }
     let owner = owner_of(ctx, obj);
     let desired = desire_custom_role(&obj.spec, &owner).ok();
-    let owned = owned_of(&st);
+    let owned = owned_of(ctx, obj, &st);
     let req =
         CustomRoleRequest { mode: Mode::Cleanup, desired, owner, owned, deletion_policy: obj.spec.deletion_policy };
     let subject = req.desired.as_ref().map(|d| d.id().to_string());

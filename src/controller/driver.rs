@@ -31,11 +31,12 @@ use tracing::Instrument;
 
 use super::status::{self, Conditioned as _, READY};
 use super::{Context, Kind, ReconcileError, Step, done, key_of, reconcile_mode};
-use crate::apply::{self, Applied, Outcome};
+use crate::apply::{self, Applied};
 use crate::azure::AzureError;
 use crate::crd::ReconcileMode;
 use crate::crd::common::FINALIZER;
 use crate::desire::Guarded;
+use crate::outcome::Outcome;
 use crate::plan::{Finding, Plan};
 use crate::reason::Reason;
 
@@ -45,6 +46,8 @@ pub struct Stop {
     pub message: String,
     /// Publish a Warning Event (once per message).
     pub event: bool,
+    /// Look again after this (`None`: at the next change or resync).
+    pub retry: Option<Duration>,
 }
 
 /// The `Ready` verdict of a reconcile, and when to look again (`None`: at the next change or
@@ -139,8 +142,14 @@ pub async fn tell_once<K: Kind>(obj: &K, ctx: &Context, st: &K::Status, blockers
     }
 }
 
-/// The controller's entry point for one object of any kind.
+/// The controller's entry point for one object of any kind: a fair turn among the namespaces
+/// (`fair.rs`), then the reconcile (boxed, so a reconcile waiting for its turn stays small).
 pub async fn reconcile<K: Steps>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Requeue, ReconcileError> {
+    let _turn = ctx.turns.take(&obj.namespace().unwrap_or_default()).await;
+    Box::pin(reconcile_now(obj, ctx)).await
+}
+
+async fn reconcile_now<K: Steps>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Requeue, ReconcileError> {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     let started = Instant::now();
     let span = tracing::info_span!("reconcile", kind = K::KIND, namespace = %obj.namespace().unwrap_or_default(), name = %obj.name_any());
@@ -182,13 +191,14 @@ async fn run<K: Steps>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<Requeue, 
                 ctx.event(obj, EventType::Warning, stop.reason, stop.message.clone()).await;
             }
             finish(api, obj, ctx, st, false, stop.reason, &stop.message).await?;
-            return Ok(done(ctx, obj));
+            let next = done(ctx, obj);
+            return Ok(stop.retry.map_or(next, Requeue::requeue));
         }
     };
 
     // guard
-    let ids = desired.guarded_ids();
-    if let Err(e) = ctx.check_scopes(&ns, ids.iter().map(String::as_str))? {
+    let ids = desired.guarded_scopes();
+    if let Err(e) = ctx.check_scopes(&ns, &ids)? {
         let why = Reason::ScopeNotAllowed;
         if !status::already_told(st.conditions(), why.as_str(), None) {
             ctx.event(obj, EventType::Warning, why, e.to_string()).await;
@@ -201,7 +211,7 @@ async fn run<K: Steps>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<Requeue, 
     let (plan, view) = match obj.plan(ctx, &desired, &st).await {
         Ok(p) => p,
         Err(source) => {
-            let subject = ids.first().cloned().unwrap_or_default();
+            let subject = ids.first().map(ToString::to_string).unwrap_or_default();
             let e = ReconcileError::At { step: Step::Observe, subject, source };
             finish(api, obj, ctx, st, false, e.reason(), &e.to_string()).await?;
             return Err(e);

@@ -12,8 +12,10 @@ use async_trait::async_trait;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 
-use super::gate::WriteGate;
 use crate::azure::AzureError;
+use crate::domain::Scope;
+use crate::gate::WriteGate;
+use crate::reason::Reason;
 
 /// How long a positive check is reused.
 pub const RECHECK: Duration = Duration::from_secs(2);
@@ -73,10 +75,10 @@ pub fn verdict(lease: &Lease, identity: &str, now: jiff::Timestamp) -> Result<Du
 
 #[async_trait]
 impl WriteGate for Fence {
-    async fn allow(&self, _ids: &[String]) -> Result<(), AzureError> {
+    async fn allow(&self, _ids: &[Scope]) -> Result<(), AzureError> {
         self.check().await.map_err(|why| {
             tracing::warn!(reason = %why, "Azure write withheld: not provably the leader");
-            AzureError::Transient { message: format!("write withheld: {why}") }
+            AzureError::Withheld { reason: Reason::NotLeader, message: format!("write withheld: {why}") }
         })
     }
 }

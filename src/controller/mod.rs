@@ -9,18 +9,19 @@
 //! - Errors: an invalid spec waits for the next change; throttling waits what Azure asked;
 //!   other failures back off exponentially with jitter, per resource, reset on success.
 
+pub mod args;
 pub mod custom_role;
 pub mod driver;
+pub mod fair;
 pub mod fence;
-pub mod gate;
-pub mod guardrail;
+pub mod namespaces;
 pub mod role_assignment;
 pub mod run;
 pub mod shared_access;
 pub mod status;
-mod wants;
+pub mod wants;
 
-pub use wants::ClusterWants;
+pub use wants::{ClusterWants, custom_role_owner};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -32,14 +33,16 @@ use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use rand::Rng;
 
-use crate::apply::{Applied, Outcome};
+use crate::apply::Applied;
 use crate::azure::{Azure, AzureError};
-use crate::crd::{IotHubCustomRole, IotHubRoleAssignment, ReconcileMode};
+use crate::crd::{IotHubCustomRole, IotHubRoleAssignment, IotHubSharedAccess, ReconcileMode};
+use crate::domain::Scope;
 use crate::domain::naming::Owner;
+use crate::gate::Gate;
 use crate::observe::Observer;
+use crate::outcome::Outcome;
 use crate::reason::Reason;
 use crate::telemetry::Metrics;
-use guardrail::Guardrail;
 
 /// One observation generation per resync period, shared by every reconcile in it.
 pub struct ObserverCache {
@@ -76,10 +79,6 @@ impl ObserverCache {
     }
 }
 
-/// A namespace's `iothubaccess.io/allowed-scopes` annotation as the guardrail reads it: `Ok(None)`
-/// when the namespace has none, `Err(why)` when it cannot be known now (fail closed).
-pub type NamespaceScopes = Arc<dyn Fn(&str) -> Result<Option<String>, String> + Send + Sync>;
-
 /// Tunables of the controller.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -89,8 +88,6 @@ pub struct Settings {
     /// First retry delay after a failure; doubles per consecutive failure, jittered.
     pub error_backoff: Duration,
     pub max_error_backoff: Duration,
-    /// Roles the cluster admin allows beyond IoT Hub data access (`--allowed-role`).
-    pub allowed_roles: Vec<uuid::Uuid>,
     /// This operator instance (`--instance-id`): part of every name it derives, so two clusters
     /// managing one subscription never claim each other's objects.
     pub instance_id: String,
@@ -99,6 +96,8 @@ pub struct Settings {
     /// How soon a refused or failing shared access interlock is checked again against Azure
     /// (a DPS unlinked, a role granted), instead of at the next resync.
     pub interlock_recheck: Duration,
+    /// Reconciles in flight, over every kind, handed out fairly between namespaces (`fair.rs`).
+    pub reconcile_concurrency: usize,
 }
 
 impl Default for Settings {
@@ -108,12 +107,33 @@ impl Default for Settings {
             write_concurrency: 4,
             error_backoff: Duration::from_secs(5),
             max_error_backoff: Duration::from_secs(300),
-            allowed_roles: Vec::new(),
             instance_id: "default".into(),
             watch_namespace: None,
             interlock_recheck: Duration::from_secs(30),
+            reconcile_concurrency: 24,
         }
     }
+}
+
+/// The controller's caches of its own kinds (every reconcile reads the others through them).
+#[derive(Clone)]
+pub struct Stores {
+    pub custom_roles: Store<IotHubCustomRole>,
+    pub assignments: Store<IotHubRoleAssignment>,
+    pub shared_access: Store<IotHubSharedAccess>,
+}
+
+/// What a [`Context`] is made of (the wiring in `run.rs`, or a test's).
+pub struct Parts {
+    pub client: kube::Client,
+    /// The Azure client reads go through; writes go through `gate` too.
+    pub azure: Arc<dyn Azure>,
+    /// The security gate: allowed scopes, namespace narrowing, role allowlist, fence.
+    pub gate: Gate,
+    pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub stores: Stores,
+    pub settings: Settings,
 }
 
 /// What every reconcile shares.
@@ -121,39 +141,32 @@ pub struct Context {
     pub client: kube::Client,
     pub azure: Arc<dyn Azure>,
     pub observer: ObserverCache,
-    pub guardrail: Guardrail,
-    pub namespace_scopes: NamespaceScopes,
+    pub gate: Gate,
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub custom_roles: Store<IotHubCustomRole>,
     pub assignments: Store<IotHubRoleAssignment>,
+    pub shared_access: Store<IotHubSharedAccess>,
     pub settings: Settings,
+    /// Fair turns between namespaces for every reconcile.
+    pub turns: Arc<fair::Turns>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        client: kube::Client,
-        azure: Arc<dyn Azure>,
-        guardrail: Guardrail,
-        namespace_scopes: NamespaceScopes,
-        recorder: Recorder,
-        metrics: Arc<Metrics>,
-        custom_roles: Store<IotHubCustomRole>,
-        assignments: Store<IotHubRoleAssignment>,
-        settings: Settings,
-    ) -> Context {
+    pub fn new(parts: Parts) -> Context {
+        let Parts { client, azure, gate, recorder, metrics, stores, settings } = parts;
         Context {
             client,
             observer: ObserverCache::new(azure.clone(), settings.resync_interval, settings.interlock_recheck),
             azure,
-            guardrail,
-            namespace_scopes,
+            gate,
             recorder,
             metrics,
-            custom_roles,
-            assignments,
+            custom_roles: stores.custom_roles,
+            assignments: stores.assignments,
+            shared_access: stores.shared_access,
+            turns: fair::Turns::new(settings.reconcile_concurrency),
             settings,
             failures: Mutex::new(HashMap::new()),
         }
@@ -260,34 +273,25 @@ impl Context {
         .await;
     }
 
-    /// The guardrail check for a resource's namespace and the ARM ids it touches: the inner
+    /// The gate's verdict for a resource's namespace and the ARM ids it touches: the inner
     /// result is the verdict; the outer error means the namespace's own allowed scopes are not
     /// known right now (cache not synced, watch failing), so nothing may be written and the
     /// reconcile is retried.
-    pub fn check_scopes<'a>(
+    pub fn check_scopes(
         &self,
         namespace: &str,
-        ids: impl IntoIterator<Item = &'a str>,
-    ) -> Result<Result<(), guardrail::NotAllowed>, ReconcileError> {
-        let annotation = (self.namespace_scopes)(namespace).map_err(|why| {
-            ReconcileError::ScopesUnknown(format!(
-                "the allowed scopes of namespace {namespace} are not known yet ({why}); nothing is written until they are"
-            ))
-        })?;
-        Ok(self.guardrail.check(namespace, annotation.as_deref(), ids))
+        ids: &[Scope],
+    ) -> Result<Result<(), crate::gate::Refusal>, ReconcileError> {
+        match self.gate.check(namespace, ids) {
+            Err(r) if r.reason == Reason::ScopesUnknown => Err(ReconcileError::ScopesUnknown(r.message)),
+            verdict => Ok(verdict),
+        }
     }
 
     /// The Azure client for one reconcile of a resource in `namespace`: every write and delete
-    /// is checked against that namespace's allowed scopes on the exact ids it touches, right
-    /// before it is sent (`gate.rs`).
+    /// passes the gate right before it is sent (`gate::wire`).
     pub fn azure_for(&self, namespace: &str) -> Arc<dyn Azure> {
-        let (guardrail, scopes, ns) = (self.guardrail.clone(), self.namespace_scopes.clone(), namespace.to_string());
-        let gate = gate::ScopeGate(Box::new(move |ids: &[String]| {
-            let annotation =
-                scopes(&ns).map_err(|why| format!("the allowed scopes of namespace {ns} are not known ({why})"))?;
-            guardrail.check(&ns, annotation.as_deref(), ids.iter().map(String::as_str)).map_err(|e| e.to_string())
-        }));
-        Arc::new(gate::GatedAzure::new(self.azure.clone(), Arc::new(gate)))
+        self.gate.azure_for(namespace, self.azure.clone())
     }
 
     fn succeeded(&self, key: &str) {
@@ -374,6 +378,7 @@ impl ReconcileError {
     /// The `Ready` reason for this failure.
     pub fn reason(&self) -> Reason {
         match self.azure() {
+            Some(AzureError::Withheld { reason, .. }) => return *reason,
             Some(AzureError::Throttled { .. }) => return Reason::Throttled,
             Some(AzureError::PrincipalNotFound { .. }) => return Reason::PrincipalNotFound,
             Some(AzureError::PolicyDenied { .. }) => return Reason::PolicyDenied,
@@ -435,12 +440,14 @@ pub fn sources<'a, K: ResourceExt>(
     ctx: &'a Context,
     obj: &K,
     custom_roles: &'a (dyn Fn(&str) -> Option<crate::crd::IotHubCustomRoleSpec> + Send + Sync),
+    custom_role_owner: &'a (dyn Fn(uuid::Uuid) -> Option<Owner> + Send + Sync),
 ) -> crate::pipeline::Sources<'a> {
     crate::pipeline::Sources {
         owner: owner_of(ctx, obj),
         custom_roles,
         others: ClusterWants::or_unknown(ctx),
-        allowed_roles: ctx.settings.allowed_roles.clone(),
+        allowed_roles: ctx.gate.allowed_roles().to_vec(),
+        custom_role_owner,
     }
 }
 

@@ -14,12 +14,13 @@ use kube::{Api, ResourceExt};
 use super::driver::{self, Steps, Stop, Verdict, cleanup_apply, cleanup_managed};
 use super::sources;
 use super::status::{self, LEAST_PRIVILEGE, READY};
-use super::{ClusterWants, Context, Kind as _, ReconcileError, Step, key_of, owner_of};
-use crate::apply::Applied;
+use super::{ClusterWants, Context, Kind as _, ReconcileError, Step, custom_role_owner, key_of, owner_of, wants};
+use crate::apply::{self, Applied};
 use crate::azure::AzureError;
 use crate::crd::{IotHubCustomRole, IotHubCustomRoleSpec, IotHubRoleAssignment, IotHubRoleAssignmentStatus};
 use crate::desire::{DesireError, DesiredAssignment, desire_role_assignment};
 use crate::domain::RoleAssignmentId;
+use crate::domain::ids::ScopeLevelName;
 use crate::engine::{self, AssignmentRequest};
 use crate::pipeline::Pipeline;
 use crate::plan::{Action, Mode, Plan, Reason, ownership};
@@ -48,8 +49,40 @@ fn custom_role_ready(ctx: &Context, ns: &str, name: &str) -> bool {
     })
 }
 
-fn parse_owned(status: &IotHubRoleAssignmentStatus) -> Vec<RoleAssignmentId> {
-    status.owned_assignment_ids.iter().filter_map(|s| RoleAssignmentId::parse(s).ok()).collect()
+/// Most status hints of owned assignments read (the schema's `maxItems`).
+pub const MAX_OWNED_HINTS: usize = 16;
+
+/// The assignments status hints this resource made, kept only when each names an assignment of
+/// the shape this kind makes (at a hub, resource group, subscription or management group) inside
+/// the namespace's allowed scopes, the first [`MAX_OWNED_HINTS`]: a hint only says where to look,
+/// and a forged one must cost nothing. `Err` when the namespace's scopes are not known now.
+fn parse_owned(
+    ctx: &Context,
+    ns: &str,
+    status: &IotHubRoleAssignmentStatus,
+) -> Result<Vec<RoleAssignmentId>, ReconcileError> {
+    let mut out: Vec<RoleAssignmentId> = Vec::new();
+    for id in status.owned_assignment_ids.iter().filter_map(|s| RoleAssignmentId::parse(s).ok()) {
+        if out.len() == MAX_OWNED_HINTS {
+            break;
+        }
+        let shape = matches!(
+            id.scope.level(),
+            ScopeLevelName::Hub
+                | ScopeLevelName::ResourceGroup
+                | ScopeLevelName::Subscription
+                | ScopeLevelName::ManagementGroup
+        );
+        if shape && !out.contains(&id) && ctx.check_scopes(ns, std::slice::from_ref(&id.scope))?.is_ok() {
+            out.push(id);
+        }
+    }
+    Ok(out)
+}
+
+/// This instance's custom role owner of a definition GUID, from the controller's cache.
+fn owner_of_role(ctx: &Context) -> impl Fn(uuid::Uuid) -> Option<crate::domain::naming::Owner> + Send + Sync + '_ {
+    move |guid| custom_role_owner(&ctx.custom_roles, &ctx.settings.instance_id, guid)
 }
 
 fn fill_resolved(st: &mut IotHubRoleAssignmentStatus, d: &DesiredAssignment) {
@@ -74,13 +107,24 @@ impl Steps for IotHubRoleAssignment {
     fn desire(&self, ctx: &Context, st: &mut IotHubRoleAssignmentStatus) -> Result<DesiredAssignment, Stop> {
         let ns = self.namespace().unwrap_or_default();
         let lookup = custom_role_lookup(ctx, &ns);
-        let desired = match Pipeline::desire(self, &sources(ctx, self, &lookup)) {
+        let roles = owner_of_role(ctx);
+        let desired = match Pipeline::desire(self, &sources(ctx, self, &lookup, &roles)) {
             Ok(d) => d,
             Err(DesireError::Invalid(errors)) => {
-                return Err(Stop { reason: Reason::InvalidSpec, message: errors.to_string(), event: true });
+                return Err(Stop {
+                    reason: Reason::InvalidSpec,
+                    message: errors.to_string(),
+                    event: true,
+                    retry: None,
+                });
             }
             Err(e) => {
-                return Err(Stop { reason: Reason::WaitingForCustomRole, message: e.to_string(), event: false });
+                return Err(Stop {
+                    reason: Reason::WaitingForCustomRole,
+                    message: e.to_string(),
+                    event: false,
+                    retry: None,
+                });
             }
         };
         fill_resolved(st, &desired);
@@ -88,7 +132,7 @@ impl Steps for IotHubRoleAssignment {
             && !custom_role_ready(ctx, &ns, &r.name)
         {
             let message = format!("waiting for IotHubCustomRole {ns}/{} to be Ready", r.name);
-            return Err(Stop { reason: Reason::WaitingForCustomRole, message, event: false });
+            return Err(Stop { reason: Reason::WaitingForCustomRole, message, event: false, retry: None });
         }
         Ok(desired)
     }
@@ -100,8 +144,19 @@ impl Steps for IotHubRoleAssignment {
         st: &IotHubRoleAssignmentStatus,
     ) -> Result<(Plan, Vec<RoleAssignmentId>), AzureError> {
         let ns = self.namespace().unwrap_or_default();
+        if !wants::synced(ctx) {
+            // Whose custom role a definition is, and who else wants a grant, are not known yet:
+            // nothing is granted or revoked until they are.
+            return Err(AzureError::Withheld {
+                reason: Reason::ScopesUnknown,
+                message: "the resource caches have not synced yet; nothing is written until they have".into(),
+            });
+        }
+        let owned = parse_owned(ctx, &ns, st)
+            .map_err(|e| AzureError::Withheld { reason: Reason::ScopesUnknown, message: e.to_string() })?;
         let lookup = custom_role_lookup(ctx, &ns);
-        Pipeline::plan(self, &ctx.observer.get(), &sources(ctx, self, &lookup), desired, parse_owned(st)).await
+        let roles = owner_of_role(ctx);
+        Pipeline::plan(self, &ctx.observer.get(), &sources(ctx, self, &lookup, &roles), desired, owned).await
     }
 
     fn observed(
@@ -131,15 +186,25 @@ impl Steps for IotHubRoleAssignment {
 
     async fn applied(
         &self,
-        _ctx: &Context,
+        ctx: &Context,
         st: &mut IotHubRoleAssignmentStatus,
         desired: &DesiredAssignment,
         plan: &Plan,
         owned: &Vec<RoleAssignmentId>,
         applied: &[Applied],
     ) -> Verdict {
-        let held = ownership::after_apply(plan, desired.id(), owned, applied);
-        st.owned_assignment_ids = held.owned.iter().map(ToString::to_string).collect();
+        let revoked = plan.findings.iter().any(|f| f.reason == Reason::GrantRevoked);
+        for a in applied.iter().filter(|a| revoked && a.outcome.is_ok()) {
+            if let Action::DeleteRoleAssignment { .. } = a.action {
+                ctx.metrics.grant_revoked(Reason::RoleNotGrantable);
+            }
+        }
+        let held = ownership::after_apply(plan, desired.id(), owned, &apply::wrote(applied));
+        // The grant the spec asks for first: past the schema's bound, the oldest leftovers go.
+        let mut owned_now = held.owned.clone();
+        owned_now.sort_by_key(|id| held.assignment.as_ref() != Some(id));
+        owned_now.truncate(MAX_OWNED_HINTS);
+        st.owned_assignment_ids = owned_now.iter().map(ToString::to_string).collect();
         st.adopted_assignment_id = held.adopted.as_ref().map(ToString::to_string);
         st.assignment_id = held.assignment.map(|a| a.to_string());
         Verdict::of_plan(plan, format!("{} holds the role", desired.principal_id))
@@ -160,19 +225,14 @@ async fn cleanup(obj: &IotHubRoleAssignment, ctx: &Context) -> Result<Requeue, R
     let owner = owner_of(ctx, obj);
     let desired = desire_role_assignment(&obj.spec, &lookup, &owner).ok();
     if let Some(d) = &desired
-        && let Err(e) = ctx.check_scopes(&ns, [d.scope.to_string().as_str()])?
+        && let Err(e) = ctx.check_scopes(&ns, std::slice::from_ref(&d.scope))?
     {
         ctx.event(obj, EventType::Warning, Reason::ScopeNotAllowed, format!("left in Azure: {e}")).await;
         ctx.metrics.forget(IotHubRoleAssignment::KIND, &key_of(obj));
         return Ok(Requeue::await_change());
     }
     // Status only hints where else to look; hints outside the namespace's scopes are not read.
-    let mut owned = Vec::new();
-    for id in parse_owned(&st) {
-        if ctx.check_scopes(&ns, [id.scope.to_string().as_str()])?.is_ok() {
-            owned.push(id);
-        }
-    }
+    let owned = parse_owned(ctx, &ns, &st)?;
     let req = AssignmentRequest {
         mode: Mode::Cleanup,
         desired,
@@ -181,13 +241,17 @@ async fn cleanup(obj: &IotHubRoleAssignment, ctx: &Context) -> Result<Requeue, R
         owned,
         deletion_policy: obj.spec.deletion_policy,
         allowed_roles: vec![],
+        role_made_for: None,
     };
     let subject = req.desired.as_ref().map(|d| d.id().to_string());
-    let plan = engine::plan_assignment(&ctx.observer.get(), &req).await.map_err(|source| ReconcileError::At {
-        step: Step::Cleanup,
-        subject: subject.unwrap_or_else(|| format!("{} {}", IotHubRoleAssignment::KIND, key_of(obj))),
-        source,
-    })?;
+    let plan = engine::plan_assignment(&ctx.observer.get(), &req)
+        .await
+        .map_err(|source| ReconcileError::At {
+            step: Step::Cleanup,
+            subject: subject.unwrap_or_else(|| format!("{} {}", IotHubRoleAssignment::KIND, key_of(obj))),
+            source,
+        })?
+        .plan;
     for f in &plan.findings {
         ctx.event(obj, EventType::Normal, f.reason, format!("{}: {}", f.message, f.resource_ids.join(", "))).await;
     }

@@ -16,15 +16,17 @@ use kube::runtime::events::EventType;
 
 use super::driver::{self, Steps, Stop, Verdict};
 use super::status;
-use super::{Context, Kind, ReconcileError, key_of};
+use super::{Context, Kind, ReconcileError, key_of, owner_of};
 use super::{no_custom_roles, sources};
-use crate::apply::{Applied, Outcome};
+use crate::apply::Applied;
 use crate::azure::{AzureError, HubAccessChange};
 use crate::crd::common::Blocker;
 use crate::crd::shared_access::{HubDependent, InterlockStatus, IotHubSharedAccessStatus};
-use crate::crd::{Access, IotHubSharedAccess};
+use crate::crd::{Access, IotHubSharedAccess, ReconcileMode};
 use crate::desire::DesiredSharedAccess;
 use crate::domain::{Dependents, DependentsObservation, LinkAuth, ObservedHub};
+use crate::gate::VerdictExt as _;
+use crate::outcome::Outcome;
 use crate::pipeline::{HubView, Pipeline};
 use crate::plan::{self, Finding, Plan, Reason, Severity};
 use crate::telemetry::ReasonLabels;
@@ -109,12 +111,18 @@ impl Steps for IotHubSharedAccess {
     const SUBJECT: &'static str = "the hub";
 
     fn desire(&self, ctx: &Context, st: &mut IotHubSharedAccessStatus) -> Result<DesiredSharedAccess, Stop> {
-        let d = Pipeline::desire(self, &sources(ctx, self, &no_custom_roles)).map_err(|e| Stop {
-            reason: Reason::InvalidSpec,
-            message: e.detail(),
-            event: true,
-        })?;
+        let d = Pipeline::desire(self, &sources(ctx, self, &no_custom_roles, &crate::pipeline::no_custom_role_owner))
+            .map_err(|e| Stop { reason: Reason::InvalidSpec, message: e.detail(), event: true, retry: None })?;
         st.hub_id = Some(d.hub.arm_id());
+        if let Some(f) = claimed_elsewhere(ctx, self, &d) {
+            // Looked at again at the re-check interval: the keeper may go.
+            return Err(Stop {
+                reason: f.reason,
+                message: f.message,
+                event: true,
+                retry: Some(ctx.settings.interlock_recheck),
+            });
+        }
         Ok(d)
     }
 
@@ -124,7 +132,14 @@ impl Steps for IotHubSharedAccess {
         desired: &DesiredSharedAccess,
         _st: &IotHubSharedAccessStatus,
     ) -> Result<(Plan, HubView), AzureError> {
-        Pipeline::plan(self, &ctx.observer.get(), &sources(ctx, self, &no_custom_roles), desired, ()).await
+        Pipeline::plan(
+            self,
+            &ctx.observer.get(),
+            &sources(ctx, self, &no_custom_roles, &crate::pipeline::no_custom_role_owner),
+            desired,
+            (),
+        )
+        .await
     }
 
     fn observed(&self, st: &mut IotHubSharedAccessStatus, desired: &DesiredSharedAccess, plan: &Plan, seen: &HubView) {
@@ -248,6 +263,32 @@ impl Steps for IotHubSharedAccess {
         ctx.metrics.forget(Self::KIND, &key_of(self));
         Ok(Requeue::await_change())
     }
+}
+
+/// Another `IotHubSharedAccess` (any namespace) that keeps `desired`'s hub: one that may ask for it
+/// (managed, valid, not being deleted, its namespace allowed on the hub now, or not known: fail
+/// closed) and was created first.
+fn claimed_elsewhere(ctx: &Context, me: &IotHubSharedAccess, desired: &DesiredSharedAccess) -> Option<Finding> {
+    let claimant = |o: &IotHubSharedAccess| plan::shared_access::Claimant {
+        owner: owner_of(ctx, o),
+        created: o.metadata.creation_timestamp.as_ref().map(|t| t.0),
+    };
+    let mine = claimant(me);
+    let others: Vec<_> = ctx
+        .shared_access
+        .state()
+        .into_iter()
+        .filter(|o| o.metadata.deletion_timestamp.is_none())
+        .map(|o| (claimant(&o), o))
+        .filter(|(c, o)| {
+            c.owner != mine.owner
+                && super::reconcile_mode(o.as_ref()).0 == ReconcileMode::Manage
+                && crate::desire::desire_shared_access(&o.spec).is_ok_and(|d| d.hub.key() == desired.hub.key())
+                && ctx.gate.check(&c.owner.namespace, &[desired.hub.scope()]).is_ok_or_unknown()
+        })
+        .map(|(c, _)| c)
+        .collect();
+    plan::shared_access::conflict(&mine, &desired.hub, &others)
 }
 
 /// The properties `hub` holds differently from what `desired` asks (unset ones are not asked).

@@ -1,16 +1,23 @@
 //! What the other role assignment resources in the cluster want, for the planner's ownership
 //! rules (`plan::ownership::Others`): never revoke a grant another live resource wants, and
-//! fail closed (everything wanted, every owner alive) until the caches have synced.
+//! fail closed (everything wanted, every owner alive) until the caches have synced. A want counts
+//! only from a resource that may ask for the grant: managed (`iothubaccess.io/reconcile:
+//! manage`), valid, not being deleted, not naming another namespace's custom role, and in a
+//! namespace the gate allows on the grant's scope and hub now (a namespace whose allowed scopes
+//! are not known right now counts as wanting: kept, fail closed). So nobody can pin another
+//! team's grant by asking for the same one from where they may not.
 
 use std::sync::Arc;
 
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
+use uuid::Uuid;
 
 use super::Context;
-use crate::crd::{IotHubCustomRole, IotHubRoleAssignment};
-use crate::domain::Scope;
+use crate::crd::{IotHubCustomRole, IotHubRoleAssignment, ReconcileMode};
+use crate::domain::Grant;
 use crate::domain::naming::Owner;
+use crate::gate::{Gate, VerdictExt as _};
 use crate::plan::ownership::Others;
 
 /// The other role assignment resources the controller sees, and what they want.
@@ -19,18 +26,32 @@ pub struct ClusterWants {
     custom_roles: Store<IotHubCustomRole>,
     instance: String,
     watch_namespace: Option<String>,
+    gate: Gate,
+}
+
+/// Have both caches listed everything once? Never waits: a reconcile that waited for the cache
+/// could hold the very slot the cache needs to fill.
+pub fn synced(ctx: &Context) -> bool {
+    use futures::FutureExt as _;
+    let ready = |r: Option<Result<(), _>>| r.is_some_and(|r| r.is_ok());
+    ready(ctx.assignments.wait_until_ready().now_or_never())
+        && ready(ctx.custom_roles.wait_until_ready().now_or_never())
+}
+
+/// The `IotHubCustomRole` (any namespace) whose definition GUID, derived under `instance`, is
+/// `guid`.
+pub fn custom_role_owner(custom_roles: &Store<IotHubCustomRole>, instance: &str, guid: Uuid) -> Option<Owner> {
+    custom_roles.state().into_iter().find_map(|r| {
+        let owner = Owner::new(instance, &r.namespace().unwrap_or_default(), &r.name_any());
+        (owner.definition_name() == guid).then_some(owner)
+    })
 }
 
 impl ClusterWants {
     /// The other resources, once the caches have synced: `None` before (a partial list would
-    /// hide a resource that wants a grant). Never waits: a reconcile that waited for the cache
-    /// could hold the very concurrency slot the cache needs to fill.
+    /// hide a resource that wants a grant).
     pub fn of(ctx: &Context) -> Option<Arc<ClusterWants>> {
-        use futures::FutureExt as _;
-        let synced = |r: Option<Result<(), _>>| r.is_some_and(|r| r.is_ok());
-        if !synced(ctx.assignments.wait_until_ready().now_or_never())
-            || !synced(ctx.custom_roles.wait_until_ready().now_or_never())
-        {
+        if !synced(ctx) {
             return None;
         }
         Some(Arc::new(ClusterWants {
@@ -38,6 +59,7 @@ impl ClusterWants {
             custom_roles: ctx.custom_roles.clone(),
             instance: ctx.settings.instance_id.clone(),
             watch_namespace: ctx.settings.watch_namespace.clone(),
+            gate: ctx.gate.clone(),
         }))
     }
 
@@ -49,13 +71,32 @@ impl ClusterWants {
             None => Arc::new(Unknown),
         }
     }
+
+    /// Does `a` (owned by `owner`) want `grant`, as a resource that may ask for it?
+    fn wants(&self, owner: &Owner, a: &IotHubRoleAssignment, grant: &Grant) -> bool {
+        if a.metadata.deletion_timestamp.is_some()
+            || ReconcileMode::from_annotations(a.annotations()).0 != ReconcileMode::Manage
+        {
+            return false;
+        }
+        let ns = owner.namespace.clone();
+        let lookup = |name: &str| self.custom_roles.get(&ObjectRef::new(name).within(&ns)).map(|r| r.spec.clone());
+        let Ok(d) = crate::desire::desire_role_assignment(&a.spec, &lookup, owner) else { return false };
+        if d.grant() != *grant {
+            return false;
+        }
+        if custom_role_owner(&self.custom_roles, &self.instance, d.role.guid).is_some_and(|o| o.namespace != ns) {
+            return false;
+        }
+        self.gate.check(&ns, &[d.hub.scope(), d.scope.clone()]).is_ok_or_unknown()
+    }
 }
 
 /// Others while the caches are not synced: fail closed.
 struct Unknown;
 
 impl Others for Unknown {
-    fn wanting(&self, _: &Owner, _: &Scope, _: uuid::Uuid, _: &str) -> Option<Owner> {
+    fn wanting(&self, _: &Owner, _: &Grant) -> Option<Owner> {
         Some(Owner::new("", "(not known yet)", "resource cache not synced"))
     }
     fn is_live(&self, _: &Owner) -> bool {
@@ -64,17 +105,10 @@ impl Others for Unknown {
 }
 
 impl Others for ClusterWants {
-    fn wanting(&self, me: &Owner, scope: &Scope, role: uuid::Uuid, principal_id: &str) -> Option<Owner> {
+    fn wanting(&self, me: &Owner, grant: &Grant) -> Option<Owner> {
         self.assignments.state().into_iter().find_map(|a| {
             let owner = Owner::new(&self.instance, &a.namespace().unwrap_or_default(), &a.name_any());
-            if owner == *me || a.metadata.deletion_timestamp.is_some() {
-                return None;
-            }
-            let ns = owner.namespace.clone();
-            let lookup = |name: &str| self.custom_roles.get(&ObjectRef::new(name).within(&ns)).map(|r| r.spec.clone());
-            let d = crate::desire::desire_role_assignment(&a.spec, &lookup, &owner).ok()?;
-            (d.scope == *scope && d.role.guid == role && d.principal_id.eq_ignore_ascii_case(principal_id))
-                .then_some(owner)
+            (owner != *me && self.wants(&owner, &a, grant)).then_some(owner)
         })
     }
 

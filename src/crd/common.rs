@@ -6,6 +6,7 @@ use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
 use super::rules;
+pub use crate::domain::Access;
 use crate::domain::HubId;
 
 /// API group of every kind.
@@ -53,32 +54,6 @@ pub enum DeletionPolicy {
     Delete,
     /// Leave it in Azure.
     Orphan,
-}
-
-/// Allow or deny a kind of shared access signature.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-pub enum Access {
-    Allow,
-    Deny,
-}
-
-impl Access {
-    /// From Azure's `disable*` flag (`true` is Deny).
-    pub fn from_disabled(disabled: bool) -> Access {
-        if disabled { Access::Deny } else { Access::Allow }
-    }
-
-    /// Azure's `disable*` flag for this value.
-    pub fn disabled(self) -> bool {
-        self == Access::Deny
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Access::Allow => "Allow",
-            Access::Deny => "Deny",
-        }
-    }
 }
 
 /// How a resource is reconciled, from the `iothubaccess.io/reconcile` annotation.

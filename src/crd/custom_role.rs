@@ -88,7 +88,9 @@ pub struct IotHubCustomRoleStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_definition_id: Option<String>,
     /// Role definitions created earlier for this resource (e.g. before a rename) still to delete.
+    /// A hint of where to look, never proof; at most 16 are read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
     pub owned_role_definition_ids: Vec<String>,
     /// The IoT Hub data actions the role grants, expanded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::common::{DeletionPolicy, HubRef, PendingAction, StatusCondition};
 use super::rules;
 use crate::domain::BuiltInRole;
+pub use crate::domain::PrincipalType;
 
 /// Grants a principal an IoT Hub data role.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, KubeSchema)]
@@ -71,24 +72,6 @@ pub struct Principal {
     pub principal_type: PrincipalType,
 }
 
-/// Kinds of principal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
-pub enum PrincipalType {
-    User,
-    Group,
-    ServicePrincipal,
-}
-
-impl PrincipalType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PrincipalType::User => "User",
-            PrincipalType::Group => "Group",
-            PrincipalType::ServicePrincipal => "ServicePrincipal",
-        }
-    }
-}
-
 /// Exactly one of `builtIn`, `customRoleRef` or `definitionId`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -141,8 +124,10 @@ pub struct IotHubRoleAssignmentStatus {
     /// The Azure role assignment that satisfies the spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignment_id: Option<String>,
-    /// Role assignments this resource created (and deletes on cleanup, unless `Orphan`).
+    /// Role assignments this resource created (and deletes on cleanup, unless `Orphan`). A hint
+    /// of where to look, never proof; at most 16 are read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
     pub owned_assignment_ids: Vec<String>,
     /// The assignment existed before under another name and is used as is (never deleted).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -16,15 +16,19 @@ pub const HUB_NAME: &str = "^[a-zA-Z0-9][a-zA-Z0-9-]{1,48}[a-zA-Z0-9]$";
 pub const DIGITS_ONLY: &str = "^[0-9]+$";
 /// A resource group name: 1 to 90 of letters, digits, `-`, `_`, `.`, `(`, `)`; not ending in `.`.
 pub const RESOURCE_GROUP: &str = "^[-A-Za-z0-9_.()]{0,89}[-A-Za-z0-9_()]$";
-/// A management group id: 1 to 90 of letters, digits, `-`, `_`, `.`, `(`, `)`.
-pub const MANAGEMENT_GROUP: &str = "^[-A-Za-z0-9_.()]{1,90}$";
+/// A management group id: 1 to 90 of letters, digits, `-`, `_`, `.`, `(`, `)`; not ending in `.`
+/// (Azure's rule; it also keeps `.` and `..`, dot segments an HTTP stack resolves, out of ids).
+pub const MANAGEMENT_GROUP: &str = "^[-A-Za-z0-9_.()]{0,89}[-A-Za-z0-9_()]$";
 /// A control-plane action pattern (`Microsoft.Devices/IotHubs/read`, `*/read`).
 pub const ACTION: &str = "^[A-Za-z0-9._*/-]{1,256}$";
 /// A control-plane *read* action pattern: the only control-plane actions a role made or granted
 /// here may hold (whatever `*` stands for, the action still ends in `/read`).
 pub const READ_ACTION: &str = "^[A-Za-z0-9._*/-]{0,251}/[rR][eE][aA][dD]$";
-/// An assignable scope: a subscription, resource group, resource or management group id.
-pub const ASSIGNABLE_SCOPE: &str = "(?i)^(/subscriptions/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(/resourcegroups/[-a-z0-9_.()]{1,90}(/providers/[^/]+/[^/]+/[^/]+)?)?|/providers/microsoft\\.management/managementgroups/[-a-z0-9_.()]{1,90})$";
+/// An assignable scope: a subscription, resource group, resource or management group id, in
+/// canonical ARM form: each segment spelled with letters, digits, `-`, `_`, `.`, `(`, `)` and
+/// never ending in `.` (so no dot segment, separator other than `/`, percent-encoding or empty
+/// segment can make the path that is sent differ from the id that was checked).
+pub const ASSIGNABLE_SCOPE: &str = "(?i)^(/subscriptions/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(/resourcegroups/[-a-z0-9_.()]{0,89}[-a-z0-9_()](/providers/[a-z0-9][-a-z0-9_.]{0,126}[a-z0-9]/[a-z0-9][-a-z0-9_.]{0,126}[a-z0-9]/[-a-z0-9_.()]{0,259}[-a-z0-9_()])?)?|/providers/microsoft\\.management/managementgroups/[-a-z0-9_.()]{0,89}[-a-z0-9_()])$";
 /// The prefix of management-group scopes, lower-case.
 pub const MANAGEMENT_GROUP_SCOPE_PREFIX: &str = "/providers/microsoft.management/managementgroups/";
 
@@ -39,7 +43,7 @@ pub mod msg {
     pub const RESOURCE_GROUP: &str =
         "must be a resource group name: 1 to 90 letters, digits, '-', '_', '.', '(' or ')', not ending in '.'";
     pub const MANAGEMENT_GROUP: &str =
-        "must be a management group id: 1 to 90 letters, digits, '-', '_', '.', '(' or ')'";
+        "must be a management group id: 1 to 90 letters, digits, '-', '_', '.', '(' or ')', not ending in '.'";
     pub const ROLE_ONE_OF: &str = "set exactly one of builtIn, customRoleRef or definitionId";
     pub const MG_ID_REQUIRED: &str = "managementGroupId is required when scope is ManagementGroup";
     pub const MG_ID_FORBIDDEN: &str = "managementGroupId is only allowed when scope is ManagementGroup";
@@ -49,7 +53,7 @@ pub mod msg {
     pub const READ_ACTION: &str = "must be a control-plane read action ending in /read (e.g. Microsoft.Devices/IotHubs/read): a role made here grants IoT Hub data access; control-plane writes and actions (Microsoft.Devices/IotHubs/write can add a shared access policy, listkeys hands out the keys, Microsoft.Authorization/* grants roles) are refused";
     pub const PRIVILEGED_ROLE: &str = "names a privileged built-in role (Owner, Contributor, User Access Administrator or Role Based Access Control Administrator): this operator grants IoT Hub access only; use builtIn or customRoleRef, or a role with IoT Hub data actions";
     pub const LISTKEYS: &str = "must not grant Microsoft.Devices/iotHubs/listkeys/action: it hands out every shared access key of the hub; remove it (or the wildcard that covers it), or add it to notActions";
-    pub const ASSIGNABLE_SCOPE: &str = "must be a subscription, resource group, resource or management group id, e.g. /subscriptions/{id}/resourceGroups/{name}";
+    pub const ASSIGNABLE_SCOPE: &str = "must be a subscription, resource group, resource or management group id in canonical form, e.g. /subscriptions/{id}/resourceGroups/{name} (segments of letters, digits, '-', '_', '.', '(' or ')', none ending in '.': no '..', '%', '\\' or empty segment)";
     pub const MG_ASSIGNABLE_WITH_DATA: &str = "a role with data actions (dataActions or operations) cannot have a management group in assignableScopes: Azure refuses it; list subscriptions or resource groups instead";
     pub const GRANTS_NOTHING: &str = "the role grants nothing: set dataActions, operations or actions";
     pub const ROLE_NAME: &str = "must be 1 to 512 characters and not blank";

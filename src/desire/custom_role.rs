@@ -21,7 +21,8 @@ pub struct DesiredCustomRole {
     pub role_name: String,
     pub description: String,
     pub permission: Permission,
-    pub assignable_scopes: Vec<String>,
+    /// Canonical ARM ids (parsed at the edge, so the guard judges what is sent).
+    pub assignable_scopes: Vec<Scope>,
 }
 
 impl DesiredCustomRole {
@@ -38,7 +39,7 @@ impl DesiredCustomRole {
             description: self.description.clone(),
             role_type: RoleType::CustomRole,
             permissions: vec![self.permission.clone()],
-            assignable_scopes: self.assignable_scopes.clone(),
+            assignable_scopes: self.assignable_scopes.iter().map(ToString::to_string).collect(),
         }
     }
 }
@@ -108,7 +109,8 @@ pub fn validate_custom_role(spec: &IotHubCustomRoleSpec) -> Result<(), FieldErro
         errs.push("spec.assignableScopes", format!("must have at most {MAX_ACTIONS} entries"));
     }
     for (i, s) in scopes.iter().enumerate() {
-        if !ASSIGNABLE_SCOPE_RE.is_match(s) {
+        // The pattern (admission's rule) and the canonical parse (what is sent) must both agree.
+        if !ASSIGNABLE_SCOPE_RE.is_match(s) || Scope::parse(s).is_err() {
             errs.push(
                 format!("spec.assignableScopes[{i}]"),
                 format!("'{s}' is not allowed: {}", msg::ASSIGNABLE_SCOPE),
@@ -144,11 +146,20 @@ pub fn desire_custom_role(spec: &IotHubCustomRoleSpec, owner: &Owner) -> Result<
     data_actions.sort();
     let data_actions = dedup_case_insensitive(data_actions);
     let subscription_id = spec.subscription_id.to_ascii_lowercase();
-    let assignable_scopes = match spec.assignable_scopes.as_deref() {
-        Some(s) if !s.is_empty() => dedup_case_insensitive(s.iter().map(|x| x.trim_end_matches('/').to_string())),
-        _ => vec![format!("/subscriptions/{subscription_id}")],
-    };
-    let scope = Scope::parse(&assignable_scopes[0]).unwrap_or_else(|_| Scope::Subscription(subscription_id.clone()));
+    let listed = spec.assignable_scopes.as_deref().unwrap_or_default();
+    let mut assignable_scopes: Vec<Scope> = Vec::new();
+    for (i, s) in listed.iter().enumerate() {
+        let scope = Scope::parse(s).map_err(|e| {
+            FieldErrors(vec![super::FieldError::new(format!("spec.assignableScopes[{i}]"), e.to_string())])
+        })?;
+        if !assignable_scopes.contains(&scope) {
+            assignable_scopes.push(scope);
+        }
+    }
+    if assignable_scopes.is_empty() {
+        assignable_scopes.push(Scope::Subscription(subscription_id.clone()));
+    }
+    let scope = assignable_scopes[0].clone();
     Ok(DesiredCustomRole {
         guid: owner.definition_name(),
         subscription_id,

@@ -18,33 +18,34 @@ pub use role_assignment::{
 };
 pub use shared_access::{DesiredSharedAccess, desire_shared_access, validate_shared_access};
 
-/// The ARM ids a desired state touches: what the guardrail (the controller's allowed scopes,
-/// the CLI's `--allowed-scope`) must allow before anything is read or written for it.
+/// The canonical ARM ids a desired state touches: what the guard (the allowed scopes and the
+/// namespace's narrowing, `crate::gate`) must allow before anything is read or written for it.
 pub trait Guarded {
-    fn guarded_ids(&self) -> Vec<String>;
+    fn guarded_scopes(&self) -> Vec<Scope>;
 }
 
 impl Guarded for DesiredAssignment {
-    fn guarded_ids(&self) -> Vec<String> {
-        vec![self.hub.arm_id(), self.scope.to_string()]
+    fn guarded_scopes(&self) -> Vec<Scope> {
+        vec![self.hub.scope(), self.scope.clone()]
     }
 }
 
 impl Guarded for DesiredCustomRole {
-    fn guarded_ids(&self) -> Vec<String> {
-        std::iter::once(format!("/subscriptions/{}", self.subscription_id))
+    fn guarded_scopes(&self) -> Vec<Scope> {
+        std::iter::once(Scope::Subscription(self.subscription_id.clone()))
             .chain(self.assignable_scopes.iter().cloned())
             .collect()
     }
 }
 
 impl Guarded for DesiredSharedAccess {
-    fn guarded_ids(&self) -> Vec<String> {
-        vec![self.hub.arm_id()]
+    fn guarded_scopes(&self) -> Vec<Scope> {
+        vec![self.hub.scope()]
     }
 }
 
 use crate::crd::rules;
+use crate::domain::Scope;
 
 /// One invalid field: where (a path such as `spec.role.builtIn`) and what is allowed.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]

@@ -8,7 +8,7 @@ use crate::crd::rules::msg;
 use crate::crd::{AssignmentScope, IotHubCustomRoleSpec, IotHubRoleAssignmentSpec, PrincipalType};
 use crate::domain::ids::{RoleAssignmentId, RoleDefinitionId};
 use crate::domain::naming::Owner;
-use crate::domain::{HubId, RoleDefinition, Scope, roles};
+use crate::domain::{Grant, HubId, RoleDefinition, Scope, roles};
 
 /// Finds an `IotHubCustomRole` spec by name in the assignment's namespace.
 pub type CustomRoleLookup<'a> = &'a dyn Fn(&str) -> Option<IotHubCustomRoleSpec>;
@@ -45,6 +45,11 @@ pub struct DesiredAssignment {
 }
 
 impl DesiredAssignment {
+    /// Who gets which role where.
+    pub fn grant(&self) -> Grant {
+        Grant::new(self.scope.clone(), self.role.guid, &self.principal_id)
+    }
+
     /// The full ARM id the assignment gets.
     pub fn id(&self) -> RoleAssignmentId {
         RoleAssignmentId { scope: self.scope.clone(), name: self.name }
@@ -52,8 +57,7 @@ impl DesiredAssignment {
 
     /// The role definition id sent to Azure (subscription-qualified when the scope has one).
     pub fn role_definition_id(&self) -> RoleDefinitionId {
-        let sub = self.scope.subscription_id().map_or(Scope::Root, |s| Scope::Subscription(s.to_string()));
-        RoleDefinitionId::new(sub, self.role.guid)
+        self.grant().role_definition_id()
     }
 }
 
@@ -137,12 +141,14 @@ pub fn desire_role_assignment(
         },
         AssignmentScope::Subscription => Scope::Subscription(hub.subscription_id.clone()),
         AssignmentScope::ManagementGroup => {
-            Scope::ManagementGroup(spec.management_group_id.clone().unwrap_or_default())
+            Scope::management_group(spec.management_group_id.as_deref().unwrap_or_default()).map_err(|e| {
+                DesireError::Invalid(FieldErrors(vec![super::FieldError::new("spec.managementGroupId", e.to_string())]))
+            })?
         }
     };
     let role = resolve_role(spec, custom_roles, owner)?;
     let principal_id = spec.principal.id.to_ascii_lowercase();
-    let name = owner.assignment_name(&scope, role.guid, &principal_id);
+    let name = owner.assignment_name(&Grant::new(scope.clone(), role.guid, &principal_id));
     Ok(DesiredAssignment {
         hub,
         scope,

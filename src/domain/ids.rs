@@ -1,11 +1,44 @@
 //! Azure Resource Manager ids the operator handles: the scopes a role can be assigned at (hub,
 //! resource group, subscription, management group, and any other resource seen in Azure), role
 //! definition ids and role assignment ids. Parsing is case-insensitive on ARM's fixed segments;
-//! comparison is case-insensitive throughout, as ARM's is. Pure, no I/O.
+//! comparison is case-insensitive throughout, as ARM's is.
+//!
+//! Every id is **canonical**: `/`-separated segments, none empty, none a dot segment (`.`,
+//! `..`), none holding a backslash, a percent sign (percent-encoding), `?`, `#`, whitespace, a
+//! control or a non-ASCII character. An HTTP stack resolves or re-encodes such segments, so the
+//! id a guard judged would not be the path that is sent; [`Scope::parse`] refuses them, and
+//! every id the operator reads, writes or deletes passes through it (specs at `desire`, Azure's
+//! answers at the client's edge). Pure, no I/O.
 
 use std::fmt;
 
 use uuid::Uuid;
+
+/// Why `segment` cannot be part of a canonical ARM id, if it cannot.
+pub fn segment_problem(segment: &str) -> Option<&'static str> {
+    if segment.is_empty() {
+        return Some("empty path segment");
+    }
+    if segment == "." || segment == ".." {
+        return Some("a dot segment ('.' or '..')");
+    }
+    segment.chars().find_map(|c| match c {
+        '\\' => Some("a backslash (ARM ids are separated by '/' only)"),
+        '%' => Some("percent-encoding ('%')"),
+        '?' | '#' => Some("a '?' or '#' (query or fragment)"),
+        c if c.is_whitespace() || c.is_control() => Some("whitespace or a control character"),
+        c if !c.is_ascii() => Some("a non-ASCII character"),
+        _ => None,
+    })
+}
+
+/// Check every segment of `body` (an id without its leading slash).
+fn check_segments(input: &str, body: &str) -> Result<(), ParseIdError> {
+    match body.split('/').find_map(segment_problem) {
+        Some(reason) => Err(ParseIdError { input: input.to_string(), reason }),
+        None => Ok(()),
+    }
+}
 
 /// A hub by its ARM coordinates.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -70,18 +103,18 @@ pub struct ParseIdError {
 }
 
 impl Scope {
-    /// Parse an ARM scope, with or without the leading slash (ARM and the SDKs use both).
+    /// Parse an ARM scope, with or without the leading slash (ARM and the SDKs use both) and
+    /// with at most one trailing slash; refused unless every segment is canonical (see the
+    /// module documentation).
     pub fn parse(input: &str) -> Result<Scope, ParseIdError> {
         let err = |reason| ParseIdError { input: input.to_string(), reason };
-        let trimmed = input.trim().trim_end_matches('/');
+        let trimmed = input.strip_suffix('/').unwrap_or(input);
         let body = trimmed.strip_prefix('/').unwrap_or(trimmed);
         if body.is_empty() {
-            return Ok(Scope::Root);
+            return if input.len() <= 1 { Ok(Scope::Root) } else { Err(err("empty path segment")) };
         }
+        check_segments(input, body)?;
         let seg: Vec<&str> = body.split('/').collect();
-        if seg.iter().any(|s| s.is_empty()) {
-            return Err(err("empty path segment"));
-        }
         let eq = |i: usize, lit: &str| seg.get(i).is_some_and(|s| s.eq_ignore_ascii_case(lit));
         if eq(0, "providers") && eq(1, "Microsoft.Management") && eq(2, "managementGroups") {
             return match seg.len() {
@@ -112,9 +145,24 @@ impl Scope {
         Ok(Scope::Resource { subscription_id: sub, resource_group: rg, id: format!("/{body}") })
     }
 
+    /// The scope of a management group, refused unless `id` is one canonical segment.
+    pub fn management_group(id: &str) -> Result<Scope, ParseIdError> {
+        match Scope::parse(&format!("/providers/Microsoft.Management/managementGroups/{id}"))? {
+            s @ Scope::ManagementGroup(_) => Ok(s),
+            _ => Err(ParseIdError { input: id.to_string(), reason: "a management group id is one path segment" }),
+        }
+    }
+
     /// Lower-case key: two scopes are the same in ARM exactly when their keys are equal.
     pub fn key(&self) -> String {
         self.to_string().to_ascii_lowercase()
+    }
+
+    /// Does `self`, as an id prefix, cover `other` (the same scope, or one below it), comparing
+    /// whole segments case-insensitively? The root covers everything.
+    pub fn covers(&self, other: &Scope) -> bool {
+        let (mine, theirs) = (self.key(), other.key());
+        mine == "/" || theirs == mine || theirs.starts_with(&format!("{mine}/"))
     }
 
     /// The scope written without the leading slash, as the authorization SDK wants it.
@@ -333,6 +381,48 @@ mod tests {
         assert_eq!(Scope::parse(&HUB[1..]).unwrap(), Scope::parse(HUB).unwrap());
         assert!(Scope::parse("/subscriptions/s/resourceGroups").is_err());
         assert!(Scope::parse("/tenants/x").is_err());
+    }
+
+    #[test]
+    fn ids_that_an_http_stack_would_resolve_or_re_encode_are_refused() {
+        let sub = "/subscriptions/00000000-0000-0000-0000-000000000001";
+        for (bad, why) in [
+            (format!("{sub}/resourceGroups/rg/providers/a/b/../../../../../subscriptions/x"), "dot segment"),
+            (format!("{sub}/resourceGroups/.."), "dot segment"),
+            (format!("{sub}/resourceGroups/./x"), "dot segment"),
+            (format!("{sub}/resourceGroups/rg/providers/a/b/%2e%2e"), "percent"),
+            (format!("{sub}/resourceGroups/rg%2F..%2F.."), "percent"),
+            (format!("{sub}/resourceGroups/rg\\..\\other"), "backslash"),
+            (format!("{sub}/resourceGroups/rg?x=1"), "query"),
+            (format!("{sub}/resourceGroups/rg#x"), "query"),
+            (format!("{sub}/resourceGroups/r g"), "whitespace"),
+            (format!("{sub}//resourceGroups/rg"), "empty"),
+            (format!("{sub}/resourceGroups/rg//"), "empty"),
+            (format!("{sub}/resourceGroups/rg\u{0}"), "control"),
+            (format!("{sub}/resourceGroups/r\u{e9}"), "non-ASCII"),
+            ("//".to_string(), "empty"),
+        ] {
+            let e = Scope::parse(&bad).expect_err(&bad);
+            assert!(e.reason.contains(why), "{bad}: {e}");
+        }
+        assert!(Scope::management_group("..").is_err());
+        assert!(Scope::management_group("mg/../x").is_err());
+        assert_eq!(Scope::management_group("mg-1").unwrap(), Scope::ManagementGroup("mg-1".into()));
+        // Role definition and assignment ids are judged on the same rules.
+        assert!(RoleDefinitionId::parse(&format!(
+            "{sub}/resourceGroups/../providers/Microsoft.Authorization/roleDefinitions/4fc6c259-987e-4a07-842e-c321cc9d413f"
+        ))
+        .is_err());
+    }
+
+    #[test]
+    fn a_scope_covers_itself_and_what_lies_below_it_by_whole_segments() {
+        let rg = Scope::parse("/subscriptions/S/resourceGroups/rg").unwrap();
+        assert!(!rg.covers(&Scope::parse(HUB).unwrap()), "another subscription");
+        assert!(rg.covers(&Scope::parse("/SUBSCRIPTIONS/s/resourcegroups/RG/providers/a/b/c").unwrap()));
+        assert!(!rg.covers(&Scope::parse("/subscriptions/S/resourceGroups/rg2").unwrap()));
+        assert!(!rg.covers(&Scope::parse("/subscriptions/S").unwrap()));
+        assert!(Scope::Root.covers(&rg));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod cloud;
 pub mod dependents;
+pub mod grant;
 pub mod ids;
 pub mod naming;
 pub mod observed;
@@ -13,6 +14,7 @@ pub use cloud::Cloud;
 pub use dependents::{
     Dependents, DependentsObservation, DpsLink, LinkAuth, ManagedIdentity, ObservedDeviceUpdate, ObservedDps,
 };
+pub use grant::{Grant, NewRoleAssignment, PrincipalType};
 pub use ids::{HubId, RoleAssignmentId, RoleDefinitionId, Scope};
-pub use observed::{ObservedAssignment, ObservedHub};
+pub use observed::{Access, ObservedAssignment, ObservedHub};
 pub use roles::{BuiltInRole, Permission, RoleDefinition, RoleType};

@@ -28,7 +28,7 @@ use std::fmt;
 
 use uuid::Uuid;
 
-use super::ids::Scope;
+use super::grant::Grant;
 
 /// The namespace UUID of every name this operator derives.
 pub const NAMESPACE: Uuid = Uuid::from_u128(0x9e4f6a8e_3c1b_5d2a_8f7e_2b6c1d0a4e57);
@@ -55,14 +55,14 @@ impl Owner {
         )
     }
 
-    /// The role assignment name this owner derives for (scope, role definition, principal).
-    pub fn assignment_name(&self, scope: &Scope, role_definition: Uuid, principal_id: &str) -> Uuid {
+    /// The role assignment name this owner derives for `grant`.
+    pub fn assignment_name(&self, grant: &Grant) -> Uuid {
         let input = format!(
             "roleAssignment/v2\n{}\n{}\n{}\n{}",
             self.key(),
-            scope.key(),
-            role_definition.hyphenated(),
-            principal_id.trim().to_ascii_lowercase()
+            grant.scope.key(),
+            grant.role.hyphenated(),
+            grant.principal_id.trim().to_ascii_lowercase()
         );
         Uuid::new_v5(&NAMESPACE, input.as_bytes())
     }
@@ -78,14 +78,54 @@ impl Owner {
         format!("[{TAG_PREFIX} {} {}/{}]", self.instance, self.namespace, self.name)
     }
 
+    /// The tag of a grant this owner made and handed over to `heir` (another resource of the
+    /// same operator instance that wants the same grant): only the heir may take it over once
+    /// this owner is gone. A grant left without one (`deletionPolicy: Orphan`, a resource deleted
+    /// unmanaged or by force) belongs to nobody.
+    pub fn handed_over_tag(&self, heir: &Owner) -> String {
+        format!(
+            "[{TAG_PREFIX} {} {}/{} for {}/{}]",
+            self.instance, self.namespace, self.name, heir.namespace, heir.name
+        )
+    }
+
     /// The owner a description's last tag names, if any.
     pub fn from_tag(description: &str) -> Option<Owner> {
+        Tag::parse(description).map(|t| t.owner)
+    }
+}
+
+/// What the last tag of a description says: who made the object, and who it was handed over to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tag {
+    pub owner: Owner,
+    pub heir: Option<Owner>,
+}
+
+impl Tag {
+    /// The last tag of ours in `description` (a tenant's text before it cannot forge it: the
+    /// operator always writes its tag last).
+    pub fn parse(description: &str) -> Option<Tag> {
         let start = description.rfind(&format!("[{TAG_PREFIX} "))?;
         let inner = description[start + TAG_PREFIX.len() + 2..].strip_suffix(']')?;
-        let (instance, resource) = inner.split_once(' ')?;
-        let (namespace, name) = resource.split_once('/')?;
-        (!instance.is_empty() && !namespace.is_empty() && !name.is_empty() && !name.contains([' ', '/']))
-            .then(|| Owner::new(instance, namespace, name))
+        let mut words = inner.split(' ');
+        let (instance, resource) = (words.next()?, words.next()?);
+        let heir = match (words.next(), words.next(), words.next()) {
+            (None, ..) => None,
+            (Some("for"), Some(heir), None) => Some(heir),
+            _ => return None,
+        };
+        let resource_of = |r: &str| {
+            let (namespace, name) = r.split_once('/')?;
+            (!instance.is_empty() && !namespace.is_empty() && !name.is_empty() && !name.contains('/'))
+                .then(|| Owner::new(instance, namespace, name))
+        };
+        let owner = resource_of(resource)?;
+        let heir = match heir {
+            None => None,
+            Some(h) => Some(resource_of(h)?),
+        };
+        Some(Tag { owner, heir })
     }
 }
 
@@ -99,21 +139,26 @@ const TAG_PREFIX: &str = "managed by iothub-access-operator";
 
 /// A description with `owner`'s tag appended (and any earlier tag of ours replaced).
 pub fn tagged_description(description: Option<&str>, owner: &Owner) -> String {
+    with_tag(description, &owner.tag())
+}
+
+/// `description` with its last tag of ours replaced by `tag`.
+pub fn with_tag(description: Option<&str>, tag: &str) -> String {
     let base = description.unwrap_or_default();
     let base = match base.rfind(&format!("[{TAG_PREFIX} ")) {
         Some(i) if base.ends_with(']') => base[..i].trim_end(),
         _ => base.trim_end(),
     };
-    if base.is_empty() { owner.tag() } else { format!("{base} {}", owner.tag()) }
+    if base.is_empty() { tag.to_string() } else { format!("{base} {tag}") }
 }
 
 /// The role assignment name of earlier versions: (scope, role, principal) only.
-pub fn legacy_assignment_name(scope: &Scope, role_definition: Uuid, principal_id: &str) -> Uuid {
+pub fn legacy_assignment_name(grant: &Grant) -> Uuid {
     let input = format!(
         "roleAssignment\n{}\n{}\n{}",
-        scope.key(),
-        role_definition.hyphenated(),
-        principal_id.trim().to_ascii_lowercase()
+        grant.scope.key(),
+        grant.role.hyphenated(),
+        grant.principal_id.trim().to_ascii_lowercase()
     );
     Uuid::new_v5(&NAMESPACE, input.as_bytes())
 }
@@ -128,6 +173,7 @@ pub fn legacy_definition_name(subscription_id: &str, role_name: &str) -> Uuid {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ids::Scope;
 
     fn scope() -> Scope {
         Scope::parse("/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-iot").unwrap()
@@ -138,14 +184,14 @@ mod tests {
         let upper = Scope::parse("/SUBSCRIPTIONS/00000000-0000-0000-0000-000000000001/RESOURCEGROUPS/RG-IOT").unwrap();
         let role = Uuid::parse_str("b447c946-2db7-41ec-983d-d8bf3b1c77e3").unwrap();
         let me = Owner::new("cluster-1", "team-a", "reader");
-        let a = me.assignment_name(&scope(), role, "AAAAAAAA-0000-0000-0000-000000000001");
+        let a = me.assignment_name(&Grant::new(scope(), role, "AAAAAAAA-0000-0000-0000-000000000001"));
         assert_eq!(
             a,
-            Owner::new("CLUSTER-1", "team-a", "reader").assignment_name(
-                &upper,
+            Owner::new("CLUSTER-1", "team-a", "reader").assignment_name(&Grant::new(
+                upper,
                 role,
                 "aaaaaaaa-0000-0000-0000-000000000001"
-            )
+            ))
         );
         assert_eq!(a.get_version_num(), 5);
         // Pinned: changing the derivation would make every existing object unprovable.
@@ -162,16 +208,17 @@ mod tests {
         let role = Uuid::parse_str("b447c946-2db7-41ec-983d-d8bf3b1c77e3").unwrap();
         let p = "aaaaaaaa-0000-0000-0000-000000000001";
         let me = Owner::new("c1", "team-a", "reader");
-        let mine = me.assignment_name(&scope(), role, p);
+        let grant = Grant::new(scope(), role, p);
+        let mine = me.assignment_name(&grant);
         for other in [
             Owner::new("c1", "team-b", "reader"),
             Owner::new("c1", "team-a", "copy"),
             Owner::new("c2", "team-a", "reader"),
         ] {
-            assert_ne!(mine, other.assignment_name(&scope(), role, p), "{other:?}");
+            assert_ne!(mine, other.assignment_name(&grant), "{other:?}");
             assert_ne!(me.definition_name(), other.definition_name(), "{other:?}");
         }
-        assert_ne!(mine, legacy_assignment_name(&scope(), role, p));
+        assert_ne!(mine, legacy_assignment_name(&grant));
     }
 
     #[test]
@@ -185,5 +232,21 @@ mod tests {
         let forged = tagged_description(Some("[managed by iothub-access-operator c1 team-b/victim]"), &me);
         assert_eq!(Owner::from_tag(&forged), Some(me));
         assert_eq!(Owner::from_tag("no tag"), None);
+    }
+
+    #[test]
+    fn a_hand_over_names_the_heir_and_only_the_last_tag_counts() {
+        let (me, heir) = (Owner::new("c1", "team-a", "reader"), Owner::new("c1", "team-b", "copy"));
+        let d = with_tag(Some(&tagged_description(Some("telemetry"), &me)), &me.handed_over_tag(&heir));
+        assert_eq!(d, "telemetry [managed by iothub-access-operator c1 team-a/reader for team-b/copy]");
+        assert_eq!(Tag::parse(&d), Some(Tag { owner: me.clone(), heir: Some(heir) }));
+        assert_eq!(Tag::parse(&me.tag()), Some(Tag { owner: me, heir: None }));
+        for garbled in [
+            "[managed by iothub-access-operator c1 team-a/reader for]",
+            "[managed by iothub-access-operator c1 team-a/reader to team-b/copy]",
+            "[managed by iothub-access-operator c1 team-a/reader for team-b/copy extra]",
+        ] {
+            assert_eq!(Tag::parse(garbled), None, "{garbled}");
+        }
     }
 }

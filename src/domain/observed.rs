@@ -4,8 +4,37 @@
 use uuid::Uuid;
 
 use super::cloud::all_iothub_host_suffixes;
+use serde::{Deserialize, Serialize};
+
+use super::grant::Grant;
 use super::ids::{HubId, RoleAssignmentId};
-use crate::crd::Access;
+
+/// Allow or deny a kind of shared access signature (the CRD's `Allow` / `Deny`; Azure's
+/// `disable*` flags are only spelled out by the client).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum Access {
+    Allow,
+    Deny,
+}
+
+impl Access {
+    /// From Azure's `disable*` flag (`true` is Deny).
+    pub fn from_disabled(disabled: bool) -> Access {
+        if disabled { Access::Deny } else { Access::Allow }
+    }
+
+    /// Azure's `disable*` flag for this value.
+    pub fn disabled(self) -> bool {
+        self == Access::Deny
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Allow => "Allow",
+            Access::Deny => "Deny",
+        }
+    }
+}
 
 /// A role assignment as Azure lists it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -20,9 +49,14 @@ pub struct ObservedAssignment {
 }
 
 impl ObservedAssignment {
+    /// What it grants.
+    pub fn grant(&self) -> Grant {
+        Grant::new(self.id.scope.clone(), self.role_definition, &self.principal_id)
+    }
+
     /// Same scope, role and principal (what Azure treats as "the same assignment").
-    pub fn same_grant(&self, scope: &super::Scope, role: Uuid, principal_id: &str) -> bool {
-        self.id.scope == *scope && self.role_definition == role && self.principal_id.eq_ignore_ascii_case(principal_id)
+    pub fn is(&self, grant: &Grant) -> bool {
+        self.grant() == *grant
     }
 }
 

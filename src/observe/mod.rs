@@ -218,7 +218,9 @@ impl Observer {
     pub fn forget_written(&self, action: &crate::plan::Action) {
         use crate::plan::Action;
         match action {
-            Action::CreateRoleAssignment { id, .. } | Action::DeleteRoleAssignment { id } => {
+            Action::CreateRoleAssignment(crate::domain::NewRoleAssignment { id, .. })
+            | Action::HandOverRoleAssignment { assignment: crate::domain::NewRoleAssignment { id, .. }, .. }
+            | Action::DeleteRoleAssignment { id } => {
                 // Lists at the written scope or below it (inheritance) and unfiltered lists
                 // above it see the change.
                 let prefix = id.scope.key();

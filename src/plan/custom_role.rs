@@ -6,8 +6,7 @@
 
 use uuid::Uuid;
 
-use super::{Action, Finding, Mode, Plan, Reason, Severity};
-use crate::apply::Applied;
+use super::{Action, Finding, Mode, Plan, Reason, Severity, Wrote};
 use crate::crd::DeletionPolicy;
 use crate::desire::DesiredCustomRole;
 use crate::domain::naming::{Owner, legacy_definition_name};
@@ -39,7 +38,7 @@ fn same_definition(a: &RoleDefinition, d: &DesiredCustomRole) -> bool {
         && a.description == d.description
         && a.permissions.len() == 1
         && a.permissions[0].equivalent(&d.permission)
-        && set(&a.assignable_scopes) == set(&d.assignable_scopes)
+        && set(&a.assignable_scopes) == set(&d.assignable_scopes.iter().map(ToString::to_string).collect::<Vec<_>>())
 }
 
 fn users(assignments: &[ObservedAssignment], guid: Uuid) -> Vec<String> {
@@ -59,15 +58,15 @@ pub fn after_apply(
     desired: &RoleDefinitionId,
     owned: &[RoleDefinitionId],
     plan: &Plan,
-    applied: &[Applied],
+    wrote: &[(Action, Wrote)],
 ) -> (Option<RoleDefinitionId>, Vec<RoleDefinitionId>) {
     let owned_before = owned.iter().any(|o| o.guid == desired.guid);
     let mut present = plan.blockers().next().is_none();
     let mut leftovers = owned.to_vec();
-    for a in applied {
-        match (&a.action, &a.outcome) {
-            (Action::PutRoleDefinition { .. }, o) if !o.is_ok() => present = false,
-            (Action::DeleteRoleDefinition { id, .. }, o) if o.is_ok() => leftovers.retain(|x| x.guid != id.guid),
+    for (action, outcome) in wrote {
+        match (action, outcome) {
+            (Action::PutRoleDefinition { .. }, Wrote::NotDone) => present = false,
+            (Action::DeleteRoleDefinition { id, .. }, Wrote::Done) => leftovers.retain(|x| x.guid != id.guid),
             _ => {}
         }
     }

@@ -15,8 +15,8 @@ use std::fmt;
 
 use uuid::Uuid;
 
-use crate::crd::{Access, PrincipalType};
-use crate::domain::{HubId, RoleAssignmentId, RoleDefinition, RoleDefinitionId, Scope};
+use crate::domain::naming::Owner;
+use crate::domain::{Access, HubId, NewRoleAssignment, RoleAssignmentId, RoleDefinition, RoleDefinitionId, Scope};
 pub use crate::reason::Reason;
 
 /// One Azure write.
@@ -25,13 +25,11 @@ pub enum Action {
     /// Create or update a custom role definition (PUT answers 201 either way).
     PutRoleDefinition { scope: Scope, definition: RoleDefinition, create: bool },
     /// Create a role assignment under the name the resource derives (`domain::naming`).
-    CreateRoleAssignment {
-        id: RoleAssignmentId,
-        role_definition_id: RoleDefinitionId,
-        principal_id: String,
-        principal_type: PrincipalType,
-        description: Option<String>,
-    },
+    CreateRoleAssignment(NewRoleAssignment),
+    /// Leave an assignment this resource made to another resource that wants the same grant:
+    /// the same assignment written again, its tag naming the heir (only the heir may take it
+    /// over once its maker is gone).
+    HandOverRoleAssignment { assignment: NewRoleAssignment, heir: Owner },
     /// Set hub access properties; `None` leaves a property unchanged.
     SetHubAccess { hub: HubId, shared_access: Option<Access>, device_sas: Option<Access>, module_sas: Option<Access> },
     /// Delete a role assignment this resource owns.
@@ -45,7 +43,7 @@ impl Action {
     pub fn phase(&self) -> u8 {
         match self {
             Action::PutRoleDefinition { .. } => 0,
-            Action::CreateRoleAssignment { .. } => 1,
+            Action::CreateRoleAssignment(_) | Action::HandOverRoleAssignment { .. } => 1,
             Action::SetHubAccess { .. } => 2,
             Action::DeleteRoleAssignment { .. } => 3,
             Action::DeleteRoleDefinition { .. } => 4,
@@ -57,7 +55,8 @@ impl Action {
         match self {
             Action::PutRoleDefinition { create: true, .. } => "CreateRoleDefinition",
             Action::PutRoleDefinition { create: false, .. } => "UpdateRoleDefinition",
-            Action::CreateRoleAssignment { .. } => "CreateRoleAssignment",
+            Action::CreateRoleAssignment(_) => "CreateRoleAssignment",
+            Action::HandOverRoleAssignment { .. } => "HandOverRoleAssignment",
             Action::SetHubAccess { .. } => "SetHubAccess",
             Action::DeleteRoleAssignment { .. } => "DeleteRoleAssignment",
             Action::DeleteRoleDefinition { .. } => "DeleteRoleDefinition",
@@ -70,7 +69,9 @@ impl Action {
             Action::PutRoleDefinition { scope, definition, .. } => {
                 RoleDefinitionId::new(scope.clone(), definition.guid).to_string()
             }
-            Action::CreateRoleAssignment { id, .. } | Action::DeleteRoleAssignment { id } => id.to_string(),
+            Action::CreateRoleAssignment(NewRoleAssignment { id, .. })
+            | Action::HandOverRoleAssignment { assignment: NewRoleAssignment { id, .. }, .. }
+            | Action::DeleteRoleAssignment { id } => id.to_string(),
             Action::SetHubAccess { hub, .. } => hub.arm_id(),
             Action::DeleteRoleDefinition { id, .. } => id.to_string(),
         }
@@ -87,10 +88,18 @@ impl Action {
                 definition.role_name,
                 definition.permissions.iter().map(|p| p.data_actions.len()).sum::<usize>()
             ),
-            Action::CreateRoleAssignment { principal_id, principal_type, role_definition_id, .. } => {
+            Action::CreateRoleAssignment(NewRoleAssignment {
+                principal_id,
+                principal_type,
+                role_definition_id,
+                ..
+            }) => {
                 let role = crate::domain::roles::builtin_by_guid(role_definition_id.guid)
                     .map_or_else(|| role_definition_id.to_string(), |r| r.role_name.clone());
                 format!("grant '{role}' to {} {principal_id}", principal_type.as_str())
+            }
+            Action::HandOverRoleAssignment { heir, .. } => {
+                format!("leave the role assignment to {heir}, which wants the same grant")
             }
             Action::SetHubAccess { shared_access, device_sas, module_sas, .. } => [
                 access(*shared_access, "shared access policies"),
@@ -203,6 +212,18 @@ impl Plan {
     pub fn blockers(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(|f| f.severity == Severity::Blocker)
     }
+}
+
+/// How each write of a plan came out, as the report step needs it (the apply step's outcomes,
+/// reduced to what ownership depends on).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Wrote {
+    /// Azure changed as asked, or already held it.
+    Done,
+    /// Creating found the same grant under another name.
+    Adopted(RoleAssignmentId),
+    /// Not written (failed, refused, skipped).
+    NotDone,
 }
 
 /// Whether a resource is being reconciled or cleaned up (deleted).

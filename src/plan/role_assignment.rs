@@ -1,7 +1,9 @@
 //! Planning one `IotHubRoleAssignment`: create when missing, nothing in steady state, make the
 //! new assignment before deleting the old one when principal, role or scope changed, adopt an
 //! equal assignment that exists under another name, delete only what the resource provably owns
-//! (and no other resource wants: `ownership`), and report least-privilege findings. Pure, no I/O.
+//! (and no other resource wants: `ownership`, which hands it over instead), grant only a role whose
+//! definition as Azure holds it passes (revoking a grant this resource made whose role no longer
+//! does), and report least-privilege findings. Pure, no I/O.
 
 use uuid::Uuid;
 
@@ -9,9 +11,9 @@ use super::ownership::{self, Claim, Others, Release};
 use super::{Action, Finding, Mode, Plan, Reason, RoleCatalog, Severity};
 use crate::crd::DeletionPolicy;
 use crate::desire::DesiredAssignment;
-use crate::domain::ObservedAssignment;
 use crate::domain::ids::ScopeLevelName;
 use crate::domain::naming::{Owner, tagged_description};
+use crate::domain::{NewRoleAssignment, ObservedAssignment};
 
 /// Everything the planner needs for one role assignment resource.
 pub struct AssignmentInput<'a> {
@@ -30,11 +32,16 @@ pub struct AssignmentInput<'a> {
     /// scopes status hints at). Other principals' assignments may be included; only those this
     /// resource can prove are its own are ever deleted.
     pub observed: &'a [ObservedAssignment],
-    /// Role definitions: the desired role's when it is not known without Azure (a
-    /// `definitionId`), and the principal's other roles for the least-privilege checks.
+    /// Role definitions as Azure holds them: the desired role's (read right before a grant,
+    /// whatever the spec names), and the principal's other roles for the least-privilege checks.
+    /// A desired role Azure does not hold yet (a custom role this same plan creates) is judged on
+    /// its spec.
     pub roles: &'a dyn RoleCatalog,
     /// Roles the cluster admin allows beyond IoT Hub data access (`--allowed-role`).
     pub allowed_roles: &'a [Uuid],
+    /// The `IotHubCustomRole` the desired role was made for, when it is one of this operator
+    /// instance's: only that resource's namespace may grant it.
+    pub role_made_for: Option<Owner>,
 }
 
 /// Plan one role assignment resource.
@@ -49,25 +56,50 @@ fn plan_apply(input: &AssignmentInput<'_>) -> Plan {
     let Some(desired) = input.desired else {
         return Plan::default();
     };
-    if let Some(refusal) = not_grantable(input, desired) {
-        return Plan::new(vec![], vec![refusal]);
-    }
     let me = input.me;
+    let grant = desired.grant();
+    let existing = input.observed.iter().find(|o| o.is(&grant));
+    if let Some(refusal) = not_grantable(input, desired) {
+        // Nothing is granted; a grant this resource made for this role is revoked, not kept.
+        let mut actions = Vec::new();
+        let mut findings = vec![refusal];
+        if let Some(e) = existing
+            && (ownership::claim(me, e) == Claim::Mine || ownership::may_take_over(me, e, input.others))
+        {
+            actions.push(Action::DeleteRoleAssignment { id: e.id.clone() });
+            findings.push(Finding::new(
+                Severity::Blocker,
+                Reason::GrantRevoked,
+                format!(
+                    "the role assignment {} this resource made is revoked: its role no longer passes the role check",
+                    e.id
+                ),
+                vec![e.id.to_string()],
+            ));
+        }
+        return Plan::new(actions, findings);
+    }
     let mut actions = Vec::new();
     let mut findings = Vec::new();
-    let existing =
-        input.observed.iter().find(|o| o.same_grant(&desired.scope, desired.role.guid, &desired.principal_id));
     match existing.map(|e| (e, ownership::claim(me, e))) {
         Some((_, Claim::Mine)) => {}
-        Some((e, Claim::MadeFor(o))) if !input.others.is_live(&o) => findings.push(Finding::new(
-            Severity::Info,
-            Reason::TakenOver,
-            format!("the assignment {} was made for {o}, which no longer exists; this resource now owns it", e.id),
-            vec![e.id.to_string()],
-        )),
+        Some((e, Claim::MadeFor(o))) if ownership::may_take_over(me, e, input.others) => {
+            findings.push(Finding::new(
+                Severity::Info,
+                Reason::TakenOver,
+                format!(
+                    "the assignment {} was made for {o}, which handed it over to this resource and no longer exists; this resource now owns it",
+                    e.id
+                ),
+                vec![e.id.to_string()],
+            ))
+        }
         Some((e, claim)) => {
             let why = match claim {
-                Claim::MadeFor(o) => format!("made for {o}, which still wants it"),
+                Claim::MadeFor(o) if input.others.is_live(&o) => format!("made for {o}, which still wants it"),
+                Claim::MadeFor(o) => format!(
+                    "made for {o}, which no longer exists and left it without handing it over (orphaned, or deleted unmanaged): it belongs to nobody"
+                ),
                 Claim::Legacy => "made by an earlier version of this operator (its name proves no owner)".into(),
                 _ => "not made by this operator".into(),
             };
@@ -81,23 +113,22 @@ fn plan_apply(input: &AssignmentInput<'_>) -> Plan {
                 vec![e.id.to_string()],
             ))
         }
-        None => actions.push(Action::CreateRoleAssignment {
-            id: desired.id(),
-            role_definition_id: desired.role_definition_id(),
-            principal_id: desired.principal_id.clone(),
-            principal_type: desired.principal_type,
-            description: Some(tagged_description(desired.description.as_deref(), me)),
-        }),
+        None => actions.push(Action::CreateRoleAssignment(NewRoleAssignment::of(
+            &grant,
+            desired.name,
+            desired.principal_type,
+            Some(tagged_description(desired.description.as_deref(), me)),
+        ))),
     }
     // What this resource made earlier for a grant it no longer wants (principal, role or scope
-    // changed): deleted once the new one exists, unless another resource wants it.
+    // changed): deleted once the new one exists, or handed over to a resource that wants it.
     for o in input.observed {
         if existing.is_some_and(|e| e.id == o.id) {
             continue;
         }
         match ownership::release(me, o, input.others, false) {
             Release::Delete => actions.push(Action::DeleteRoleAssignment { id: o.id.clone() }),
-            Release::HandOver(to) => findings.push(handed_over(o, &to)),
+            Release::HandOver(to) => hand_over(me, o, &to, &mut actions, &mut findings),
             Release::NotMine => {}
         }
     }
@@ -105,24 +136,43 @@ fn plan_apply(input: &AssignmentInput<'_>) -> Plan {
     Plan::new(actions, findings)
 }
 
-fn handed_over(o: &ObservedAssignment, to: &Owner) -> Finding {
-    Finding::new(
+/// Leave `o` to `to`: the write naming the heir (when not written yet) and the finding.
+fn hand_over(me: &Owner, o: &ObservedAssignment, to: &Owner, actions: &mut Vec<Action>, findings: &mut Vec<Finding>) {
+    if let Some(maker) = ownership::maker(me, o)
+        && let Some(write) = ownership::hand_over(o, &maker, to)
+    {
+        actions.push(write);
+    }
+    findings.push(Finding::new(
         Severity::Info,
         Reason::HandedOver,
         format!("{} is left in Azure: {to} wants the same grant", o.id),
         vec![o.id.to_string()],
-    )
+    ))
 }
 
-/// Only IoT Hub access is granted: the resolved definition must pass
-/// [`RoleDefinition::grantable`](crate::domain::RoleDefinition::grantable) unless the admin
-/// allowed the role; an unknown definition is refused too (fail closed). Nothing is created or
-/// deleted then.
+/// Only IoT Hub access is granted: the definition as Azure holds it (a role Azure does not hold
+/// yet: its spec) must pass [`RoleDefinition::grantable`](crate::domain::RoleDefinition::grantable)
+/// unless the admin allowed the role; an unknown definition is refused too (fail closed), and so is
+/// a custom role another namespace's `IotHubCustomRole` made. Nothing is created then.
 fn not_grantable(input: &AssignmentInput<'_>, desired: &DesiredAssignment) -> Option<Finding> {
+    if let Some(o) = &input.role_made_for
+        && !o.namespace.eq_ignore_ascii_case(&input.me.namespace)
+    {
+        return Some(Finding::new(
+            Severity::Blocker,
+            Reason::CustomRoleOfAnotherNamespace,
+            format!(
+                "role definition {} is the custom role of IotHubCustomRole {o}, made for namespace {}: only that namespace's resources may grant it; define an IotHubCustomRole in this namespace and reference it with customRoleRef",
+                desired.role.guid, o.namespace
+            ),
+            vec![desired.role_definition_id().to_string()],
+        ));
+    }
     if input.allowed_roles.contains(&desired.role.guid) {
         return None;
     }
-    let definition = desired.role.definition.clone().or_else(|| input.roles.role_definition(desired.role.guid));
+    let definition = input.roles.role_definition(desired.role.guid).or_else(|| desired.role.definition.clone());
     let why = match definition {
         None => format!(
             "role definition {} was not found: the operator grants only roles whose permissions it can check",
@@ -143,13 +193,14 @@ fn not_grantable(input: &AssignmentInput<'_>, desired: &DesiredAssignment) -> Op
 fn plan_cleanup(input: &AssignmentInput<'_>) -> Plan {
     let me = input.me;
     let mut present: Vec<&ObservedAssignment> = Vec::new();
+    let mut actions = Vec::new();
     let mut findings = Vec::new();
     for o in input.observed {
-        // The grant this resource wants may have been made for a resource that is gone.
-        let taken_over = input.desired.is_some_and(|d| o.same_grant(&d.scope, d.role.guid, &d.principal_id));
+        // The grant this resource wants may have been handed over to it by a resource that is gone.
+        let taken_over = input.desired.is_some_and(|d| o.is(&d.grant()));
         match ownership::release(me, o, input.others, taken_over) {
             Release::Delete => present.push(o),
-            Release::HandOver(to) => findings.push(handed_over(o, &to)),
+            Release::HandOver(to) => hand_over(me, o, &to, &mut actions, &mut findings),
             Release::NotMine => {}
         }
     }
@@ -158,13 +209,14 @@ fn plan_cleanup(input: &AssignmentInput<'_>) -> Plan {
             findings.push(Finding::new(
                 Severity::Info,
                 Reason::Orphaned,
-                "deletionPolicy is Orphan: the role assignment stays in Azure",
+                "deletionPolicy is Orphan: the role assignment stays in Azure, owned by nobody (no other resource takes it over)",
                 present.iter().map(|o| o.id.to_string()).collect(),
             ));
         }
-        return Plan::new(vec![], findings);
+        return Plan::new(actions, findings);
     }
-    Plan::new(present.into_iter().map(|o| Action::DeleteRoleAssignment { id: o.id.clone() }).collect(), findings)
+    actions.extend(present.into_iter().map(|o| Action::DeleteRoleAssignment { id: o.id.clone() }));
+    Plan::new(actions, findings)
 }
 
 fn least_privilege(input: &AssignmentInput<'_>, desired: &DesiredAssignment) -> Vec<Finding> {

@@ -11,10 +11,11 @@
 //! searched; a DPS in another tenant can link the hub unnoticed.
 
 use super::{Action, Finding, Plan, Reason, RoleCatalog, Severity};
-use crate::crd::Access;
 use crate::desire::DesiredSharedAccess;
+use crate::domain::naming::Owner;
 use crate::domain::{
-    Dependents, DependentsObservation, LinkAuth, ObservedAssignment, ObservedDps, ObservedHub, roles::BuiltInRole,
+    Access, Dependents, DependentsObservation, HubId, LinkAuth, ObservedAssignment, ObservedDps, ObservedHub,
+    roles::BuiltInRole,
 };
 
 /// Everything the planner needs for one shared access resource.
@@ -190,22 +191,27 @@ pub fn dependency_blockers(
     out
 }
 
-/// The lock-out blocker, when nobody holds an IoT Hub data role on the hub.
+/// The lock-out blocker, when nobody holds an IoT Hub data role on the hub. `denied`: shared
+/// access is already denied, so nobody can use the hub's service APIs now.
 pub fn lockout_blocker(
     hub: &ObservedHub,
     assignments: &[ObservedAssignment],
     roles: &dyn RoleCatalog,
+    denied: bool,
 ) -> Option<Finding> {
     data_role_holders(hub, assignments, roles).is_empty().then(|| {
-        Finding::new(
-            Severity::Blocker,
-            Reason::WouldLockOut,
+        let message = if denied {
+            format!(
+                "no principal holds an IoT Hub data role on hub {} and shared access is denied: nobody can use its service APIs; assign one (IotHubRoleAssignment) or allow SAS",
+                hub.id.name
+            )
+        } else {
             format!(
                 "no principal holds an IoT Hub data role on hub {}: after Deny nobody could use its service APIs; assign one first (IotHubRoleAssignment)",
                 hub.id.name
-            ),
-            vec![hub.id.arm_id()],
-        )
+            )
+        };
+        Finding::new(Severity::Blocker, Reason::WouldLockOut, message, vec![hub.id.arm_id()])
     })
 }
 
@@ -217,8 +223,47 @@ pub fn deny_blockers(
     roles: &dyn RoleCatalog,
 ) -> Vec<Finding> {
     let mut out = dependency_blockers(hub, dependents, assignments, roles, false);
-    out.extend(lockout_blocker(hub, assignments, roles));
+    out.extend(lockout_blocker(hub, assignments, roles, false));
     out
+}
+
+/// What is broken on `hub` while shared access is denied: what still needs SAS, or nobody left
+/// to use the hub (reported, never Ready; SAS is never re-allowed for it).
+pub fn denied_blockers(
+    hub: &ObservedHub,
+    dependents: &DependentsObservation,
+    assignments: &[ObservedAssignment],
+    roles: &dyn RoleCatalog,
+) -> Vec<Finding> {
+    let mut out = dependency_blockers(hub, dependents, assignments, roles, true);
+    out.extend(lockout_blocker(hub, assignments, roles, true));
+    out
+}
+
+/// A resource asking to manage a hub's shared access (one that may: managed, valid, allowed on
+/// the hub), and when it was created (`None` when not known, as for manifests).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Claimant {
+    pub owner: Owner,
+    pub created: Option<jiff::Timestamp>,
+}
+
+/// One hub's shared access has one owner: the claimant created first (then by namespace and
+/// name) keeps the hub; for any other, the `Conflict` blocker naming the keeper (nothing written).
+pub fn conflict(me: &Claimant, hub: &HubId, claimants: &[Claimant]) -> Option<Finding> {
+    let key = |c: &Claimant| (c.created.is_none(), c.created, c.owner.namespace.clone(), c.owner.name.clone());
+    let keeper = claimants.iter().chain(std::iter::once(me)).min_by_key(|c| key(c))?;
+    (keeper.owner != me.owner).then(|| {
+        Finding::new(
+            Severity::Blocker,
+            Reason::Conflict,
+            format!(
+                "the shared access of hub {} is already managed by IotHubSharedAccess {} (created first): a hub's SAS has one owner, so this resource writes nothing; delete one of the two, or set what this one asks in that one",
+                hub.name, keeper.owner
+            ),
+            vec![hub.arm_id()],
+        )
+    })
 }
 
 /// Plan one shared access resource.
@@ -248,7 +293,7 @@ pub fn plan(input: &SharedAccessInput<'_>) -> Plan {
     } else if d.shared_access == Access::Allow && hub.shared_access == Access::Deny {
         shared_access = Some(Access::Allow);
     } else if d.shared_access == Access::Deny {
-        findings = dependency_blockers(hub, input.dependents, input.hub_assignments, input.roles, true);
+        findings = denied_blockers(hub, input.dependents, input.hub_assignments, input.roles);
     }
     let differs = |want: Option<Access>, have: Access| want.filter(|w| *w != have);
     let device_sas = differs(d.device_sas, hub.device_sas);

@@ -32,6 +32,10 @@ fn run(url: &str, args: &[&str]) -> Output {
     out
 }
 
+/// The admin's allowed scope for these runs: the demo subscription (`apply` with none writes
+/// nothing).
+const ALLOWED: &str = "/subscriptions/5f0c7a9e-3b2d-4c1a-9e8f-7d6b5a4c3b2a";
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
@@ -41,7 +45,7 @@ async fn plan_then_apply_then_plan_again_gates_a_pipeline() {
     let emu = emulator(DEMO_SEED, |_| {}).await;
     let url = emu.base_url();
 
-    let plan = run(&url, &["plan", "-f", "examples"]);
+    let plan = run(&url, &["plan", "-f", "examples", "--allowed-scope", ALLOWED]);
     assert_eq!(plan.status.code(), Some(2), "changes pending");
     let text = stdout(&plan);
     assert!(text.contains("CreateRoleDefinition"), "{text}");
@@ -49,18 +53,18 @@ async fn plan_then_apply_then_plan_again_gates_a_pipeline() {
     assert!(text.contains("PrincipalHoldsListKeys"), "the legacy Contributor grant is reported: {text}");
     assert_eq!(emu.stats().writes(), 0, "plan is read-only");
 
-    let apply = run(&url, &["apply", "-f", "examples"]);
+    let apply = run(&url, &["apply", "-f", "examples", "--allowed-scope", ALLOWED]);
     assert_eq!(apply.status.code(), Some(0), "Azure matches after apply");
     let hub = emu.snapshot().hubs.into_iter().find(|h| h.name == FLEET_HUB).unwrap();
     assert_eq!(hub.disable_local_auth, Some(true), "SAS denied on the fleet hub once a data role holder exists");
 
     let writes = emu.stats().writes();
-    let again = run(&url, &["apply", "-f", "examples"]);
+    let again = run(&url, &["apply", "-f", "examples", "--allowed-scope", ALLOWED]);
     assert_eq!(again.status.code(), Some(0));
     assert!(stdout(&again).contains("Nothing to write"), "{}", stdout(&again));
     assert_eq!(emu.stats().writes(), writes, "a second apply writes nothing");
 
-    let plan = run(&url, &["plan", "-f", "examples", "-o", "json"]);
+    let plan = run(&url, &["plan", "-f", "examples", "-o", "json", "--allowed-scope", ALLOWED]);
     assert_eq!(plan.status.code(), Some(0), "nothing to do");
     let v: serde_json::Value = serde_json::from_slice(&plan.stdout).expect("JSON output");
     assert_eq!(v["summary"]["changes"], 0);
@@ -71,15 +75,33 @@ async fn plan_then_apply_then_plan_again_gates_a_pipeline() {
 async fn a_refused_deny_exits_2_with_the_reason_and_writes_nothing() {
     let emu = emulator(DEMO_SEED, |_| {}).await;
     let url = emu.base_url();
-    run(&url, &["apply", "-f", "examples"]);
+    run(&url, &["apply", "-f", "examples", "--allowed-scope", ALLOWED]);
     let writes = emu.stats().writes();
-    let out = run(&url, &["apply", "-f", "data/demo/deny-factory-hub.yaml", "-o", "json"]);
+    let out = run(&url, &["apply", "-f", "data/demo/deny-factory-hub.yaml", "-o", "json", "--allowed-scope", ALLOWED]);
     assert_eq!(out.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
     let finding = &v["after"]["resources"][0]["findings"][0];
     assert_eq!(finding["reason"], "DpsLinked", "{v}");
     assert!(finding["resourceIds"][0].as_str().unwrap().contains("contoso-factory-dps"));
     assert_eq!(emu.stats().writes(), writes);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_without_an_allowed_scope_writes_nothing_and_says_how_to_allow() {
+    let emu = emulator(DEMO_SEED, |_| {}).await;
+    let url = emu.base_url();
+    let out = run(&url, &["apply", "-f", "examples", "-o", "json"]);
+    assert_eq!(out.status.code(), Some(2), "every resource refused");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
+    for r in v["after"]["resources"].as_array().unwrap() {
+        assert_eq!(r["findings"][0]["reason"], "ScopeNotAllowed", "{r}");
+    }
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--allowed-scope"), "says how to allow");
+    assert_eq!(emu.stats().writes(), 0, "nothing written");
+    // `plan` stays read-only and says the same.
+    let plan = run(&url, &["plan", "-f", "examples"]);
+    assert!(stdout(&plan).contains("ScopeNotAllowed"), "{}", stdout(&plan));
+    assert_eq!(emu.stats().writes(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -123,7 +145,7 @@ async fn the_standalone_emulator_serves_a_state_file_to_plan_against() {
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
     let url = first.trim().rsplit(' ').next().unwrap().to_string();
     assert!(url.starts_with("http://127.0.0.1:"), "{first}");
-    let plan = run(&url, &["plan", "-f", "examples"]);
+    let plan = run(&url, &["plan", "-f", "examples", "--allowed-scope", ALLOWED]);
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(plan.status.code(), Some(2), "changes pending against the seeded state");
@@ -172,7 +194,7 @@ async fn plan_and_apply_keep_to_the_allowed_scopes_and_say_when_none_are_given()
             .any(|a| a.principal_id == OPS_GROUP && a.scope.eq_ignore_ascii_case(&fleet)),
         "the fleet hub's grant was"
     );
-    // Without the flag every run says that nothing limits it.
+    // Without the flag every run says that nothing is allowed, and how to allow.
     let plan = run(&url, &["plan", "-f", "examples"]);
-    assert!(String::from_utf8_lossy(&plan.stderr).contains("warning: no --allowed-scope"));
+    assert!(String::from_utf8_lossy(&plan.stderr).contains("warning: no --allowed-scope given: nothing is written"));
 }

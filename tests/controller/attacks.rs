@@ -209,3 +209,267 @@ async fn attack_definition_id_cannot_grant_more_than_iot_hub_data_access() {
     assert_eq!(h.ready(&st.conditions).1, "InvalidSpec");
     assert!(h.azure_assignments(TELEMETRY_SP).is_empty());
 }
+
+// ---- Round 2: the edges (scope strings, wants, role reads, SAS ownership, fairness). ----
+
+/// Another namespace, with its own annotation.
+const OTHER_NS: &str = "team-b";
+
+fn ready_of(h: &H, conds: &[k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition]) -> (String, String) {
+    h.ready(conds)
+}
+
+#[tokio::test]
+async fn attack_scope_strings_that_climb_out_of_an_allowed_prefix_reach_nothing() {
+    // Admission bypassed (an older CRD, a webhook down): the tenant's assignable scopes start with
+    // the allowed subscription and climb out of it in every spelling an HTTP stack would resolve.
+    let s = sub_allowed();
+    let h = H::new(&allowed_refs(&s), None).await;
+    let prefix = format!("/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Devices/IotHubs/x");
+    for (i, climb) in [
+        format!("{prefix}/../../../../../../subscriptions/{PLATFORM_SUB}"),
+        format!("{prefix}/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/subscriptions/{PLATFORM_SUB}"),
+        format!("{prefix}\\..\\..\\..\\..\\..\\..\\subscriptions\\{PLATFORM_SUB}"),
+        format!("/subscriptions/{SUB}//resourceGroups/{RG}"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let name = format!("climb-{i}");
+        let mut role = custom_role_yaml(&name);
+        role.spec.assignable_scopes = Some(vec![format!("/subscriptions/{SUB}"), climb.clone()]);
+        h.api.put(&role);
+        h.cr(&name).await.expect("a refusal is a status");
+        let st = h.api.get::<IotHubCustomRole>(NS, &name).unwrap().status.unwrap();
+        assert_eq!(ready_of(&h, &st.conditions).1, "InvalidSpec", "{climb}");
+        let message = &st.conditions.iter().find(|c| c.type_ == "Ready").unwrap().message;
+        assert!(message.contains("spec.assignableScopes[1]"), "names the field: {message}");
+    }
+    // A management group id that is a dot segment.
+    let mut mg = assignment_yaml("mg", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER);
+    mg.spec.scope = iothub_access_operator::crd::AssignmentScope::ManagementGroup;
+    mg.spec.management_group_id = Some("..".into());
+    h.api.put(&mg);
+    h.ra("mg").await.expect("a refusal is a status");
+    let st = h.ra_obj("mg").status.unwrap();
+    assert_eq!(ready_of(&h, &st.conditions).1, "InvalidSpec");
+    assert_eq!(h.emu.stats().writes(), 0, "nothing written anywhere");
+    assert!(h.emu.snapshot().role_definitions.iter().all(|d| !d.role_name.starts_with("Registry Reader climb")));
+
+    // And the gate itself judges exactly the ids that go on the wire: a definition whose assignable
+    // scope is not canonical is withheld, whatever the planner decided.
+    let azure = h.ctx.azure_for(NS);
+    let mut d = iothub_access_operator::domain::RoleDefinition {
+        guid: uuid::Uuid::from_u128(7),
+        role_name: "Sneaky".into(),
+        description: String::new(),
+        role_type: iothub_access_operator::domain::RoleType::CustomRole,
+        permissions: vec![],
+        assignable_scopes: vec![format!("/subscriptions/{SUB}/resourceGroups/{RG}/../../{PLATFORM_SUB}")],
+    };
+    d.permissions.push(iothub_access_operator::domain::Permission {
+        data_actions: vec!["Microsoft.Devices/IotHubs/devices/read".into()],
+        ..Default::default()
+    });
+    let err = azure
+        .put_role_definition(&iothub_access_operator::domain::Scope::Subscription(SUB.into()), &d)
+        .await
+        .expect_err("withheld");
+    assert!(err.to_string().contains("refused by the operator's guardrail before sending"), "{err}");
+    assert_eq!(h.emu.stats().writes(), 0, "nothing reached Azure");
+}
+
+#[tokio::test]
+async fn attack_asking_for_a_grant_from_where_one_may_not_never_pins_it() {
+    let a = allowed();
+    let h = H::new(&allowed_refs(&a), None).await;
+    victim_granted(&h).await;
+    // The intruder's namespace is narrowed to another resource group; it asks for the same grant
+    // anyway, and so do two resources in the victim's namespace that may not ask: one observed,
+    // one skipped.
+    h.annotate(OTHER_NS, Ok(Some(&format!("/subscriptions/{SUB}/resourceGroups/rg-other"))));
+    let same = || assignment_yaml("pin", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER);
+    h.api.put(&in_ns(same(), OTHER_NS));
+    h.ra_in(OTHER_NS, "pin").await.expect("reconciles");
+    let st = h.api.get::<IotHubRoleAssignment>(OTHER_NS, "pin").unwrap().status.unwrap();
+    assert_eq!(ready_of(&h, &st.conditions).1, "ScopeNotAllowed");
+    for (name, mode) in [("pin-observe", "observe"), ("pin-skip", "skip")] {
+        let mut o = assignment_yaml(name, FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER);
+        o.annotations_mut().insert("iothubaccess.io/reconcile".into(), mode.into());
+        h.api.put(&o);
+    }
+
+    // The victim's team revokes its grant: it is gone, whoever else asked.
+    h.api.delete::<IotHubRoleAssignment>(NS, "victim");
+    h.ra("victim").await.expect("cleanup");
+    assert!(!h.api.exists::<IotHubRoleAssignment>(NS, "victim"));
+    assert!(h.azure_assignments(TELEMETRY_SP).is_empty(), "revoked: nobody who may ask for it pinned it");
+    assert!(!h.api.events().iter().any(|(r, _)| r == "HandedOver"), "{:?}", h.api.events());
+}
+
+#[tokio::test]
+async fn attack_an_orphaned_grant_is_never_taken_over_and_deleted_by_another_namespace() {
+    let a = allowed();
+    let h = H::new(&allowed_refs(&a), None).await;
+    // Team A grants, then leaves the grant in Azure on purpose.
+    let mut keep = assignment_yaml("victim", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER);
+    keep.spec.deletion_policy = iothub_access_operator::crd::DeletionPolicy::Orphan;
+    h.api.put(&keep);
+    h.ra("victim").await.expect("reconciles");
+    h.api.delete::<IotHubRoleAssignment>(NS, "victim");
+    h.ra("victim").await.expect("cleanup");
+    assert_eq!(h.azure_assignments(TELEMETRY_SP).len(), 1, "orphaned: left in Azure");
+
+    // Team B (allowed on the hub) asks for the same grant, then deletes its resource.
+    h.api.put(&in_ns(assignment_yaml("copy", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER), OTHER_NS));
+    h.ra_in(OTHER_NS, "copy").await.expect("reconciles");
+    let st = h.api.get::<IotHubRoleAssignment>(OTHER_NS, "copy").unwrap().status.unwrap();
+    assert_eq!(ready_of(&h, &st.conditions).0, "True", "the grant exists: adopted");
+    assert!(st.owned_assignment_ids.is_empty(), "adopted, never owned: {:?}", st.owned_assignment_ids);
+    h.api.delete::<IotHubRoleAssignment>(OTHER_NS, "copy");
+    h.ra_in(OTHER_NS, "copy").await.expect("cleanup");
+    assert!(!h.api.exists::<IotHubRoleAssignment>(OTHER_NS, "copy"));
+    assert_eq!(h.azure_assignments(TELEMETRY_SP).len(), 1, "an orphan belongs to nobody: not deleted");
+    assert!(!h.api.events().iter().any(|(r, _)| r == "TakenOver"), "{:?}", h.api.events());
+}
+
+#[tokio::test]
+async fn attack_another_namespaces_custom_role_cannot_be_granted_by_its_guid() {
+    let s = sub_allowed();
+    let h = H::new(&allowed_refs(&s), None).await;
+    h.api.put(&custom_role_yaml("role-a"));
+    h.cr("role-a").await.expect("reconciles");
+    let guid = h.api.get::<IotHubCustomRole>(NS, "role-a").unwrap().status.unwrap().role_definition_id.unwrap();
+    let guid = guid.rsplit('/').next().unwrap().to_string();
+
+    // Team B names team A's role by its GUID (readable in Azure) to grant it and so pin it.
+    h.api.put(&in_ns(
+        assignment_yaml("borrow", FACTORY_HUB, SYNC_SP, "ServicePrincipal", &format!("{{definitionId: {guid}}}")),
+        OTHER_NS,
+    ));
+    h.ra_in(OTHER_NS, "borrow").await.expect("a refusal is a status");
+    let st = h.api.get::<IotHubRoleAssignment>(OTHER_NS, "borrow").unwrap().status.unwrap();
+    assert_eq!(ready_of(&h, &st.conditions), ("False".into(), "CustomRoleOfAnotherNamespace".into()));
+    let message = &st.conditions.iter().find(|c| c.type_ == "Ready").unwrap().message;
+    assert!(message.contains(NS) && message.contains("customRoleRef"), "says whose and what to do: {message}");
+    assert!(h.azure_assignments(SYNC_SP).is_empty(), "nothing granted");
+
+    // Team A can still delete its own role.
+    h.api.delete::<IotHubCustomRole>(NS, "role-a");
+    h.cr("role-a").await.expect("cleanup");
+    assert!(!h.api.exists::<IotHubCustomRole>(NS, "role-a"));
+    assert_eq!(role_in_azure(&h, "Registry Reader role-a"), None, "deleted: nothing pins it");
+}
+
+#[tokio::test]
+async fn attack_a_role_widened_in_azure_is_never_granted_and_a_grant_of_it_is_revoked() {
+    let s = sub_allowed();
+    let h = H::new(&allowed_refs(&s), None).await;
+    h.api.put(&custom_role_yaml("role-a"));
+    h.cr("role-a").await.expect("reconciles");
+    h.api.put(&assignment_yaml(
+        "granted",
+        FACTORY_HUB,
+        TELEMETRY_SP,
+        "ServicePrincipal",
+        "{customRoleRef: {name: role-a}}",
+    ));
+    h.ra("granted").await.expect("reconciles");
+    assert_eq!(h.azure_assignments(TELEMETRY_SP).len(), 1);
+
+    // Someone with rights in Azure widens the role behind the operator's back.
+    let id = h.api.get::<IotHubCustomRole>(NS, "role-a").unwrap().status.unwrap().role_definition_id.unwrap();
+    let id = iothub_access_operator::domain::RoleDefinitionId::parse(&id).unwrap();
+    let mut widened = h.ctx.azure.get_role_definition(&id).await.unwrap().expect("exists");
+    widened.permissions[0].actions.push("Microsoft.Authorization/*/write".into());
+    h.ctx.azure.put_role_definition(&id.scope, &widened).await.expect("widened in Azure");
+    h.ctx.observer.rotate();
+
+    // A new grant of it (the spec still names the harmless role) is refused on Azure's definition.
+    h.api.put(&assignment_yaml("new", FACTORY_HUB, SYNC_SP, "ServicePrincipal", "{customRoleRef: {name: role-a}}"));
+    h.ra("new").await.expect("a refusal is a status");
+    let st = h.ra_obj("new").status.unwrap();
+    assert_eq!(ready_of(&h, &st.conditions), ("False".into(), "RoleNotGrantable".into()));
+    assert!(h.azure_assignments(SYNC_SP).is_empty(), "never granted");
+
+    // The grant the operator made of it is revoked, visibly: a reason, an Event, a metric.
+    h.ra("granted").await.expect("reconciles");
+    assert!(h.azure_assignments(TELEMETRY_SP).is_empty(), "the grant that now carries control-plane write is gone");
+    let st = h.ra_obj("granted").status.unwrap();
+    assert_eq!(ready_of(&h, &st.conditions), ("False".into(), "RoleNotGrantable".into()));
+    assert!(h.api.events().iter().any(|(r, _)| r == "GrantRevoked"), "{:?}", h.api.events());
+    assert!(
+        h.ctx.metrics.encode().contains("grants_revoked_total{reason=\"RoleNotGrantable\"} 1"),
+        "{}",
+        h.ctx.metrics.encode()
+    );
+}
+
+#[tokio::test]
+async fn attack_a_second_shared_access_resource_for_a_hub_is_refused_and_writes_nothing() {
+    let a = allowed();
+    let h = H::new(&allowed_refs(&a), None).await;
+    h.api.put(&assignment_yaml("ops", FLEET_HUB, OPS_GROUP, "Group", "{builtIn: IoTHubRegistryContributor}"));
+    h.ra("ops").await.expect("reconciles");
+    h.api.put(&sas_yaml("fleet", FLEET_HUB, "Deny"));
+    h.sa("fleet").await.expect("reconciles");
+    let denied = |h: &H| h.emu.snapshot().hubs.into_iter().find(|x| x.name == FLEET_HUB).unwrap().disable_local_auth;
+    assert_eq!(denied(&h), Some(true));
+
+    // Another namespace asks to allow SAS on the same hub.
+    let writes = h.emu.stats().writes();
+    h.api.put(&in_ns(sas_yaml("fight", FLEET_HUB, "Allow"), OTHER_NS));
+    h.sa_in(OTHER_NS, "fight").await.expect("a refusal is a status");
+    let st = h.api.get::<IotHubSharedAccess>(OTHER_NS, "fight").unwrap().status.unwrap();
+    assert_eq!(ready_of(&h, &st.conditions), ("False".into(), "Conflict".into()));
+    let message = &st.conditions.iter().find(|c| c.type_ == "Ready").unwrap().message;
+    assert!(message.contains(&format!("{NS}/fleet")), "names the keeper: {message}");
+    h.ctx.observer.rotate();
+    h.sa("fleet").await.expect("reconciles");
+    assert_eq!(h.emu.stats().writes(), writes, "no flip-flop: nothing written by either");
+    assert_eq!(denied(&h), Some(true));
+    let st = h.api.get::<IotHubSharedAccess>(NS, "fleet").unwrap().status.unwrap();
+    assert_eq!(ready_of(&h, &st.conditions).0, "True", "the first keeps the hub");
+
+    // After the Deny, the last data-role holder goes: a locked-out hub is not Ready.
+    h.api.delete::<IotHubRoleAssignment>(NS, "ops");
+    h.ra("ops").await.expect("cleanup");
+    h.ctx.observer.rotate();
+    h.sa("fleet").await.expect("reconciles");
+    let st = h.api.get::<IotHubSharedAccess>(NS, "fleet").unwrap().status.unwrap();
+    assert_eq!(ready_of(&h, &st.conditions), ("False".into(), "WouldLockOut".into()));
+    assert!(h.api.events().iter().any(|(r, _)| r == "WouldLockOut"), "{:?}", h.api.events());
+    assert_eq!(denied(&h), Some(true), "SAS is never re-allowed by the operator");
+}
+
+#[tokio::test]
+async fn attack_forged_status_hints_cost_no_more_than_the_schema_allows() {
+    let a = allowed();
+    let h = H::new(&allowed_refs(&a), None).await;
+    h.api.put(&assignment_yaml("attacker", FACTORY_HUB, SYNC_SP, "ServicePrincipal", READER));
+    h.ra("attacker").await.expect("reconciles");
+    h.ctx.observer.rotate();
+    h.emu.reset_stats();
+    h.ra("attacker").await.expect("reconciles");
+    let honest = h.emu.stats().reads();
+
+    // Hundreds of made-up hints, each of the right shape inside the namespace's scopes, each at
+    // a scope of its own (one list each, if they were read).
+    let mut forged = h.ra_obj("attacker");
+    let st = forged.status.as_mut().unwrap();
+    for i in 0..500 {
+        st.owned_assignment_ids.push(format!(
+            "{}/providers/Microsoft.Authorization/roleAssignments/{}",
+            hub_scope(&format!("hub-{i:04}")),
+            uuid::Uuid::from_u128(i)
+        ));
+    }
+    h.api.put(&forged);
+    h.ctx.observer.rotate();
+    h.emu.reset_stats();
+    h.ra("attacker").await.expect("reconciles");
+    let reads = h.emu.stats().reads();
+    assert!(reads <= honest + 16, "at most 16 hints are read: {reads} reads against {honest} without hints");
+    let st = h.ra_obj("attacker").status.unwrap();
+    assert!(st.owned_assignment_ids.len() <= 16, "nor written back: {}", st.owned_assignment_ids.len());
+}

@@ -9,16 +9,17 @@ mod interlock;
 #[path = "../support/mod.rs"]
 mod support;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use iothub_access_emulator::EmulatorHandle;
 use iothub_access_operator::azure::Azure;
-use iothub_access_operator::controller::guardrail::Guardrail;
 use iothub_access_operator::controller::{
-    Context, ReconcileError, Settings, custom_role, role_assignment, shared_access,
+    Context, Parts, ReconcileError, Settings, Stores, custom_role, role_assignment, shared_access,
 };
 use iothub_access_operator::crd::{IotHubCustomRole, IotHubRoleAssignment, IotHubSharedAccess};
+use iothub_access_operator::gate::{Gate, Guardrail};
 use iothub_access_operator::telemetry::Metrics;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Recorder, Reporter};
@@ -31,14 +32,20 @@ use support::*;
 
 const NS: &str = "iot-platform";
 
+/// A namespace's allowed-scopes annotation as the namespace cache reports it (or why not).
+type Annotation = Result<Option<String>, String>;
+
 struct H {
     api: FakeApi,
     ctx: Arc<Context>,
     emu: Arc<EmulatorHandle>,
     roles: Mutex<Writer<IotHubCustomRole>>,
     assignments: Mutex<Writer<IotHubRoleAssignment>>,
+    sas: Mutex<Writer<IotHubSharedAccess>>,
     /// What the namespace cache says of the namespace's allowed-scopes annotation.
     ns_annotation: Arc<Mutex<Result<Option<String>, String>>>,
+    /// The same, for the namespaces that differ from it.
+    ns_annotations: Arc<Mutex<HashMap<String, Annotation>>>,
 }
 
 fn resync<K>(w: &Mutex<Writer<K>>, objs: Vec<K>)
@@ -84,35 +91,43 @@ impl H {
         cfg.retry.max_attempts = 2;
         let azure: Arc<dyn Azure> = wrap(client_with(cfg), emu.clone());
         let ns_annotation = Arc::new(Mutex::new(Ok(namespace_scopes.map(str::to_string))));
-        let ns_scopes = ns_annotation.clone();
-        let ctx = Context::new(
-            client.clone(),
-            azure,
-            Guardrail::new(allowed),
-            Arc::new(move |_ns: &str| ns_scopes.lock().unwrap().clone()),
-            Recorder::new(client, Reporter { controller: "iothub-access-operator".into(), instance: None }),
-            Arc::new(Metrics::new(None)),
-            role_store,
-            ra_store,
-            Settings { error_backoff: Duration::from_millis(10), ..Settings::default() },
+        let ns_annotations: Arc<Mutex<HashMap<String, Annotation>>> = Arc::default();
+        let (ns_scopes, per_ns) = (ns_annotation.clone(), ns_annotations.clone());
+        let (sa_store, sa_writer) = reflector::store::<IotHubSharedAccess>();
+        let gate = Gate::new(Guardrail::parse(allowed).expect("canonical allowed scopes"), vec![]).with_namespaces(
+            Arc::new(move |ns: &str| {
+                per_ns.lock().unwrap().get(ns).cloned().unwrap_or_else(|| ns_scopes.lock().unwrap().clone())
+            }),
         );
+        let ctx = Context::new(Parts {
+            client: client.clone(),
+            azure,
+            gate,
+            recorder: Recorder::new(client, Reporter { controller: "iothub-access-operator".into(), instance: None }),
+            metrics: Arc::new(Metrics::new(None)),
+            stores: Stores { custom_roles: role_store, assignments: ra_store, shared_access: sa_store },
+            settings: Settings { error_backoff: Duration::from_millis(10), ..Settings::default() },
+        });
         H {
             api,
             ctx: Arc::new(ctx),
             emu,
             roles: Mutex::new(role_writer),
             assignments: Mutex::new(ra_writer),
+            sas: Mutex::new(sa_writer),
             ns_annotation,
+            ns_annotations,
         }
     }
 
     fn sync(&self) {
         resync(&self.roles, self.api.all::<IotHubCustomRole>());
         resync(&self.assignments, self.api.all::<IotHubRoleAssignment>());
+        resync(&self.sas, self.api.all::<IotHubSharedAccess>());
     }
 
     /// Reconcile until the object stops changing (the first pass only adds the finalizer).
-    async fn settle<K, F, Fut>(&self, name: &str, reconcile: F) -> Result<Action, ReconcileError>
+    async fn settle<K, F, Fut>(&self, ns: &str, name: &str, reconcile: F) -> Result<Action, ReconcileError>
     where
         K: Resource<DynamicType = ()> + serde::de::DeserializeOwned + Clone,
         F: Fn(Arc<K>, Arc<Context>) -> Fut,
@@ -121,10 +136,10 @@ impl H {
         let mut last = Ok(Action::await_change());
         for _ in 0..4 {
             self.sync();
-            let Some(obj) = self.api.get::<K>(NS, name) else { return last };
+            let Some(obj) = self.api.get::<K>(ns, name) else { return last };
             let before = obj.resource_version();
             last = reconcile(Arc::new(obj), self.ctx.clone()).await;
-            let after = self.api.get::<K>(NS, name).and_then(|o| o.resource_version());
+            let after = self.api.get::<K>(ns, name).and_then(|o| o.resource_version());
             if after == before {
                 break;
             }
@@ -133,13 +148,28 @@ impl H {
     }
 
     async fn ra(&self, name: &str) -> Result<Action, ReconcileError> {
-        self.settle::<IotHubRoleAssignment, _, _>(name, role_assignment::reconcile).await
+        self.ra_in(NS, name).await
     }
     async fn cr(&self, name: &str) -> Result<Action, ReconcileError> {
-        self.settle::<IotHubCustomRole, _, _>(name, custom_role::reconcile).await
+        self.cr_in(NS, name).await
     }
     async fn sa(&self, name: &str) -> Result<Action, ReconcileError> {
-        self.settle::<IotHubSharedAccess, _, _>(name, shared_access::reconcile).await
+        self.sa_in(NS, name).await
+    }
+    async fn ra_in(&self, ns: &str, name: &str) -> Result<Action, ReconcileError> {
+        self.settle::<IotHubRoleAssignment, _, _>(ns, name, role_assignment::reconcile).await
+    }
+    async fn cr_in(&self, ns: &str, name: &str) -> Result<Action, ReconcileError> {
+        self.settle::<IotHubCustomRole, _, _>(ns, name, custom_role::reconcile).await
+    }
+    async fn sa_in(&self, ns: &str, name: &str) -> Result<Action, ReconcileError> {
+        self.settle::<IotHubSharedAccess, _, _>(ns, name, shared_access::reconcile).await
+    }
+
+    /// Namespace `ns`'s allowed-scopes annotation as the namespace cache reports it.
+    fn annotate(&self, ns: &str, scopes: Result<Option<&str>, &str>) {
+        let v = scopes.map(|s| s.map(str::to_string)).map_err(str::to_string);
+        self.ns_annotations.lock().unwrap().insert(ns.to_string(), v);
     }
 
     fn ra_obj(&self, name: &str) -> IotHubRoleAssignment {
@@ -237,6 +267,12 @@ fn allowed() -> Vec<String> {
 
 fn allowed_refs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
+}
+
+/// `obj` in namespace `ns` instead.
+fn in_ns<K: Resource>(mut obj: K, ns: &str) -> K {
+    obj.meta_mut().namespace = Some(ns.to_string());
+    obj
 }
 
 #[tokio::test]

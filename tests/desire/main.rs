@@ -35,7 +35,7 @@ fn operations_expand_to_the_data_actions_they_need() {
             "Microsoft.Devices/IotHubs/twins/read",
         ]
     );
-    assert_eq!(d.assignable_scopes, vec![format!("/subscriptions/{SUB}")]);
+    assert_eq!(d.assignable_scopes, vec![iothub_access_operator::domain::Scope::Subscription(SUB.into())]);
     assert_eq!(d.scope, iothub_access_operator::domain::Scope::Subscription(SUB.into()));
 }
 

@@ -182,8 +182,9 @@ fn definitions_may_be_deleted_only_on_cleanup_or_for_a_leftover_and_never_when_o
 /// a definition it owned keeps it, a failed delete keeps the leftover.
 #[test]
 fn what_a_custom_role_owns_after_its_writes() {
-    use iothub_access_operator::apply::{Applied, Outcome};
+    use iothub_access_operator::apply::{Applied, wrote};
     use iothub_access_operator::azure::AzureError;
+    use iothub_access_operator::outcome::Outcome;
     use iothub_access_operator::plan::Finding;
     use iothub_access_operator::plan::custom_role::after_apply;
     let d = desired_role(&custom_role_spec("Registry reader", &["Microsoft.Devices/IotHubs/devices/read"]));
@@ -192,8 +193,8 @@ fn what_a_custom_role_owns_after_its_writes() {
     let put = |create| Action::PutRoleDefinition { scope: sub_scope(), definition: d.definition(), create };
     let delete_old = Action::DeleteRoleDefinition { id: old.clone(), role_name: "Old name".into() };
     let failed = || Outcome::Failed(AzureError::Transient { message: "reset".into() });
-    let ok = |action: &Action| Applied::new(action.clone(), Outcome::Done);
-    let bad = |action: &Action| Applied::new(action.clone(), failed());
+    let ok = |action: &Action| wrote(&[Applied::new(action.clone(), Outcome::Done)]).remove(0);
+    let bad = |action: &Action| wrote(&[Applied::new(action.clone(), failed())]).remove(0);
     let plan_of = |actions: Vec<Action>| Plan::new(actions, vec![]);
     let blocked = Plan::new(vec![], vec![Finding::new(Severity::Blocker, Reason::RoleNameTaken, "taken", vec![])]);
 
@@ -220,6 +221,6 @@ fn what_a_custom_role_owns_after_its_writes() {
         (Some(mine.clone()), vec![old.clone()]),
         "a failed delete keeps the leftover owned, to be deleted later"
     );
-    let skipped = Applied::new(delete_old.clone(), Outcome::Skipped);
+    let skipped = wrote(&[Applied::new(delete_old.clone(), Outcome::Skipped)]).remove(0);
     assert_eq!(after_apply(&mine, &owned, &p, &[skipped]), (Some(mine), vec![old]), "not attempted: still owned");
 }

@@ -3,7 +3,9 @@
 
 use iothub_access_operator::crd::{AssignmentScope, DeletionPolicy};
 use iothub_access_operator::domain::naming::{Owner, tagged_description};
-use iothub_access_operator::domain::{BuiltInRole, RoleAssignmentId, RoleDefinition, RoleDefinitionId, Scope};
+use iothub_access_operator::domain::{
+    BuiltInRole, NewRoleAssignment, RoleAssignmentId, RoleDefinition, RoleDefinitionId, Scope,
+};
 use iothub_access_operator::plan::ownership::NoOthers;
 use iothub_access_operator::plan::role_assignment::{AssignmentInput, plan};
 use iothub_access_operator::plan::{Action, Finding, Mode, Plan, Reason, Severity};
@@ -31,6 +33,7 @@ fn run(
         observed,
         roles: &roles,
         allowed_roles: &[],
+        role_made_for: None,
     })
 }
 
@@ -52,6 +55,7 @@ fn run_definition_id(
         observed: &[],
         roles: &roles,
         allowed_roles,
+        role_made_for: None,
     })
 }
 
@@ -106,13 +110,14 @@ fn only_roles_within_iot_hub_data_access_are_granted_whatever_definition_id_name
 }
 
 fn create(d: &iothub_access_operator::desire::DesiredAssignment) -> Action {
-    Action::CreateRoleAssignment {
+    let new = NewRoleAssignment {
         id: d.id(),
         role_definition_id: RoleDefinitionId::new(Scope::Subscription(SUB.into()), d.role.guid),
         principal_id: d.principal_id.clone(),
         principal_type: iothub_access_operator::crd::PrincipalType::ServicePrincipal,
         description: Some(tagged_description(d.description.as_deref(), &me())),
-    }
+    };
+    Action::CreateRoleAssignment(new)
 }
 
 #[test]

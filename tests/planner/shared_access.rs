@@ -328,8 +328,12 @@ fn a_denied_hub_that_something_reaches_by_key_again_is_a_blocker_never_an_action
         assert_eq!((p.findings[0].severity, p.findings[0].reason), (Severity::Blocker, reason));
         assert!(p.findings[0].message.contains(says), "{}", p.findings[0].message);
     }
-    // Lock-out is about applying Deny; once applied it is not re-judged here.
-    assert_eq!(run(&want(Access::Deny), Some(&h), &dps(vec![]), &[]), Plan::default());
+    // Once denied, nobody left holding a data role is a lock-out: reported, never an action.
+    let p = run(&want(Access::Deny), Some(&h), &dps(vec![]), &[]);
+    assert_eq!(p.actions, vec![], "SAS is never re-allowed by the operator");
+    assert_eq!((p.findings[0].severity, p.findings[0].reason), (Severity::Blocker, Reason::WouldLockOut));
+    assert!(p.findings[0].message.contains("shared access is denied"), "{}", p.findings[0].message);
+    assert_eq!(run(&want(Access::Deny), Some(&h), &dps(vec![]), &[reader_assignment()]), Plan::default());
 }
 
 #[test]

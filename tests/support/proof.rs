@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use iothub_access_emulator::{EmulatorConfig, Faults, Seed};
 use iothub_access_operator::domain::naming::Owner;
-use iothub_access_operator::domain::{BuiltInRole, Scope};
+use iothub_access_operator::domain::{BuiltInRole, Grant, Scope};
 use iothub_access_operator::manifest::{self, Resource};
 use kube::Client;
 use rand::Rng;
@@ -187,7 +187,7 @@ pub fn converged_seed(n: usize, instance: &str, ns: &str) -> Seed {
         let role = ROLES[i % ROLES.len()].guid();
         seed.role_assignments.push(iothub_access_emulator::RoleAssignment {
             name: Owner::new(instance, ns, &format!("ra-{i:05}"))
-                .assignment_name(&scope, role, &principal(i))
+                .assignment_name(&Grant::new(scope, role, &principal(i)))
                 .to_string(),
             scope: hub_scope(hub(i)),
             role_definition_id: role.to_string(),
