@@ -12,7 +12,8 @@
 //!   list only when the definition must be created, and in cleanup the assignments that use it;
 //! - shared access: the hub; when Deny is wanted, what depends on its shared access (DPS and
 //!   Device Update instances of every subscription the identity can list, one search shared by
-//!   all hubs) and the assignments effective at the hub (lock-out and DPS identity checks).
+//!   all hubs) and the assignments effective at the hub (lock-out and DPS identity checks), read
+//!   as the interlock reads them ([`crate::observe::interlock_inputs`]).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -24,10 +25,9 @@ use crate::crd::DeletionPolicy;
 use crate::desire::{DesiredAssignment, DesiredCustomRole, DesiredSharedAccess};
 use crate::domain::naming::Owner;
 use crate::domain::{
-    DependentsObservation, HubId, ObservedAssignment, ObservedHub, RoleAssignmentId, RoleDefinition, RoleDefinitionId,
-    Scope, roles,
+    DependentsObservation, ObservedAssignment, ObservedHub, RoleAssignmentId, RoleDefinition, RoleDefinitionId, Scope,
 };
-use crate::observe::Observer;
+use crate::observe::{InterlockInputs, Observer, interlock_inputs};
 use crate::plan::ownership::{self, Others};
 use crate::plan::{self, Mode, Plan};
 
@@ -77,31 +77,6 @@ fn push_unique(out: &mut Vec<ObservedAssignment>, items: Vec<ObservedAssignment>
     out.extend(items.into_iter().filter(|a| seen.insert(a.id.clone())));
 }
 
-/// The definitions of every non-built-in role among `guids` (GETs, shared by the observer).
-/// A definition that cannot be read is left out: the checks that use it are advisory.
-/// The definitions of the custom roles among `guids` (built-in ones are known); `recent`: read at
-/// most the re-check interval ago (what the interlock judges).
-async fn catalog(
-    obs: &Observer,
-    subscription_id: Option<&str>,
-    guids: BTreeSet<Uuid>,
-    recent: bool,
-) -> Vec<RoleDefinition> {
-    let mut out = Vec::new();
-    for guid in guids {
-        if roles::builtin_by_guid(guid).is_some() {
-            continue;
-        }
-        let scope = subscription_id.map_or(Scope::Root, |s| Scope::Subscription(s.to_string()));
-        let id = RoleDefinitionId::new(scope, guid);
-        let read = if recent { obs.role_definition_recent(&id).await } else { obs.role_definition(&id).await };
-        if let Ok(Some(d)) = read {
-            out.push(d);
-        }
-    }
-    out
-}
-
 /// Plan one `IotHubRoleAssignment`.
 pub async fn plan_assignment(obs: &Observer, req: &AssignmentRequest) -> Result<AssignmentPlan, AzureError> {
     let mut scopes: Vec<Scope> = Vec::new();
@@ -147,7 +122,7 @@ pub async fn plan_assignment(obs: &Observer, req: &AssignmentRequest) -> Result<
             .filter(|a| a.principal_id.eq_ignore_ascii_case(&d.principal_id) && a.role_definition != d.role.guid)
             .map(|a| a.role_definition)
             .collect();
-        known.extend(catalog(obs, Some(&d.hub.subscription_id), principal_roles, false).await);
+        known.extend(obs.custom_roles(Some(&d.hub.subscription_id), principal_roles, false).await);
     }
     let plan = plan::role_assignment::plan(&plan::role_assignment::AssignmentInput {
         mode: req.mode,
@@ -239,40 +214,6 @@ pub struct HubView {
     pub hub: Option<ObservedHub>,
     /// What depends on the hub's shared access (searched only when Deny is wanted).
     pub dependents: DependentsObservation,
-}
-
-/// What the SAS interlock judges a hub on.
-pub struct InterlockInputs {
-    pub hub: Option<ObservedHub>,
-    pub dependents: DependentsObservation,
-    pub assignments: Vec<ObservedAssignment>,
-    pub roles: Vec<RoleDefinition>,
-}
-
-/// Read what the interlock needs for `hub`: the hub, its dependents (`fresh`: read now, not from
-/// the observer's search of the last seconds), the assignments effective at the hub and the
-/// definitions of their roles; none of them is older than
-/// the re-check interval, so a refusal re-checked after it decides on new reads.
-pub async fn interlock_inputs(obs: &Observer, hub: &HubId, fresh: bool) -> Result<InterlockInputs, AzureError> {
-    match obs.hub_recent(hub).await? {
-        Some(h) => interlock_reads(obs, h, fresh).await,
-        None => Ok(InterlockInputs {
-            hub: None,
-            dependents: DependentsObservation::none(),
-            assignments: vec![],
-            roles: vec![],
-        }),
-    }
-}
-
-/// [`interlock_inputs`] for a hub already read.
-pub async fn interlock_reads(obs: &Observer, hub: ObservedHub, fresh: bool) -> Result<InterlockInputs, AzureError> {
-    let also = [hub.id.subscription_id.as_str()];
-    let dependents = if fresh { obs.dependents_fresh(&also).await } else { obs.dependents(&also).await };
-    let assignments = obs.assignments_at_recent(&hub.id.scope()).await?;
-    let guids = assignments.iter().map(|a| a.role_definition).collect();
-    let roles = catalog(obs, Some(&hub.id.subscription_id), guids, true).await;
-    Ok(InterlockInputs { hub: Some(hub), dependents, assignments, roles })
 }
 
 /// Plan one `IotHubSharedAccess`.

@@ -4,8 +4,10 @@
 //! rules as the plan; right after it, the dependents are read again, and if something now
 //! reaches the hub by key (it linked in the window between the two reads), shared access is put
 //! back as it was and that is reported. The window is the time from the start of the fresh
-//! read to the end of the write; it is measured and logged. I/O: reads and writes through the
-//! [`Azure`] trait. The outcomes it hands back are [`crate::outcome::Outcome`]s; `apply` calls it.
+//! read to the end of the write; it is measured and logged. The reads are `observe`'s
+//! ([`crate::observe::interlock_inputs`], each on an [`Observer`] of its own, so nothing cached
+//! is reused); the rules are `plan`'s. I/O: reads and writes through the [`Azure`] trait. The
+//! outcomes it hands back are [`crate::outcome::Outcome`]s; `apply` calls it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,8 +15,7 @@ use std::time::{Duration, Instant};
 use crate::azure::{Azure, AzureError, HubAccessChange};
 use crate::crd::Access;
 use crate::domain::{DependentsObservation, HubId, ObservedHub};
-use crate::engine;
-use crate::observe::Observer;
+use crate::observe::{Observer, interlock_inputs, interlock_reads};
 use crate::outcome::Outcome;
 use crate::plan::shared_access::{denied_blockers, deny_blockers, dependency_blockers, lockout_blocker};
 use crate::plan::{Finding, Reason};
@@ -70,7 +71,7 @@ pub async fn write(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange)
     };
     let outcome = match nothing_sent(held(change, &after), written) {
         Outcome::Overridden(what, _) if after.shared_access == Access::Deny => {
-            let found = match engine::interlock_reads(&Observer::new(azure), after.clone(), true).await {
+            let found = match interlock_reads(&Observer::new(azure), after.clone(), true).await {
                 Ok(i) => dependency_blockers(&after, &i.dependents, &i.assignments, &i.roles, true),
                 Err(e) => {
                     dependency_blockers(&after, &DependentsObservation::Failed(e.to_string()), &[], &NO_ROLES, true)
@@ -89,7 +90,7 @@ pub async fn write(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange)
 /// (by someone else, or a policy) gets the rest of the change only, and is never re-allowed here.
 pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) -> HubOutcome {
     let started = Instant::now();
-    let before = match engine::interlock_inputs(&Observer::new(azure.clone()), hub, true).await {
+    let before = match interlock_inputs(&Observer::new(azure.clone()), hub, true).await {
         Ok(i) => i,
         Err(e) => return HubOutcome::failed(e),
     };
@@ -146,7 +147,7 @@ pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) 
     if after.shared_access == Access::Allow {
         return HubOutcome::new(held(change, &after), Some(after), Some(window));
     }
-    let found = match engine::interlock_reads(&Observer::new(azure.clone()), after.clone(), true).await {
+    let found = match interlock_reads(&Observer::new(azure.clone()), after.clone(), true).await {
         // Phrased for what is put back when this call wrote the Deny; for the Deny in place when
         // it did not, or when the check failed.
         Ok(i) => {

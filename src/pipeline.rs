@@ -64,6 +64,54 @@ pub trait Pipeline: Send + Sync {
         desired: &Self::Desired,
         owned: Self::Owned,
     ) -> Result<(Plan, Self::View), AzureError>;
+
+    /// observe + plan of a resource being deleted, through the engine (cleanup mode): what it
+    /// owns is deleted, handed over or left, from the same [`Sources`] as [`plan`](Pipeline::plan).
+    /// `desired` is `None` when the spec no longer resolves (what is owned is still found).
+    async fn plan_cleanup(
+        &self,
+        obs: &Observer,
+        src: &Sources<'_>,
+        desired: Option<&Self::Desired>,
+        owned: Self::Owned,
+    ) -> Result<Plan, AzureError>;
+}
+
+/// The engine's request for a role assignment, the same in both modes.
+fn assignment_request(
+    ra: &IotHubRoleAssignment,
+    src: &Sources<'_>,
+    mode: Mode,
+    desired: Option<&DesiredAssignment>,
+    owned: Vec<RoleAssignmentId>,
+) -> AssignmentRequest {
+    AssignmentRequest {
+        mode,
+        desired: desired.cloned(),
+        owner: src.owner.clone(),
+        others: src.others.clone(),
+        owned,
+        deletion_policy: ra.spec.deletion_policy,
+        allowed_roles: src.allowed_roles.clone(),
+        role_made_for: desired.and_then(|d| (src.custom_role_owner)(d.role.guid)),
+    }
+}
+
+/// The engine's request for a custom role, the same in both modes.
+fn custom_role_request(
+    cr: &IotHubCustomRole,
+    src: &Sources<'_>,
+    mode: Mode,
+    desired: Option<&DesiredCustomRole>,
+    owned: Vec<RoleDefinitionId>,
+) -> CustomRoleRequest {
+    CustomRoleRequest {
+        mode,
+        desired: desired.cloned(),
+        owner: src.owner.clone(),
+        owned,
+        deletion_policy: cr.spec.deletion_policy,
+    }
 }
 
 #[async_trait]
@@ -84,18 +132,20 @@ impl Pipeline for IotHubRoleAssignment {
         desired: &DesiredAssignment,
         owned: Vec<RoleAssignmentId>,
     ) -> Result<(Plan, Vec<RoleAssignmentId>), AzureError> {
-        let req = AssignmentRequest {
-            mode: Mode::Apply,
-            desired: Some(desired.clone()),
-            owner: src.owner.clone(),
-            others: src.others.clone(),
-            owned,
-            deletion_policy: self.spec.deletion_policy,
-            allowed_roles: src.allowed_roles.clone(),
-            role_made_for: (src.custom_role_owner)(desired.role.guid),
-        };
+        let req = assignment_request(self, src, Mode::Apply, Some(desired), owned);
         let planned = engine::plan_assignment(obs, &req).await?;
         Ok((planned.plan, planned.proven))
+    }
+
+    async fn plan_cleanup(
+        &self,
+        obs: &Observer,
+        src: &Sources<'_>,
+        desired: Option<&DesiredAssignment>,
+        owned: Vec<RoleAssignmentId>,
+    ) -> Result<Plan, AzureError> {
+        let req = assignment_request(self, src, Mode::Cleanup, desired, owned);
+        Ok(engine::plan_assignment(obs, &req).await?.plan)
     }
 }
 
@@ -117,14 +167,18 @@ impl Pipeline for IotHubCustomRole {
         desired: &DesiredCustomRole,
         owned: Vec<RoleDefinitionId>,
     ) -> Result<(Plan, Vec<RoleDefinitionId>), AzureError> {
-        let req = CustomRoleRequest {
-            mode: Mode::Apply,
-            desired: Some(desired.clone()),
-            owner: src.owner.clone(),
-            owned: owned.clone(),
-            deletion_policy: self.spec.deletion_policy,
-        };
+        let req = custom_role_request(self, src, Mode::Apply, Some(desired), owned.clone());
         Ok((engine::plan_custom_role(obs, &req).await?, owned))
+    }
+
+    async fn plan_cleanup(
+        &self,
+        obs: &Observer,
+        src: &Sources<'_>,
+        desired: Option<&DesiredCustomRole>,
+        owned: Vec<RoleDefinitionId>,
+    ) -> Result<Plan, AzureError> {
+        engine::plan_custom_role(obs, &custom_role_request(self, src, Mode::Cleanup, desired, owned)).await
     }
 }
 
@@ -146,5 +200,16 @@ impl Pipeline for IotHubSharedAccess {
         _owned: (),
     ) -> Result<(Plan, HubView), AzureError> {
         engine::plan_shared_access(obs, desired).await
+    }
+
+    /// Deleting an `IotHubSharedAccess` writes nothing: the hub stays as it is.
+    async fn plan_cleanup(
+        &self,
+        _obs: &Observer,
+        _src: &Sources<'_>,
+        _desired: Option<&DesiredSharedAccess>,
+        _owned: (),
+    ) -> Result<Plan, AzureError> {
+        Ok(Plan::default())
     }
 }

@@ -11,16 +11,15 @@ use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 
 use super::driver::{self, Steps, Stop, Verdict, cleanup_apply, cleanup_managed, finish};
-use super::{Context, Kind as _, ReconcileError, Step, key_of, owner_of};
+use super::{Context, ReconcileError, owner_of};
 use super::{no_custom_roles, sources};
 use crate::apply::Applied;
 use crate::azure::AzureError;
 use crate::crd::{IotHubCustomRole, IotHubCustomRoleStatus};
-use crate::desire::{DesiredCustomRole, desire_custom_role};
+use crate::desire::DesiredCustomRole;
 use crate::domain::RoleDefinitionId;
-use crate::engine::{self, CustomRoleRequest};
 use crate::pipeline::Pipeline;
-use crate::plan::{Action, Mode, Plan, Reason, Severity, custom_role};
+use crate::plan::{Action, Plan, Reason, Severity, custom_role};
 
 /// The controller's entry point for one object.
 pub async fn reconcile(obj: Arc<IotHubCustomRole>, ctx: Arc<Context>) -> Result<Requeue, ReconcileError> {
@@ -133,17 +132,11 @@ async fn cleanup(
         ctx.event(obj, EventType::Warning, Reason::DeletionRefused, msg.clone()).await;
         return Err(ReconcileError::Refused(msg));
     }
-    let owner = owner_of(ctx, obj);
-    let desired = desire_custom_role(&obj.spec, &owner).ok();
+    let src = sources(ctx, obj, &no_custom_roles, &crate::pipeline::no_custom_role_owner);
+    let desired = Pipeline::desire(obj, &src).ok();
     let owned = owned_of(ctx, obj, &st);
-    let req =
-        CustomRoleRequest { mode: Mode::Cleanup, desired, owner, owned, deletion_policy: obj.spec.deletion_policy };
-    let subject = req.desired.as_ref().map(|d| d.id().to_string());
-    let plan = engine::plan_custom_role(&ctx.observer.get(), &req).await.map_err(|source| ReconcileError::At {
-        step: Step::Cleanup,
-        subject: subject.unwrap_or_else(|| format!("{} {}", IotHubCustomRole::KIND, key_of(obj))),
-        source,
-    })?;
+    let subject = desired.as_ref().map(|d| d.id().to_string());
+    let plan = driver::cleanup_plan(obj, ctx, &src, desired.as_ref(), owned, subject).await?;
     if let Some(b) = plan.findings.iter().find(|f| f.severity == Severity::Blocker) {
         st.assignment_ids = b.resource_ids.clone();
         let msg = format!("deletion refused: {}", b.message);

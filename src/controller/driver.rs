@@ -128,7 +128,9 @@ pub trait Steps: Kind + Send + Sync + 'static {
         false
     }
 
-    /// The resource is being deleted: remove what it owns (or refuse, retried).
+    /// The resource is being deleted: remove what it owns (or refuse, retried), planned by the
+    /// kind's `Pipeline::plan_cleanup` from the same `Sources` as `plan`, written by
+    /// [`cleanup_apply`].
     async fn cleanup(&self, api: &Api<Self>, ctx: &Context) -> Result<Requeue, ReconcileError>;
 }
 
@@ -248,6 +250,26 @@ async fn run<K: Steps>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<Requeue, 
 
 /// Cleanup's shared start: a resource not managed (observe or skip) leaves Azure as it is.
 /// `true` when cleanup should go on.
+/// The cleanup plan of `obj` through its [`Pipeline`](crate::pipeline::Pipeline), with the same
+/// sources as apply; a failure names the step and `subject` (the Azure id it was about, else the
+/// resource).
+pub async fn cleanup_plan<K: Kind + crate::pipeline::Pipeline>(
+    obj: &K,
+    ctx: &Context,
+    src: &crate::pipeline::Sources<'_>,
+    desired: Option<&K::Desired>,
+    owned: K::Owned,
+    subject: Option<String>,
+) -> Result<Plan, ReconcileError> {
+    crate::pipeline::Pipeline::plan_cleanup(obj, &ctx.observer.get(), src, desired, owned).await.map_err(|source| {
+        ReconcileError::At {
+            step: Step::Cleanup,
+            subject: subject.unwrap_or_else(|| format!("{} {}", K::KIND, key_of(obj))),
+            source,
+        }
+    })
+}
+
 pub async fn cleanup_managed<K: Kind>(obj: &K, ctx: &Context) -> bool {
     if reconcile_mode(obj).0 == ReconcileMode::Manage {
         return true;

@@ -14,16 +14,15 @@ use kube::{Api, ResourceExt};
 use super::driver::{self, Steps, Stop, Verdict, cleanup_apply, cleanup_managed};
 use super::sources;
 use super::status::{self, LEAST_PRIVILEGE, READY};
-use super::{ClusterWants, Context, Kind as _, ReconcileError, Step, custom_role_owner, key_of, owner_of, wants};
+use super::{Context, Kind as _, ReconcileError, custom_role_owner, key_of, wants};
 use crate::apply::{self, Applied};
 use crate::azure::AzureError;
 use crate::crd::{IotHubCustomRole, IotHubCustomRoleSpec, IotHubRoleAssignment, IotHubRoleAssignmentStatus};
-use crate::desire::{DesireError, DesiredAssignment, desire_role_assignment};
+use crate::desire::{DesireError, DesiredAssignment};
 use crate::domain::RoleAssignmentId;
 use crate::domain::ids::ScopeLevelName;
-use crate::engine::{self, AssignmentRequest};
 use crate::pipeline::Pipeline;
-use crate::plan::{Action, Mode, Plan, Reason, ownership};
+use crate::plan::{Action, Plan, Reason, ownership};
 /// The controller's entry point for one object.
 pub async fn reconcile(obj: Arc<IotHubRoleAssignment>, ctx: Arc<Context>) -> Result<Requeue, ReconcileError> {
     driver::reconcile(obj, ctx).await
@@ -222,8 +221,8 @@ async fn cleanup(obj: &IotHubRoleAssignment, ctx: &Context) -> Result<Requeue, R
     }
     let st = obj.status.clone().unwrap_or_default();
     let lookup = custom_role_lookup(ctx, &ns);
-    let owner = owner_of(ctx, obj);
-    let desired = desire_role_assignment(&obj.spec, &lookup, &owner).ok();
+    let roles = owner_of_role(ctx);
+    let desired = Pipeline::desire(obj, &sources(ctx, obj, &lookup, &roles)).ok();
     if let Some(d) = &desired
         && let Err(e) = ctx.check_scopes(&ns, std::slice::from_ref(&d.scope))?
     {
@@ -233,25 +232,13 @@ async fn cleanup(obj: &IotHubRoleAssignment, ctx: &Context) -> Result<Requeue, R
     }
     // Status only hints where else to look; hints outside the namespace's scopes are not read.
     let owned = parse_owned(ctx, &ns, &st)?;
-    let req = AssignmentRequest {
-        mode: Mode::Cleanup,
-        desired,
-        owner,
-        others: ClusterWants::of(ctx).ok_or(ReconcileError::NotSynced)?,
-        owned,
-        deletion_policy: obj.spec.deletion_policy,
-        allowed_roles: vec![],
-        role_made_for: None,
-    };
-    let subject = req.desired.as_ref().map(|d| d.id().to_string());
-    let plan = engine::plan_assignment(&ctx.observer.get(), &req)
-        .await
-        .map_err(|source| ReconcileError::At {
-            step: Step::Cleanup,
-            subject: subject.unwrap_or_else(|| format!("{} {}", IotHubRoleAssignment::KIND, key_of(obj))),
-            source,
-        })?
-        .plan;
+    // Who else wants a grant is not known before the caches have synced: nothing is released.
+    if !wants::synced(ctx) {
+        return Err(ReconcileError::NotSynced);
+    }
+    let src = sources(ctx, obj, &lookup, &roles);
+    let subject = desired.as_ref().map(|d| d.id().to_string());
+    let plan = driver::cleanup_plan(obj, ctx, &src, desired.as_ref(), owned, subject).await?;
     for f in &plan.findings {
         ctx.event(obj, EventType::Normal, f.reason, format!("{}: {}", f.message, f.resource_ids.join(", "))).await;
     }

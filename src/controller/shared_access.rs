@@ -19,7 +19,7 @@ use super::status;
 use super::{Context, Kind, ReconcileError, key_of, owner_of};
 use super::{no_custom_roles, sources};
 use crate::apply::Applied;
-use crate::azure::{AzureError, HubAccessChange};
+use crate::azure::AzureError;
 use crate::crd::common::Blocker;
 use crate::crd::shared_access::{HubDependent, InterlockStatus, IotHubSharedAccessStatus};
 use crate::crd::{Access, IotHubSharedAccess, ReconcileMode};
@@ -28,6 +28,7 @@ use crate::domain::{Dependents, DependentsObservation, LinkAuth, ObservedHub};
 use crate::gate::VerdictExt as _;
 use crate::outcome::Outcome;
 use crate::pipeline::{HubView, Pipeline};
+use crate::plan::shared_access::{self, HubWriteResult, Tell};
 use crate::plan::{self, Finding, Plan, Reason, Severity};
 use crate::telemetry::ReasonLabels;
 
@@ -169,92 +170,41 @@ impl Steps for IotHubSharedAccess {
         _seen: &HubView,
         applied: &[Applied],
     ) -> Verdict {
-        let mut verdict: Option<(Reason, String)> = None;
-        let mut blockers: Vec<Finding> = plan.blockers().cloned().collect();
-        for a in applied {
-            match &a.outcome {
-                Outcome::Failed(AzureError::PolicyDenied { assignment, definition, message }) => {
-                    // Permanent until the policy changes: reported, retried at the resync only.
-                    let msg = format!(
-                        "Azure Policy refused the hub write ({}): assignment {assignment}, definition {definition}: {message}",
-                        a.action.describe()
-                    );
+        let writes: Vec<HubWriteResult> = applied.iter().map(hub_write).collect();
+        for t in shared_access::tells(&writes) {
+            match t {
+                // Permanent until the policy changes: reported, retried at the resync only.
+                Tell::PolicyDenied(msg) => {
                     if !status::already_told(&st.conditions, Reason::PolicyDenied.as_str(), None) {
-                        ctx.event(self, EventType::Warning, Reason::PolicyDenied, msg.clone()).await;
+                        ctx.event(self, EventType::Warning, Reason::PolicyDenied, msg).await;
                     }
-                    verdict = Some((Reason::PolicyDenied, msg));
                 }
                 // Not written: told here, with its blockers.
-                Outcome::Refused(found) => {
-                    tell(self, ctx, st, &found.iter().collect::<Vec<_>>(), false).await;
-                    blockers = found.clone();
-                }
-                Outcome::DeniedBut { written: false, blockers: found } => {
-                    tell(self, ctx, st, &found.iter().collect::<Vec<_>>(), true).await;
-                    blockers = found.clone();
+                Tell::Blockers { blockers, denied } => {
+                    tell(self, ctx, st, &blockers.iter().collect::<Vec<_>>(), denied).await;
                 }
                 // Written: the write's own Event (`report_writes`) carries the blockers; counted here.
-                Outcome::Reverted(found) | Outcome::DeniedBut { written: true, blockers: found } => {
-                    count(ctx, found);
-                    blockers = found.clone();
-                }
-                Outcome::Overridden(what, found) => {
-                    // The interlock's fresh view of what Azure's state breaks, when it denies SAS.
-                    count(ctx, found);
-                    let interlock = if found.is_empty() {
-                        String::new()
-                    } else {
-                        blockers = found.clone();
-                        format!("; the interlock reports: {}", crate::plan::messages(found))
-                    };
-                    verdict = Some((Reason::OverriddenByPolicy, format!("{what}{interlock}")));
-                }
-                _ => {}
+                Tell::Count(blockers) => count(ctx, &blockers),
             }
         }
-        st.blockers = blockers_of(&blockers);
-        if applied.iter().any(|a| !matches!(a.outcome, Outcome::Refused(_) | Outcome::Skipped)) {
-            // Status says what Azure holds now, as the write read it back (kept by the observer;
-            // read again only when the write could not), never what was meant to be written;
-            // Azure holding something else than the spec (changed while it was written) is never
-            // Ready.
-            if let Ok(Some(hub)) = ctx.observer.get().hub(&desired.hub).await {
-                set_access(st, &hub);
-                if verdict.is_none() && blockers.is_empty() {
-                    let differs = differs(desired, &hub);
-                    if !differs.is_empty() {
-                        verdict = Some((
-                            Reason::Drifted,
-                            format!(
-                                "hub {} holds {} after the write; looked at again shortly",
-                                hub.id.name,
-                                differs.join(", ")
-                            ),
-                        ));
-                    }
-                }
-            }
+        // Status says what Azure holds now, as the write read it back (kept by the observer;
+        // read again only when the write could not), never what was meant to be written.
+        let hub_after = if shared_access::reads_back(&writes) {
+            ctx.observer.get().hub(&desired.hub).await.ok().flatten()
+        } else {
+            None
+        };
+        if let Some(hub) = &hub_after {
+            set_access(st, hub);
         }
-        let recheck = ctx.settings.interlock_recheck;
-        match (verdict, blockers.first()) {
-            // A policy's verdict waits for the resync (writing again would meet the policy
-            // again); a hub that changed while it was written is looked at again soon.
-            (Some((reason, message)), _) => {
-                Verdict { ready: false, reason, message, requeue: (reason == Reason::Drifted).then_some(recheck) }
-            }
-            (None, Some(b)) => Verdict {
-                ready: false,
-                reason: b.reason,
-                message: crate::plan::messages(&blockers),
-                // Refusals and failing checks depend on Azure: look again soon, not at the resync.
-                requeue: Some(recheck),
-            },
-            (None, None) => Verdict {
-                // A denied hub is watched: a DPS or Device Update instance that links it by key
-                // later is reported within the re-check interval, not at the resync.
-                requeue: (desired.shared_access == Access::Deny).then_some(recheck),
-                ..Verdict::ready("the hub's access settings match the spec")
-            },
+        let plan_blockers: Vec<Finding> = plan.blockers().cloned().collect();
+        let v = shared_access::verdict(desired, &plan_blockers, &writes, hub_after.as_ref());
+        st.blockers = blockers_of(&v.blockers);
+        Verdict {
+            ready: v.ready,
+            reason: v.reason,
+            message: v.message,
+            requeue: v.recheck.then_some(ctx.settings.interlock_recheck),
         }
     }
 
@@ -291,17 +241,24 @@ fn claimed_elsewhere(ctx: &Context, me: &IotHubSharedAccess, desired: &DesiredSh
     plan::shared_access::conflict(&mine, &desired.hub, &others)
 }
 
-/// The properties `hub` holds differently from what `desired` asks (unset ones are not asked).
-fn differs(desired: &DesiredSharedAccess, hub: &ObservedHub) -> Vec<String> {
-    let spec = HubAccessChange {
-        shared_access: Some(desired.shared_access),
-        device_sas: desired.device_sas,
-        module_sas: desired.module_sas,
-    };
-    spec.differences(hub)
-        .into_iter()
-        .map(|(name, w, have)| format!("{name} {} (the spec: {})", have.as_str(), w.as_str()))
-        .collect()
+/// One write's outcome as the pure report step sees it.
+fn hub_write(a: &Applied) -> HubWriteResult {
+    match &a.outcome {
+        Outcome::Failed(AzureError::PolicyDenied { assignment, definition, message }) => HubWriteResult::PolicyDenied {
+            action: a.action.describe(),
+            assignment: assignment.clone(),
+            definition: definition.clone(),
+            message: message.clone(),
+        },
+        Outcome::Refused(found) => HubWriteResult::Refused(found.clone()),
+        Outcome::DeniedBut { written, blockers } => {
+            HubWriteResult::DeniedBut { written: *written, blockers: blockers.clone() }
+        }
+        Outcome::Reverted(found) => HubWriteResult::Reverted(found.clone()),
+        Outcome::Overridden(what, found) => HubWriteResult::Overridden(what.clone(), found.clone()),
+        Outcome::Skipped => HubWriteResult::Skipped,
+        Outcome::Done | Outcome::AlreadyDone | Outcome::Adopted(_) | Outcome::Failed(_) => HubWriteResult::Other,
+    }
 }
 
 /// The blocked metric for each blocker.

@@ -5,9 +5,12 @@
 //! resources. What depends on hubs' shared access (DPS and Device Update instances in every
 //! subscription the identity can list) is one search shared by every hub, kept for at most
 //! the re-check interval so a refusal is re-checked against Azure promptly; a check that allows
-//! a Deny reads it fresh ([`Observer::dependents_fresh`]). I/O: reads through the [`Azure`]
-//! trait only.
+//! a Deny reads it fresh ([`Observer::dependents_fresh`]). What the SAS interlock judges a hub on
+//! (the hub, its dependents, its assignments and their custom roles: [`InterlockInputs`]) is read
+//! here too (`interlock.rs`), for the planner and for the checks around a Deny alike. I/O: reads
+//! through the [`Azure`] trait only.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +19,13 @@ use uuid::Uuid;
 use crate::azure::{AssignmentFilter, Azure, AzureError, RoleDefinitionFilter};
 use crate::domain::{
     Dependents, DependentsObservation, HubId, ObservedAssignment, ObservedHub, RoleDefinition, RoleDefinitionId, Scope,
+    roles,
 };
 use crate::memo::Memo;
+
+mod interlock;
+
+pub use interlock::{InterlockInputs, interlock_inputs, interlock_reads};
 
 /// Subscriptions searched at once for dependents.
 const SEARCH_CONCURRENCY: usize = 4;
@@ -172,6 +180,31 @@ impl Observer {
     /// A role definition read now, not from this pass's cache: for checks that gate a write.
     pub async fn role_definition_fresh(&self, id: &RoleDefinitionId) -> Result<Option<RoleDefinition>, AzureError> {
         self.azure.get_role_definition(id).await
+    }
+
+    /// The definitions of the custom roles among `guids` (built-in ones are known), as seen from
+    /// `subscription_id` (GETs, shared by the observer); `recent`: read at most the re-check
+    /// interval ago (what the interlock judges). A definition that cannot be read is left out:
+    /// the checks that use it are advisory.
+    pub async fn custom_roles(
+        &self,
+        subscription_id: Option<&str>,
+        guids: BTreeSet<Uuid>,
+        recent: bool,
+    ) -> Vec<RoleDefinition> {
+        let mut out = Vec::new();
+        for guid in guids {
+            if roles::builtin_by_guid(guid).is_some() {
+                continue;
+            }
+            let scope = subscription_id.map_or(Scope::Root, |s| Scope::Subscription(s.to_string()));
+            let id = RoleDefinitionId::new(scope, guid);
+            let read = if recent { self.role_definition_recent(&id).await } else { self.role_definition(&id).await };
+            if let Ok(Some(d)) = read {
+                out.push(d);
+            }
+        }
+        out
     }
 
     /// Role definitions named `role_name` (display names are unique per tenant), as seen from a

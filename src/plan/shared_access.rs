@@ -304,3 +304,167 @@ pub fn plan(input: &SharedAccessInput<'_>) -> Plan {
     }
     Plan::new(actions, findings)
 }
+
+/// What one hub write came to, as the report step needs it (the controller's translation of
+/// `outcome::Outcome`, whose failures carry Azure errors the pure core does not know).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HubWriteResult {
+    /// Azure Policy refused the write (`action`: the write's description): permanent until the
+    /// policy changes.
+    PolicyDenied { action: String, assignment: String, definition: String, message: String },
+    /// The interlock's fresh check refused the write; nothing was written.
+    Refused(Vec<Finding>),
+    /// Azure holds the Deny (`written` by this call, or found so), but these blockers remain.
+    DeniedBut { written: bool, blockers: Vec<Finding> },
+    /// Deny was written, then these appeared; shared access was allowed again.
+    Reverted(Vec<Finding>),
+    /// Written, but Azure holds something else (what it holds), with what the interlock finds
+    /// that breaks when Azure holds shared access denied.
+    Overridden(String, Vec<Finding>),
+    /// Not attempted: an earlier phase failed.
+    Skipped,
+    /// Written, already so, or anything else (nothing to report here).
+    Other,
+}
+
+/// What the controller tells about the writes (Events and the blocked metric), in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Tell {
+    /// The `PolicyDenied` Warning Event with this message, unless status already says so.
+    PolicyDenied(String),
+    /// The blocked metric for each blocker and a Warning Event for each not reported yet;
+    /// `denied`: shared access is denied already (not a refused Deny).
+    Blockers { blockers: Vec<Finding>, denied: bool },
+    /// The blocked metric only: the write's own Event carries the blockers.
+    Count(Vec<Finding>),
+}
+
+/// The `Ready` verdict after the hub writes, and what status shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedAccessVerdict {
+    pub ready: bool,
+    pub reason: Reason,
+    pub message: String,
+    /// Look again at the interlock's re-check interval (`false`: at the next change or resync).
+    pub recheck: bool,
+    /// The blockers status lists.
+    pub blockers: Vec<Finding>,
+}
+
+/// The message of a ready shared access resource.
+pub const READY_MESSAGE: &str = "the hub's access settings match the spec";
+
+fn policy_denied_message(action: &str, assignment: &str, definition: &str, message: &str) -> String {
+    format!(
+        "Azure Policy refused the hub write ({action}): assignment {assignment}, definition {definition}: {message}"
+    )
+}
+
+/// The Events and metric counts the writes call for, in the order of the writes. Refusals
+/// (nothing written) are told with their blockers; written ones only counted, their write's
+/// Event carries them.
+pub fn tells(writes: &[HubWriteResult]) -> Vec<Tell> {
+    writes
+        .iter()
+        .filter_map(|w| match w {
+            HubWriteResult::PolicyDenied { action, assignment, definition, message } => {
+                Some(Tell::PolicyDenied(policy_denied_message(action, assignment, definition, message)))
+            }
+            HubWriteResult::Refused(found) => Some(Tell::Blockers { blockers: found.clone(), denied: false }),
+            HubWriteResult::DeniedBut { written: false, blockers } => {
+                Some(Tell::Blockers { blockers: blockers.clone(), denied: true })
+            }
+            HubWriteResult::Reverted(found)
+            | HubWriteResult::DeniedBut { written: true, blockers: found }
+            | HubWriteResult::Overridden(_, found) => Some(Tell::Count(found.clone())),
+            HubWriteResult::Skipped | HubWriteResult::Other => None,
+        })
+        .collect()
+}
+
+/// Whether the hub is read back after the writes: when anything was attempted (not refused,
+/// not skipped).
+pub fn reads_back(writes: &[HubWriteResult]) -> bool {
+    writes.iter().any(|w| !matches!(w, HubWriteResult::Refused(_) | HubWriteResult::Skipped))
+}
+
+/// The properties `hub` holds differently from what `desired` asks (unset ones are not asked).
+pub fn differs(desired: &DesiredSharedAccess, hub: &ObservedHub) -> Vec<String> {
+    [
+        ("shared access policies", Some(desired.shared_access), hub.shared_access),
+        ("device SAS", desired.device_sas, hub.device_sas),
+        ("module SAS", desired.module_sas, hub.module_sas),
+    ]
+    .into_iter()
+    .filter_map(|(name, want, have)| want.filter(|w| *w != have).map(|w| (name, w, have)))
+    .map(|(name, w, have)| format!("{name} {} (the spec: {})", have.as_str(), w.as_str()))
+    .collect()
+}
+
+/// The verdict after the hub writes: a policy's refusal or override (waits for the resync:
+/// writing again would meet the policy again), else the last blockers the writes (or the plan)
+/// report (looked at again soon: they depend on Azure), else a hub that holds something else
+/// than the spec after the write (`Drifted`, looked at again soon), else Ready (a denied hub is
+/// watched: a key link made later is reported within the re-check interval). `hub_after`: the
+/// hub as the write read it back; only looked at when something was attempted ([`reads_back`]).
+pub fn verdict(
+    desired: &DesiredSharedAccess,
+    plan_blockers: &[Finding],
+    writes: &[HubWriteResult],
+    hub_after: Option<&ObservedHub>,
+) -> SharedAccessVerdict {
+    let mut verdict: Option<(Reason, String)> = None;
+    let mut blockers: Vec<Finding> = plan_blockers.to_vec();
+    for w in writes {
+        match w {
+            HubWriteResult::PolicyDenied { action, assignment, definition, message } => {
+                verdict = Some((Reason::PolicyDenied, policy_denied_message(action, assignment, definition, message)));
+            }
+            HubWriteResult::Refused(found)
+            | HubWriteResult::DeniedBut { blockers: found, .. }
+            | HubWriteResult::Reverted(found) => blockers = found.clone(),
+            HubWriteResult::Overridden(what, found) => {
+                // The interlock's fresh view of what Azure's state breaks, when it denies SAS.
+                let interlock = if found.is_empty() {
+                    String::new()
+                } else {
+                    blockers = found.clone();
+                    format!("; the interlock reports: {}", super::messages(found))
+                };
+                verdict = Some((Reason::OverriddenByPolicy, format!("{what}{interlock}")));
+            }
+            HubWriteResult::Skipped | HubWriteResult::Other => {}
+        }
+    }
+    if let Some(hub) = hub_after.filter(|_| reads_back(writes))
+        && verdict.is_none()
+        && blockers.is_empty()
+    {
+        let differs = differs(desired, hub);
+        if !differs.is_empty() {
+            verdict = Some((
+                Reason::Drifted,
+                format!("hub {} holds {} after the write; looked at again shortly", hub.id.name, differs.join(", ")),
+            ));
+        }
+    }
+    match (verdict, blockers.first()) {
+        (Some((reason, message)), _) => {
+            SharedAccessVerdict { ready: false, reason, message, recheck: reason == Reason::Drifted, blockers }
+        }
+        (None, Some(b)) => SharedAccessVerdict {
+            ready: false,
+            reason: b.reason,
+            message: super::messages(&blockers),
+            recheck: true,
+            blockers,
+        },
+        (None, None) => SharedAccessVerdict {
+            ready: true,
+            reason: Reason::Reconciled,
+            message: READY_MESSAGE.into(),
+            recheck: desired.shared_access == Access::Deny,
+            blockers,
+        },
+    }
+}

@@ -9,8 +9,10 @@ use iothub_access_operator::domain::{
     BuiltInRole, Dependents, DependentsObservation as DpsObservation, DpsLink, LinkAuth, ManagedIdentity,
     ObservedAssignment, ObservedDeviceUpdate, ObservedDps, ObservedHub, RoleDefinition, Scope,
 };
-use iothub_access_operator::plan::shared_access::{SharedAccessInput, plan};
-use iothub_access_operator::plan::{Action, Plan, Reason, Severity};
+use iothub_access_operator::plan::shared_access::{
+    HubWriteResult, SharedAccessInput, Tell, plan, reads_back, tells, verdict,
+};
+use iothub_access_operator::plan::{Action, Finding, Plan, Reason, Severity};
 use pretty_assertions::assert_eq;
 
 use super::fixtures::*;
@@ -341,4 +343,221 @@ fn missing_hub_is_a_blocker() {
     let p = run(&want(Access::Allow), None, &dps(vec![]), &[]);
     assert_eq!(p.actions, vec![]);
     assert_eq!(p.findings[0].reason, Reason::HubNotFound);
+}
+
+fn blocker(reason: Reason, message: &str) -> Finding {
+    Finding::new(Severity::Blocker, reason, message, vec![DPS_ID.into()])
+}
+
+/// One row of the report step's table: what the writes came to, and what the user sees.
+struct Row {
+    name: &'static str,
+    desired: DesiredSharedAccess,
+    plan_blockers: Vec<Finding>,
+    writes: Vec<HubWriteResult>,
+    /// The hub as read back after the writes.
+    hub_after: Option<ObservedHub>,
+    ready: bool,
+    reason: Reason,
+    /// Looked at again at the interlock's re-check interval.
+    recheck: bool,
+    says: &'static str,
+    blockers: Vec<Reason>,
+    tells: Vec<Tell>,
+}
+
+#[test]
+fn the_verdict_after_the_hub_write_says_what_azure_holds_and_when_to_look_again() {
+    let linked = blocker(Reason::DpsLinked, "1 DPS instance(s) link hub contoso-fleet-hub by shared access policy");
+    let unchecked = blocker(Reason::DpsCheckFailed, "could not check what reaches hub contoso-fleet-hub by key (403)");
+    let policy = HubWriteResult::PolicyDenied {
+        action: deny_action().describe(),
+        assignment: "deny-local-auth-off".into(),
+        definition: "require-local-auth".into(),
+        message: "Resource 'contoso-fleet-hub' was disallowed by policy.".into(),
+    };
+    let modify = "hub contoso-fleet-hub holds shared access policies Allow: a Modify policy set it";
+    let rows = vec![
+        Row {
+            name: "policy denied: waits for the resync",
+            desired: want(Access::Deny),
+            plan_blockers: vec![],
+            writes: vec![policy.clone()],
+            hub_after: Some(hub(false)),
+            ready: false,
+            reason: Reason::PolicyDenied,
+            recheck: false,
+            says: "assignment deny-local-auth-off, definition require-local-auth: Resource 'contoso-fleet-hub' was disallowed",
+            blockers: vec![],
+            tells: vec![Tell::PolicyDenied(format!(
+                "Azure Policy refused the hub write ({}): assignment deny-local-auth-off, definition require-local-auth: Resource 'contoso-fleet-hub' was disallowed by policy.",
+                deny_action().describe()
+            ))],
+        },
+        Row {
+            name: "overridden, the interlock sees nothing broken",
+            desired: want(Access::Deny),
+            plan_blockers: vec![],
+            writes: vec![HubWriteResult::Overridden(modify.into(), vec![])],
+            hub_after: Some(hub(false)),
+            ready: false,
+            reason: Reason::OverriddenByPolicy,
+            recheck: false,
+            says: "a Modify policy set it",
+            blockers: vec![],
+            tells: vec![Tell::Count(vec![])],
+        },
+        Row {
+            name: "overridden to Deny, with the interlock's blockers",
+            desired: want(Access::Allow),
+            plan_blockers: vec![],
+            writes: vec![HubWriteResult::Overridden(modify.into(), vec![linked.clone()])],
+            hub_after: Some(hub(true)),
+            ready: false,
+            reason: Reason::OverriddenByPolicy,
+            recheck: false,
+            says: "a Modify policy set it; the interlock reports: 1 DPS instance(s) link hub",
+            blockers: vec![Reason::DpsLinked],
+            tells: vec![Tell::Count(vec![linked.clone()])],
+        },
+        Row {
+            name: "refused before the write: not read back, looked at again soon",
+            desired: want(Access::Deny),
+            plan_blockers: vec![],
+            writes: vec![HubWriteResult::Refused(vec![linked.clone()])],
+            hub_after: Some(hub(false)),
+            ready: false,
+            reason: Reason::DpsLinked,
+            recheck: true,
+            says: "link hub contoso-fleet-hub by shared access policy",
+            blockers: vec![Reason::DpsLinked],
+            tells: vec![Tell::Blockers { blockers: vec![linked.clone()], denied: false }],
+        },
+        Row {
+            name: "denied already, but the check fails",
+            desired: want(Access::Deny),
+            plan_blockers: vec![],
+            writes: vec![HubWriteResult::DeniedBut { written: false, blockers: vec![unchecked.clone()] }],
+            hub_after: Some(hub(true)),
+            ready: false,
+            reason: Reason::DpsCheckFailed,
+            recheck: true,
+            says: "could not check what reaches hub",
+            blockers: vec![Reason::DpsCheckFailed],
+            tells: vec![Tell::Blockers { blockers: vec![unchecked.clone()], denied: true }],
+        },
+        Row {
+            name: "denied by this write, but a DPS links it by key",
+            desired: want(Access::Deny),
+            plan_blockers: vec![],
+            writes: vec![HubWriteResult::DeniedBut { written: true, blockers: vec![linked.clone()] }],
+            hub_after: Some(hub(true)),
+            ready: false,
+            reason: Reason::DpsLinked,
+            recheck: true,
+            says: "by shared access policy",
+            blockers: vec![Reason::DpsLinked],
+            tells: vec![Tell::Count(vec![linked.clone()])],
+        },
+        Row {
+            name: "reverted: a key link appeared during the write",
+            desired: want(Access::Deny),
+            plan_blockers: vec![],
+            writes: vec![HubWriteResult::Reverted(vec![linked.clone()])],
+            hub_after: Some(hub(false)),
+            ready: false,
+            reason: Reason::DpsLinked,
+            recheck: true,
+            says: "by shared access policy",
+            blockers: vec![Reason::DpsLinked],
+            tells: vec![Tell::Count(vec![linked.clone()])],
+        },
+        Row {
+            name: "the plan's blockers, nothing written",
+            desired: want(Access::Deny),
+            plan_blockers: vec![linked.clone(), unchecked.clone()],
+            writes: vec![],
+            hub_after: None,
+            ready: false,
+            reason: Reason::DpsLinked,
+            recheck: true,
+            says: "by shared access policy; could not check",
+            blockers: vec![Reason::DpsLinked, Reason::DpsCheckFailed],
+            tells: vec![],
+        },
+        Row {
+            name: "the hub read back holds something else: drifted",
+            desired: want(Access::Deny),
+            plan_blockers: vec![],
+            writes: vec![HubWriteResult::Other],
+            hub_after: Some(hub(false)),
+            ready: false,
+            reason: Reason::Drifted,
+            recheck: true,
+            says: "hub contoso-fleet-hub holds shared access policies Allow (the spec: Deny) after the write",
+            blockers: vec![],
+            tells: vec![],
+        },
+        Row {
+            name: "Allow as the spec says: ready, no re-check",
+            desired: want(Access::Allow),
+            plan_blockers: vec![],
+            writes: vec![HubWriteResult::Other],
+            hub_after: Some(hub(false)),
+            ready: true,
+            reason: Reason::Reconciled,
+            recheck: false,
+            says: "match the spec",
+            blockers: vec![],
+            tells: vec![],
+        },
+        Row {
+            name: "Deny as the spec says: ready, watched",
+            desired: want(Access::Deny),
+            plan_blockers: vec![],
+            writes: vec![HubWriteResult::Other],
+            hub_after: Some(hub(true)),
+            ready: true,
+            reason: Reason::Reconciled,
+            recheck: true,
+            says: "match the spec",
+            blockers: vec![],
+            tells: vec![],
+        },
+    ];
+    for r in rows {
+        let v = verdict(&r.desired, &r.plan_blockers, &r.writes, r.hub_after.as_ref());
+        assert_eq!((v.ready, v.reason, v.recheck), (r.ready, r.reason, r.recheck), "{}: {}", r.name, v.message);
+        assert!(v.message.contains(r.says), "{}: {}", r.name, v.message);
+        assert_eq!(v.blockers.iter().map(|f| f.reason).collect::<Vec<_>>(), r.blockers, "{}", r.name);
+        assert_eq!(tells(&r.writes), r.tells, "{}", r.name);
+    }
+}
+
+#[test]
+fn the_hub_is_read_back_only_when_a_write_was_attempted() {
+    let refused = HubWriteResult::Refused(vec![]);
+    assert!(!reads_back(&[]));
+    assert!(!reads_back(&[refused.clone(), HubWriteResult::Skipped]));
+    assert!(reads_back(&[refused, HubWriteResult::Other]));
+    // Not read back: what the hub holds is not looked at.
+    let v = verdict(&want(Access::Deny), &[], &[HubWriteResult::Skipped], Some(&hub(false)));
+    assert_eq!((v.ready, v.reason), (true, Reason::Reconciled));
+}
+
+#[test]
+fn drift_names_every_property_the_spec_sets_and_only_those() {
+    let mut h = hub(true);
+    h.module_sas = Access::Deny;
+    let d = desire::desire_shared_access(&IotHubSharedAccessSpec {
+        hub: hub_ref(),
+        shared_access_policies: Access::Allow,
+        device_sas: Some(Access::Deny),
+        module_sas: None,
+    })
+    .unwrap();
+    assert_eq!(
+        iothub_access_operator::plan::shared_access::differs(&d, &h),
+        vec!["shared access policies Deny (the spec: Allow)", "device SAS Allow (the spec: Deny)"]
+    );
 }
