@@ -14,6 +14,7 @@ use super::arm::{
     ApiVersions, ArmClient, DEFAULT_DPS_API_VERSION, DEFAULT_IOTHUB_API_VERSION, DEVICE_UPDATE_API_VERSION,
     PROVIDERS_API_VERSION, SUBSCRIPTIONS_API_VERSION,
 };
+use super::http::{operation_url, same_origin, same_path};
 use super::wire::{self, DeviceUpdateAccount, DeviceUpdateInstance, DpsBody, HubBody, Page, Provider, Subscription};
 use super::{AzureError, HubAccessChange, HubWrite};
 use crate::crd::Access;
@@ -125,10 +126,16 @@ impl ArmClient {
         }
     }
 
-    /// Poll an `Azure-AsyncOperation` URL until the operation ends.
-    async fn wait_for_operation(&self, op_url: &str, first_wait: Option<Duration>) -> Result<(), AzureError> {
-        let url = Url::parse(op_url)
-            .map_err(|e| AzureError::Invalid { code: "InvalidAsyncOperation".into(), message: e.to_string() })?;
+    /// Poll an `Azure-AsyncOperation` URL until the operation ends. The URL must be a canonical
+    /// ARM path in `subscription`, the one of the resource written ([`operation_url`]): each poll
+    /// carries the bearer token.
+    async fn wait_for_operation(
+        &self,
+        op_url: &str,
+        subscription: &str,
+        first_wait: Option<Duration>,
+    ) -> Result<(), AzureError> {
+        let url = operation_url(op_url, &self.base, subscription)?;
         let deadline = tokio::time::Instant::now() + self.config.lro_timeout;
         let mut wait = first_wait.unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(30));
         loop {
@@ -211,7 +218,7 @@ impl ArmClient {
                 Ok(raw) => {
                     self.hub_writes.lock().unwrap_or_else(|e| e.into_inner()).insert(hub.key(), Instant::now());
                     if let Some(op) = raw.async_operation {
-                        self.wait_for_operation(&op, raw.retry_after).await?;
+                        self.wait_for_operation(&op, &hub.subscription_id, raw.retry_after).await?;
                     }
                     let after = self.read_hub(hub).await?.ok_or_else(|| AzureError::NotFound {
                         code: "ResourceNotFound".into(),
@@ -229,7 +236,10 @@ impl ArmClient {
     }
 
     /// Every item of a paged list. A page without `value`, an item not understood, or a
-    /// `nextLink` that cannot be followed is an error: the list is never taken as shorter.
+    /// `nextLink` that cannot be followed is an error: the list is never taken as shorter. A
+    /// `nextLink` is followed only to the first request's path (case aside; its query, the skip
+    /// token, may differ): each page carries the bearer token, and a link to another path (another
+    /// subscription's, or one a URL parser resolved from dot segments) is refused.
     async fn list_all<T: serde::de::DeserializeOwned>(
         &self,
         op: &'static str,
@@ -253,10 +263,24 @@ impl ArmClient {
                 out.extend(page.value);
                 next = match page.next_link.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
                     None => None,
-                    Some(link) => Some(Url::parse(link).map_err(|e| AzureError::Invalid {
-                        code: "UnexpectedResponse".into(),
-                        message: format!("{what}: nextLink '{link}' cannot be followed ({e})"),
-                    })?),
+                    Some(link) => {
+                        let url = Url::parse(link).map_err(|e| AzureError::Invalid {
+                            code: "UnexpectedResponse".into(),
+                            message: format!("{what}: nextLink '{link}' cannot be followed ({e})"),
+                        })?;
+                        // Another origin is refused where every request is sent (`execute`).
+                        if same_origin(&url, &self.base) && same_path(url.path(), first.path()).is_err() {
+                            return Err(AzureError::Invalid {
+                                code: "UnexpectedResponse".into(),
+                                message: format!(
+                                    "{what}: the nextLink's path '{}' differs from the list's path '{}'; not following it",
+                                    url.path(),
+                                    first.path()
+                                ),
+                            });
+                        }
+                        Some(url)
+                    }
                 };
             }
             Ok(out)

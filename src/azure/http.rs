@@ -12,6 +12,7 @@ use url::Url;
 use super::error::{AzureError, parse_retry_after};
 use super::pacing::{Pacer, RequestClass, bucket_key};
 use super::retry::RetryStats;
+use crate::domain::ids::segment_problem;
 
 /// Request counts by (operation, status code), plus retry counters. Operation names are a
 /// fixed set, so metric labels stay bounded.
@@ -76,6 +77,61 @@ pub(super) fn same_path(sent: &str, expected: &str) -> Result<(), AzureError> {
             "not sent: the request's path '{sent}' differs from the ARM id it was built from '{expected}' (an id that is not canonical)"
         ),
     })
+}
+
+/// The path of `raw` (an absolute URL) exactly as written, before a URL parser resolved dot
+/// segments, re-encoded characters or took a backslash for a slash: from the `/` that ends the
+/// authority up to `?` or `#`. `None` when the authority does not end in a plain `/`.
+fn path_as_written(raw: &str) -> Option<&str> {
+    let after_scheme = &raw[raw.find("://")? + 3..];
+    let start = after_scheme.find(['/', '?', '#', '\\'])?;
+    let rest = &after_scheme[start..];
+    if !rest.starts_with('/') {
+        return None;
+    }
+    Some(&rest[..rest.find(['?', '#']).unwrap_or(rest.len())])
+}
+
+/// Why `segment` of an operation URL's path is not canonical, if it is not: as in an ARM id
+/// ([`segment_problem`]), except that an operation id may end in base64 padding (`=`).
+fn operation_segment_problem(segment: &str) -> Option<&'static str> {
+    segment_problem(segment.trim_end_matches('='))
+}
+
+/// The URL of a long-running operation to poll (`Azure-AsyncOperation`) after a write to a
+/// resource in `subscription`. The poll carries the bearer token, so the URL is refused unless
+/// its path, as written, is what the URL parser made of it and a canonical ARM path (every
+/// segment passes [`operation_segment_problem`]: no dot segment, percent-encoding, backslash or
+/// empty segment) under `/subscriptions/{subscription}/` of the ARM endpoint (case aside). The
+/// origin is checked where every request is sent ([`HttpCore::execute`]).
+pub(super) fn operation_url(raw: &str, base: &Url, subscription: &str) -> Result<Url, AzureError> {
+    let refuse = |why: String| AzureError::Invalid {
+        code: "InvalidAsyncOperation".into(),
+        message: format!("the Azure-AsyncOperation URL {why}; not polling it"),
+    };
+    let raw = raw.trim();
+    let url = Url::parse(raw).map_err(|e| refuse(format!("cannot be followed ({e})")))?;
+    let Some(written) = path_as_written(raw) else {
+        return Err(refuse("has no plain path".into()));
+    };
+    if written != url.path() {
+        return Err(refuse(format!("path '{written}' is not canonical (a URL parser reads it as '{}')", url.path())));
+    }
+    let prefix = format!("{}subscriptions/", base.path());
+    let under_base =
+        written.get(..prefix.len()).filter(|p| p.eq_ignore_ascii_case(&prefix)).map(|_| &written[prefix.len()..]);
+    if let Some(problem) = under_base.and_then(|ours| ours.split('/').find_map(operation_segment_problem)) {
+        return Err(refuse(format!("path '{written}' is not a canonical ARM path: {problem}")));
+    }
+    let in_subscription = under_base
+        .and_then(|ours| ours.split_once('/'))
+        .is_some_and(|(sub, rest)| sub.eq_ignore_ascii_case(subscription) && !rest.is_empty());
+    if !in_subscription {
+        return Err(refuse(format!(
+            "path '{written}' is not under {prefix}{subscription}/, the subscription of the resource written"
+        )));
+    }
+    Ok(url)
 }
 
 pub(crate) fn header(h: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
@@ -189,5 +245,39 @@ mod tests {
         assert!(!at("https://management.azure.com:8443/x"));
         assert!(!at("https://management.azure.com.evil.example/x"));
         assert!(!at("https://user@evil.example/management.azure.com"));
+    }
+
+    #[test]
+    fn operation_urls_are_canonical_paths_in_the_written_resource_s_subscription() {
+        let base = Url::parse("https://management.azure.com/").unwrap();
+        let sub = "5f0c7a9e-3b2d-4c1a-9e8f-7d6b5a4c3b2a";
+        let op = |u: &str| operation_url(u, &base, sub);
+        let ok = format!(
+            "https://management.azure.com/subscriptions/{sub}/providers/Microsoft.Devices/locations/westeurope/operationResults/aWQ9b3NfaWg=?api-version=2023-06-30&operationSource=os_ih"
+        );
+        assert_eq!(op(&ok).unwrap().as_str(), ok);
+        assert!(op(&ok.replace(sub, &sub.to_ascii_uppercase()).replace("/subscriptions/", "/SUBSCRIPTIONS/")).is_ok());
+        for bad in [
+            ok.replace(sub, "2c9d8e7f-6a5b-4c3d-9e1f-0a1b2c3d4e5f"),
+            ok.replace("/providers/", &format!("/../{sub}/providers/")),
+            ok.replace(&format!("{sub}/providers"), "x/../2c9d8e7f-6a5b-4c3d-9e1f-0a1b2c3d4e5f/providers"),
+            ok.replace("/locations/", "/%2e%2e/locations/"),
+            ok.replace("/locations/", "/./locations/"),
+            ok.replace("/locations/", "//locations/"),
+            ok.replace("/locations/", "\\locations/"),
+            ok.replace("/locations/", "/loc%61tions/"),
+            ok.replace(".com/", ".com\\"),
+            format!("https://management.azure.com/subscriptions/{sub}"),
+            format!("https://management.azure.com/subscriptions/{sub}/"),
+            format!("https://management.azure.com/subscriptions/{sub}x/providers/y"),
+            "https://management.azure.com?x=/subscriptions/".to_string(),
+            "/subscriptions/x/providers/y".to_string(),
+        ] {
+            assert!(op(&bad).is_err(), "{bad}");
+        }
+        let prefixed = Url::parse("http://127.0.0.1:8080/arm/").unwrap();
+        let at = |u: &str| operation_url(u, &prefixed, sub);
+        assert!(at(&format!("http://127.0.0.1:8080/arm/subscriptions/{sub}/providers/x")).is_ok());
+        assert!(at(&format!("http://127.0.0.1:8080/subscriptions/{sub}/providers/x")).is_err());
     }
 }

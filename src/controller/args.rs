@@ -129,6 +129,12 @@ mod tests {
         let bad = Cli::try_parse_from(["x", "--allowed-scope", "/subscriptions/a/resourceGroups/b/../.."]);
         let e = bad.err().expect("refused").to_string();
         assert!(e.contains("--allowed-scope") && e.contains("dot segment"), "{e}");
+        // An empty value (an empty variable, a trailing comma, `allowedScopes: [""]`) never
+        // widens to every scope: it is refused at start.
+        for empty in [vec!["x", "--allowed-scope", ""], vec!["x", "--allowed-scope", "/subscriptions/a,"]] {
+            let e = Cli::try_parse_from(empty).err().expect("refused").to_string();
+            assert!(e.contains("--allowed-scope") && e.contains("empty value"), "{e}");
+        }
         let ok = Cli::try_parse_from(["x", "--allowed-scope", "/subscriptions/a,/"]).expect("parses");
         assert_eq!(ok.run.allowed_scopes.len(), 2);
     }

@@ -192,10 +192,12 @@ impl Steps for IotHubRoleAssignment {
         owned: &Vec<RoleAssignmentId>,
         applied: &[Applied],
     ) -> Verdict {
+        // A revoked grant is counted under the reason its role was refused for.
         let revoked = plan.findings.iter().any(|f| f.reason == Reason::GrantRevoked);
+        let why = plan.blockers().map(|f| f.reason).find(|r| *r != Reason::GrantRevoked);
         for a in applied.iter().filter(|a| revoked && a.outcome.is_ok()) {
-            if let Action::DeleteRoleAssignment { .. } = a.action {
-                ctx.metrics.grant_revoked(Reason::RoleNotGrantable);
+            if let (Action::DeleteRoleAssignment { .. }, Some(why)) = (&a.action, why) {
+                ctx.metrics.grant_revoked(why);
             }
         }
         let held = ownership::after_apply(plan, desired.id(), owned, &apply::wrote(applied));

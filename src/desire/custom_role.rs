@@ -165,7 +165,9 @@ pub fn desire_custom_role(spec: &IotHubCustomRoleSpec, owner: &Owner) -> Result<
         subscription_id,
         scope,
         role_name: spec.role_name.trim().to_string(),
-        description: spec.description.clone(),
+        // The owner's tag, as on role assignments: Azure's own copy of the definition then says
+        // which resource (and so which namespace) it was made for.
+        description: crate::domain::naming::tagged_description(Some(&spec.description), owner),
         permission: Permission {
             actions: dedup_case_insensitive(spec.actions.iter().cloned()),
             not_actions: dedup_case_insensitive(spec.not_actions.iter().cloned()),

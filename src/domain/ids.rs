@@ -4,9 +4,10 @@
 //! comparison is case-insensitive throughout, as ARM's is.
 //!
 //! Every id is **canonical**: `/`-separated segments, none empty, none a dot segment (`.`,
-//! `..`), none holding a backslash, a percent sign (percent-encoding), `?`, `#`, whitespace, a
-//! control or a non-ASCII character. An HTTP stack resolves or re-encodes such segments, so the
-//! id a guard judged would not be the path that is sent; [`Scope::parse`] refuses them, and
+//! `..`), each spelled with ASCII letters, digits, `-`, `_`, `.`, `(` and `)` only (so no
+//! backslash, percent-encoding, `?`, `#`, whitespace, control or non-ASCII character), and the
+//! root only as an explicit `/`. An HTTP stack resolves or re-encodes other segments, so the id
+//! a guard judged would not be the path that is sent; [`Scope::parse`] refuses them, and
 //! every id the operator reads, writes or deletes passes through it (specs at `desire`, Azure's
 //! answers at the client's edge). Pure, no I/O.
 
@@ -28,7 +29,8 @@ pub fn segment_problem(segment: &str) -> Option<&'static str> {
         '?' | '#' => Some("a '?' or '#' (query or fragment)"),
         c if c.is_whitespace() || c.is_control() => Some("whitespace or a control character"),
         c if !c.is_ascii() => Some("a non-ASCII character"),
-        _ => None,
+        c if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '(' | ')') => None,
+        _ => Some("a character ARM ids of these scopes do not have (letters, digits, '-', '_', '.', '(', ')' only)"),
     })
 }
 
@@ -111,7 +113,12 @@ impl Scope {
         let trimmed = input.strip_suffix('/').unwrap_or(input);
         let body = trimmed.strip_prefix('/').unwrap_or(trimmed);
         if body.is_empty() {
-            return if input.len() <= 1 { Ok(Scope::Root) } else { Err(err("empty path segment")) };
+            // Only an explicit `/` is the root: an empty string must never widen to everything.
+            return match input {
+                "/" => Ok(Scope::Root),
+                "" => Err(err("an empty id (the root scope is written '/')")),
+                _ => Err(err("empty path segment")),
+            };
         }
         check_segments(input, body)?;
         let seg: Vec<&str> = body.split('/').collect();
@@ -401,6 +408,9 @@ mod tests {
             (format!("{sub}/resourceGroups/rg\u{0}"), "control"),
             (format!("{sub}/resourceGroups/r\u{e9}"), "non-ASCII"),
             ("//".to_string(), "empty"),
+            (String::new(), "empty id"),
+            (format!("{sub}/resourceGroups/rg{{x}}"), "do not have"),
+            (format!("{sub}/resourceGroups/rg;x"), "do not have"),
         ] {
             let e = Scope::parse(&bad).expect_err(&bad);
             assert!(e.reason.contains(why), "{bad}: {e}");

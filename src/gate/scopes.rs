@@ -38,6 +38,9 @@ pub const HOW_TO_ALLOW: &str = "the cluster admin allows scopes with the Helm va
 
 /// Parse one `--allowed-scope` value (clap's value parser: the flag is named in its error).
 pub fn parse_allowed_scope(value: &str) -> Result<Scope, String> {
+    if value.trim().is_empty() {
+        return Err("an empty value allows nothing and is refused; give a canonical ARM id such as /subscriptions/<id>/resourceGroups/<rg>, or / for every scope".into());
+    }
     Scope::parse(value.trim()).map_err(|e| {
         format!("{e}; give a canonical ARM id such as /subscriptions/<id>/resourceGroups/<rg>, or / for every scope")
     })

@@ -123,12 +123,16 @@ pub fn release(me: &Owner, a: &ObservedAssignment, others: &dyn Others, taken_ov
 /// The write that hands `a` over to `heir`: the same assignment (a PUT on its name), its tag
 /// naming the heir. The tag keeps naming the resource the name was derived for (the proof);
 /// `None` when it already names this heir, or the principal's type is one a spec cannot name.
+/// With `heir == maker` (a maker that wants its grant again) the tag names no heir any more, so
+/// an earlier heir can never take it over.
 pub fn hand_over(a: &ObservedAssignment, maker: &Owner, heir: &Owner) -> Option<Action> {
     if self::heir(a).as_ref() == Some(heir) {
         return None;
     }
     let principal_type = a.principal_type.as_deref().and_then(PrincipalType::parse)?;
-    let description = with_tag(a.description.as_deref(), &maker.handed_over_tag(heir));
+    // Handed back to its maker (it wants the grant again): the plain tag, naming no heir.
+    let tag = if heir == maker { maker.tag() } else { maker.handed_over_tag(heir) };
+    let description = with_tag(a.description.as_deref(), &tag);
     Some(Action::HandOverRoleAssignment {
         assignment: NewRoleAssignment::of(&a.grant(), a.id.name, principal_type, Some(description)),
         heir: heir.clone(),
@@ -185,7 +189,8 @@ pub fn after_apply(
             }
             (Action::CreateRoleAssignment(_), Wrote::NotDone) => present = false,
             (Action::DeleteRoleAssignment { id }, Wrote::Done) => owned_now.retain(|x| x != id),
-            (Action::HandOverRoleAssignment { assignment, .. }, Wrote::Done) => {
+            // Handed over: no longer this one's; handed back (the grant it wants): still its own.
+            (Action::HandOverRoleAssignment { assignment, .. }, Wrote::Done) if assignment.id != desired_id => {
                 owned_now.retain(|x| *x != assignment.id)
             }
             _ => {}

@@ -82,7 +82,15 @@ fn plan_apply(input: &AssignmentInput<'_>) -> Plan {
     let mut actions = Vec::new();
     let mut findings = Vec::new();
     match existing.map(|e| (e, ownership::claim(me, e))) {
-        Some((_, Claim::Mine)) => {}
+        Some((e, Claim::Mine)) => {
+            // Handed over earlier and wanted again: taken back, so the heir its tag names can
+            // never take it over (and delete it) once this resource is gone.
+            if ownership::heir(e).is_some()
+                && let Some(back) = ownership::hand_over(e, me, me)
+            {
+                actions.push(back);
+            }
+        }
         Some((e, Claim::MadeFor(o))) if ownership::may_take_over(me, e, input.others) => {
             findings.push(Finding::new(
                 Severity::Info,
@@ -156,7 +164,8 @@ fn hand_over(me: &Owner, o: &ObservedAssignment, to: &Owner, actions: &mut Vec<A
 /// unless the admin allowed the role; an unknown definition is refused too (fail closed), and so is
 /// a custom role another namespace's `IotHubCustomRole` made. Nothing is created then.
 fn not_grantable(input: &AssignmentInput<'_>, desired: &DesiredAssignment) -> Option<Finding> {
-    if let Some(o) = &input.role_made_for
+    let definition = input.roles.role_definition(desired.role.guid).or_else(|| desired.role.definition.clone());
+    if let Some(o) = input.role_made_for.clone().or_else(|| made_for(input.me, desired, definition.as_ref()))
         && !o.namespace.eq_ignore_ascii_case(&input.me.namespace)
     {
         return Some(Finding::new(
@@ -172,7 +181,6 @@ fn not_grantable(input: &AssignmentInput<'_>, desired: &DesiredAssignment) -> Op
     if input.allowed_roles.contains(&desired.role.guid) {
         return None;
     }
-    let definition = input.roles.role_definition(desired.role.guid).or_else(|| desired.role.definition.clone());
     let why = match definition {
         None => format!(
             "role definition {} was not found: the operator grants only roles whose permissions it can check",
@@ -188,6 +196,19 @@ fn not_grantable(input: &AssignmentInput<'_>, desired: &DesiredAssignment) -> Op
         ),
         vec![desired.role_definition_id().to_string()],
     ))
+}
+
+/// The `IotHubCustomRole` a definition was made for, proven from Azure's copy: its description's
+/// tag names an owner of this operator instance whose derived GUID is the definition's own (a tag
+/// naming anyone else cannot be forged into a definition of that GUID). Seen even when that
+/// resource is gone (orphaned, deleted by force) or the cache has not seen it.
+fn made_for(
+    me: &Owner,
+    desired: &DesiredAssignment,
+    definition: Option<&crate::domain::RoleDefinition>,
+) -> Option<Owner> {
+    let o = Owner::from_tag(&definition?.description)?;
+    (o.instance.eq_ignore_ascii_case(&me.instance) && o.definition_name() == desired.role.guid).then_some(o)
 }
 
 fn plan_cleanup(input: &AssignmentInput<'_>) -> Plan {

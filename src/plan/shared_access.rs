@@ -248,22 +248,33 @@ pub struct Claimant {
     pub created: Option<jiff::Timestamp>,
 }
 
-/// One hub's shared access has one owner: the claimant created first (then by namespace and
-/// name) keeps the hub; for any other, the `Conflict` blocker naming the keeper (nothing written).
+/// One hub's shared access has one owner: the claimant created first keeps the hub; for any
+/// other, the `Conflict` blocker naming the keeper (nothing written). Claimants created in the
+/// same second (the API server's resolution), or with no creation time (manifests), cannot be
+/// told apart: none of them writes, each names the other, so no name chosen to sort first wins.
 pub fn conflict(me: &Claimant, hub: &HubId, claimants: &[Claimant]) -> Option<Finding> {
-    let key = |c: &Claimant| (c.created.is_none(), c.created, c.owner.namespace.clone(), c.owner.name.clone());
-    let keeper = claimants.iter().chain(std::iter::once(me)).min_by_key(|c| key(c))?;
-    (keeper.owner != me.owner).then(|| {
-        Finding::new(
-            Severity::Blocker,
-            Reason::Conflict,
-            format!(
-                "the shared access of hub {} is already managed by IotHubSharedAccess {} (created first): a hub's SAS has one owner, so this resource writes nothing; delete one of the two, or set what this one asks in that one",
-                hub.name, keeper.owner
-            ),
-            vec![hub.arm_id()],
+    let key = |c: &Claimant| (c.created.is_none(), c.created);
+    let all: Vec<&Claimant> = claimants.iter().chain(std::iter::once(me)).collect();
+    let first = all.iter().map(|c| key(c)).min()?;
+    let mut keepers: Vec<&Claimant> = all.into_iter().filter(|c| key(c) == first).collect();
+    keepers.sort_by(|a, b| (&a.owner.namespace, &a.owner.name).cmp(&(&b.owner.namespace, &b.owner.name)));
+    let others: Vec<String> = keepers.iter().filter(|c| c.owner != me.owner).map(|c| c.owner.to_string()).collect();
+    let message = if keepers.len() == 1 && keepers[0].owner == me.owner {
+        return None;
+    } else if keepers.iter().any(|c| c.owner == me.owner) {
+        format!(
+            "the shared access of hub {} is also asked for by IotHubSharedAccess {}, created at the same time: which came first cannot be told, so neither writes; a hub's SAS has one owner: delete all but one",
+            hub.name,
+            others.join(", ")
         )
-    })
+    } else {
+        format!(
+            "the shared access of hub {} is already managed by IotHubSharedAccess {} (created first): a hub's SAS has one owner, so this resource writes nothing; delete one of the two, or set what this one asks in that one",
+            hub.name,
+            others.join(", ")
+        )
+    };
+    Some(Finding::new(Severity::Blocker, Reason::Conflict, message, vec![hub.arm_id()]))
 }
 
 /// Plan one shared access resource.

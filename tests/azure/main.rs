@@ -665,3 +665,160 @@ async fn an_unregistered_provider_holds_nothing_and_registering_it_is_seen_at_on
         DependentsObservation::Failed(e) => panic!("{e}"),
     }
 }
+
+/// A fake ARM on loopback that keeps the request line of everything it receives and answers
+/// each with `answer(its own base URL, the request line)`: (status line, extra headers, JSON
+/// body). Each request is read whole (a PUT's body too); the connection closes after the answer.
+async fn recording_fake_arm<F>(answer: F) -> (String, Arc<std::sync::Mutex<Vec<String>>>)
+where
+    F: Fn(&str, &str) -> (&'static str, Vec<(&'static str, String)>, String) + Send + Sync + 'static,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let arm = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", arm.local_addr().unwrap());
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (answer, at, log) = (Arc::new(answer), base.clone(), seen.clone());
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = arm.accept().await {
+            let (answer, at, log) = (answer.clone(), at.clone(), log.clone());
+            tokio::spawn(async move {
+                let mut req = Vec::new();
+                let mut buf = [0u8; 8192];
+                loop {
+                    let n = s.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        break;
+                    }
+                    req.extend_from_slice(&buf[..n]);
+                    if let Some(end) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&req[..end]).to_ascii_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if req.len() >= end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                let line = String::from_utf8_lossy(&req).lines().next().unwrap_or_default().to_string();
+                log.lock().unwrap().push(line.clone());
+                let (status, headers, body) = answer(&at, &line);
+                let mut head = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+                    body.len()
+                );
+                for (k, v) in headers {
+                    head.push_str(&format!("{k}: {v}\r\n"));
+                }
+                let _ = s.write_all(format!("{head}\r\n{body}").as_bytes()).await;
+            });
+        }
+    });
+    (base, seen)
+}
+
+/// An attacker who controls a list page (a spoofed or compromised answer) keeps the `nextLink` at
+/// the ARM endpoint, so the origin check passes, but points it at another subscription's path:
+/// plainly, or through a dot segment the URL parser resolves. The DPS list fails naming the
+/// nextLink (no shorter list, no skip token quoted), and the other path is never requested with
+/// the token. A link to the list's own path in another case, with its skip token, is followed.
+#[tokio::test]
+async fn attack_a_next_link_to_another_subscription_at_arm_is_refused_and_never_requested() {
+    const PLAIN: &str = "3d3d3d3d-1111-4222-8333-444444444444";
+    const DOTTED: &str = "4e4e4e4e-1111-4222-8333-444444444444";
+    const VICTIM: &str = "9f9f9f9f-1111-4222-8333-444444444444";
+    let emu = emulator(DEMO_SEED, |_| {}).await;
+    let (arm_url, seen) = recording_fake_arm(|base, line| {
+        let lower = line.to_ascii_lowercase();
+        if !lower.contains("/provisioningservices") {
+            let missing = r#"{"error":{"code":"NotFound","message":"no provider registration here"}}"#;
+            return ("404 Not Found", vec![], missing.to_string());
+        }
+        let dps = r#"{"id":"/subscriptions/x/resourceGroups/rg/providers/Microsoft.Devices/provisioningServices/d1","name":"d1","properties":{}}"#;
+        let list = "providers/Microsoft.Devices/provisioningServices?api-version=2022-12-12&$skipToken=SECRET-SKIP";
+        let next = if lower.contains("skiptoken") {
+            None
+        } else if line.contains(PLAIN) {
+            Some(format!("{base}/subscriptions/{VICTIM}/{list}"))
+        } else if line.contains(DOTTED) {
+            Some(format!("{base}/subscriptions/{DOTTED}/../{VICTIM}/{list}"))
+        } else {
+            Some(format!("{base}/SUBSCRIPTIONS/{SUB}/{}", list.replace("providers/Microsoft.Devices", "PROVIDERS/microsoft.devices")))
+        };
+        let next = next.map(|n| format!(r#","nextLink":"{n}""#)).unwrap_or_default();
+        ("200 OK", vec![], format!(r#"{{"value":[{dps}]{next}}}"#))
+    })
+    .await;
+    let c = client_at_fake_arm(&emu, &arm_url);
+    for sub in [PLAIN, DOTTED] {
+        let err = c.list_dps(sub).await.expect_err("a nextLink to another path fails the list").to_string();
+        assert!(err.contains("nextLink") && err.contains("differs from the list's path"), "{err}");
+        assert!(!err.contains("SECRET-SKIP"), "no token quoted: {err}");
+    }
+    assert_eq!(c.list_dps(SUB).await.unwrap().len(), 2, "the list's own path, in another case, is followed");
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.iter().any(|l| l.contains(PLAIN)) && seen.iter().any(|l| l.contains(DOTTED)), "{seen:?}");
+    assert!(
+        !seen.iter().any(|l| l.to_ascii_lowercase().contains(VICTIM)),
+        "the other subscription's path was never requested: {seen:?}"
+    );
+    assert_eq!(seen.iter().filter(|l| l.contains("SECRET-SKIP")).count(), 1, "only the good link was followed");
+}
+
+/// An attacker who controls the answer to a hub PUT points its `Azure-AsyncOperation` URL at the
+/// ARM endpoint but outside the hub's subscription: another subscription's operation, or one
+/// reached through a dot segment (plain or percent-encoded) that the URL parser would resolve.
+/// The hub write fails naming the URL's header and the URL is never polled with the token; a
+/// canonical operation URL in the hub's subscription (base64 id with padding) is polled.
+#[tokio::test]
+async fn attack_an_async_operation_url_outside_the_hub_s_subscription_is_never_polled() {
+    const VICTIM: &str = "9f9f9f9f-1111-4222-8333-444444444444";
+    let emu = emulator(DEMO_SEED, |_| {}).await;
+    let (arm_url, seen) = recording_fake_arm(|base, line| {
+        let op = "providers/Microsoft.Devices/locations/westeurope/operationResults/b3NfaWg=?api-version=2023-06-30";
+        if line.contains("/operationResults/") {
+            return ("200 OK", vec![], r#"{"status":"Succeeded"}"#.to_string());
+        }
+        let name = ["dotted-hub", "encoded-hub", "other-hub", "good-hub"]
+            .into_iter()
+            .find(|n| line.contains(&format!("/IotHubs/{n}?")))
+            .unwrap_or("no-such-hub");
+        if line.starts_with("PUT ") {
+            let url = match name {
+                "dotted-hub" => format!("{base}/subscriptions/{SUB}/../{VICTIM}/{op}"),
+                "encoded-hub" => format!("{base}/subscriptions/{SUB}/%2e%2e/{VICTIM}/{op}"),
+                "other-hub" => format!("{base}/subscriptions/{VICTIM}/{op}"),
+                _ => format!("{base}/subscriptions/{SUB}/{op}"),
+            };
+            return ("201 Created", vec![("azure-asyncoperation", url), ("retry-after", "0".into())], "{}".into());
+        }
+        let hub = format!(
+            r#"{{"id":"/subscriptions/{SUB}/resourceGroups/{RG}/providers/Microsoft.Devices/IotHubs/{name}","name":"{name}","location":"westeurope","etag":"AAAA","properties":{{"disableLocalAuth":false}}}}"#
+        );
+        ("200 OK", vec![], hub)
+    })
+    .await;
+    let mut cfg = config(&emu, Cloud::AzurePublicCloud);
+    cfg.endpoints = iothub_access_operator::azure::credential::CloudEndpoints::new(
+        Cloud::AzurePublicCloud,
+        Some(&arm_url),
+        Some(&emu.base_url()),
+    );
+    cfg.retry.max_attempts = 1;
+    cfg.iothub_api_version = Some("2023-06-30".into());
+    let c = client_with(cfg);
+    let change = HubAccessChange { shared_access: Some(Access::Deny), ..HubAccessChange::default() };
+    for name in ["dotted-hub", "encoded-hub", "other-hub"] {
+        let err = c.set_hub_access(&hub(name), &change).await.expect_err(name).to_string();
+        assert!(err.contains("Azure-AsyncOperation") && err.contains("not polling it"), "{name}: {err}");
+    }
+    assert!(c.set_hub_access(&hub("good-hub"), &change).await.unwrap().written, "the canonical URL is polled");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.iter().filter(|l| l.starts_with("PUT ")).count(), 4, "every hub was written: {seen:?}");
+    assert!(!seen.iter().any(|l| l.to_ascii_lowercase().contains(VICTIM)), "never polled elsewhere: {seen:?}");
+    let polls: Vec<_> = seen.iter().filter(|l| l.contains("/operationResults/")).collect();
+    assert_eq!(polls.len(), 1, "only the good hub's operation was polled: {polls:?}");
+    assert!(polls[0].contains(&format!("/subscriptions/{SUB}/providers/")), "{polls:?}");
+}

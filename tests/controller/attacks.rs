@@ -359,6 +359,27 @@ async fn attack_another_namespaces_custom_role_cannot_be_granted_by_its_guid() {
     h.cr("role-a").await.expect("cleanup");
     assert!(!h.api.exists::<IotHubCustomRole>(NS, "role-a"));
     assert_eq!(role_in_azure(&h, "Registry Reader role-a"), None, "deleted: nothing pins it");
+
+    // A role team A left in Azure on purpose (Orphan): its resource is gone from every cache,
+    // but Azure's copy of the definition still says whose it is.
+    let mut kept = custom_role_yaml("role-k");
+    kept.spec.deletion_policy = iothub_access_operator::crd::DeletionPolicy::Orphan;
+    h.api.put(&kept);
+    h.cr("role-k").await.expect("reconciles");
+    let id = h.api.get::<IotHubCustomRole>(NS, "role-k").unwrap().status.unwrap().role_definition_id.unwrap();
+    let guid = id.rsplit('/').next().unwrap().to_string();
+    h.api.delete::<IotHubCustomRole>(NS, "role-k");
+    h.cr("role-k").await.expect("cleanup");
+    assert!(role_in_azure(&h, "Registry Reader role-k").is_some(), "orphaned: left in Azure");
+    h.api.put(&in_ns(
+        assignment_yaml("borrow-k", FACTORY_HUB, SYNC_SP, "ServicePrincipal", &format!("{{definitionId: {guid}}}")),
+        OTHER_NS,
+    ));
+    h.ctx.observer.rotate();
+    h.ra_in(OTHER_NS, "borrow-k").await.expect("a refusal is a status");
+    let st = h.api.get::<IotHubRoleAssignment>(OTHER_NS, "borrow-k").unwrap().status.unwrap();
+    assert_eq!(ready_of(&h, &st.conditions), ("False".into(), "CustomRoleOfAnotherNamespace".into()));
+    assert!(h.azure_assignments(SYNC_SP).is_empty(), "nothing granted");
 }
 
 #[tokio::test]
@@ -472,4 +493,40 @@ async fn attack_forged_status_hints_cost_no_more_than_the_schema_allows() {
     assert!(reads <= honest + 16, "at most 16 hints are read: {reads} reads against {honest} without hints");
     let st = h.ra_obj("attacker").status.unwrap();
     assert!(st.owned_assignment_ids.len() <= 16, "nor written back: {}", st.owned_assignment_ids.len());
+}
+
+#[tokio::test]
+async fn attack_a_stale_hand_over_never_lets_the_old_heir_take_an_orphan() {
+    let a = allowed();
+    let h = H::new(&allowed_refs(&a), None).await;
+    let grant = || assignment_yaml("victim", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER);
+    let mut victim = grant();
+    victim.spec.deletion_policy = iothub_access_operator::crd::DeletionPolicy::Orphan;
+    h.api.put(&victim);
+    h.ra("victim").await.expect("reconciles");
+    // The attacker asks for the same grant, so that the victim hands it over on a spec change.
+    let copy = || in_ns(assignment_yaml("copy", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER), OTHER_NS);
+    h.api.put(&copy());
+    h.ra_in(OTHER_NS, "copy").await.expect("reconciles");
+    h.api.edit::<IotHubRoleAssignment>(NS, "victim", |v| v.spec.principal.id = SYNC_SP.into());
+    h.ra("victim").await.expect("reconciles");
+    assert!(h.api.events().iter().any(|(_, n)| n.starts_with("HandOverRoleAssignment")), "{:?}", h.api.events());
+    // The attacker lets go; the victim wants the grant again, then leaves it in Azure on purpose.
+    h.api.delete::<IotHubRoleAssignment>(OTHER_NS, "copy");
+    h.ra_in(OTHER_NS, "copy").await.expect("cleanup");
+    h.api.edit::<IotHubRoleAssignment>(NS, "victim", |v| v.spec.principal.id = TELEMETRY_SP.into());
+    h.ctx.observer.rotate();
+    h.ra("victim").await.expect("reconciles");
+    h.api.delete::<IotHubRoleAssignment>(NS, "victim");
+    h.ra("victim").await.expect("cleanup");
+    assert_eq!(h.azure_assignments(TELEMETRY_SP).len(), 1, "orphaned: left in Azure");
+
+    // The attacker comes back under the old heir's name and deletes its resource.
+    h.api.put(&copy());
+    h.ctx.observer.rotate();
+    h.ra_in(OTHER_NS, "copy").await.expect("reconciles");
+    h.api.delete::<IotHubRoleAssignment>(OTHER_NS, "copy");
+    h.ra_in(OTHER_NS, "copy").await.expect("cleanup");
+    assert_eq!(h.azure_assignments(TELEMETRY_SP).len(), 1, "the orphan belongs to nobody: not deleted");
+    assert!(!h.api.events().iter().any(|(r, _)| r == "TakenOver"), "{:?}", h.api.events());
 }

@@ -91,6 +91,12 @@ impl FakeApi {
         if meta.get("uid").is_none_or(Value::is_null) {
             meta["uid"] = json!(format!("uid-{}", s.version));
         }
+        if meta.get("creationTimestamp").is_none_or(Value::is_null) {
+            // As the API server does, to the second (one second per change here, so creations
+            // are ordered as they were made).
+            let t = jiff::Timestamp::from_second(1_800_000_000 + s.version as i64).unwrap_or_default();
+            meta["creationTimestamp"] = json!(t.to_string());
+        }
         if meta.get("finalizers").is_none() {
             meta["finalizers"] = Value::Null;
         }

@@ -561,3 +561,28 @@ fn drift_names_every_property_the_spec_sets_and_only_those() {
         vec!["shared access policies Deny (the spec: Allow)", "device SAS Allow (the spec: Deny)"]
     );
 }
+
+/// One owner per hub: the first created keeps it; the same second (or no creation time) cannot
+/// be told apart, so nobody writes and no name chosen to sort first wins.
+#[test]
+fn a_hubs_shared_access_has_one_owner_and_a_tie_is_nobodys() {
+    use iothub_access_operator::domain::naming::Owner;
+    use iothub_access_operator::plan::shared_access::{Claimant, conflict};
+    let at = |secs: i64| Some(jiff::Timestamp::from_second(1_800_000_000 + secs).unwrap());
+    let c = |ns: &str, name: &str, created| Claimant { owner: Owner::new("c1", ns, name), created };
+    let (first, later, aaa_same_second) = (c("team-a", "fleet", at(0)), c("team-b", "x", at(5)), c("aaa", "a", at(0)));
+    let hub = hub_id();
+    assert_eq!(conflict(&first, &hub, std::slice::from_ref(&later)), None, "the first keeps the hub");
+    let f = conflict(&later, &hub, std::slice::from_ref(&first)).expect("the later one is refused");
+    assert_eq!((f.severity, f.reason), (Severity::Blocker, Reason::Conflict));
+    assert!(f.message.contains("team-a/fleet") && f.message.contains("created first"), "{}", f.message);
+    // Created in the same second: both refused, whatever the names.
+    for (me, other) in [(&first, &aaa_same_second), (&aaa_same_second, &first)] {
+        let f = conflict(me, &hub, std::slice::from_ref(other)).expect("a tie is refused on both sides");
+        assert!(f.message.contains("same time") && f.message.contains(&other.owner.to_string()), "{}", f.message);
+    }
+    // No creation time (manifests): likewise.
+    let (m1, m2) = (c("iot", "one", None), c("iot", "two", None));
+    assert!(conflict(&m1, &hub, std::slice::from_ref(&m2)).is_some() && conflict(&m2, &hub, &[m1]).is_some());
+    assert_eq!(conflict(&later, &hub, &[]), None, "alone: no conflict");
+}
