@@ -7,7 +7,7 @@ use super::*;
 
 /// Team A's grant, Ready: (the harness, A's assignment id in Azure).
 async fn victim_granted(h: &H) -> String {
-    h.api.put(&assignment_yaml("victim", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER));
+    h.api.put(&IotHubRoleAssignment::test("victim"));
     h.ra("victim").await.expect("reconciles");
     let st = h.ra_obj("victim").status.unwrap();
     assert_eq!(h.ready(&st.conditions).0, "True");
@@ -22,7 +22,7 @@ async fn attack_forged_status_ownership_deletes_nothing_that_is_not_the_attacker
     let victim_id = victim_granted(&h).await;
 
     // The attacker's own resource, then its status claims the victim's grant.
-    h.api.put(&assignment_yaml("attacker", FACTORY_HUB, SYNC_SP, "ServicePrincipal", READER));
+    h.api.put(&IotHubRoleAssignment::test("attacker").for_principal(SYNC_SP, PrincipalType::ServicePrincipal));
     h.ra("attacker").await.expect("reconciles");
     let mut forged = h.ra_obj("attacker");
     let st = forged.status.as_mut().unwrap();
@@ -31,9 +31,7 @@ async fn attack_forged_status_ownership_deletes_nothing_that_is_not_the_attacker
     h.api.put(&forged);
 
     // A spec change (make before break would delete "old owned" grants), then the deletion.
-    let mut changed = h.ra_obj("attacker");
-    changed.spec.role.built_in = Some(iothub_access_operator::domain::BuiltInRole::IoTHubTwinContributor);
-    h.api.put(&changed);
+    h.api.put(&h.ra_obj("attacker").built_in(BuiltInRole::IoTHubTwinContributor));
     h.ra("attacker").await.expect("reconciles");
     assert_eq!(h.azure_assignments(TELEMETRY_SP).len(), 1, "the victim's grant survives the spec change");
     h.api.delete::<IotHubRoleAssignment>(NS, "attacker");
@@ -50,7 +48,7 @@ async fn attack_copy_and_delete_never_revokes_another_resources_grant() {
     victim_granted(&h).await;
 
     // Same hub, principal and role as the victim's: adopted, never owned.
-    h.api.put(&assignment_yaml("copy", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER));
+    h.api.put(&IotHubRoleAssignment::test("copy"));
     h.ra("copy").await.expect("reconciles");
     assert_eq!(h.ready(&h.ra_obj("copy").status.unwrap().conditions).0, "True");
     h.api.delete::<IotHubRoleAssignment>(NS, "copy");
@@ -60,7 +58,7 @@ async fn attack_copy_and_delete_never_revokes_another_resources_grant() {
 
     // The other way round: the original goes while a copy still wants the grant: handed over,
     // then removed with the last resource that wants it.
-    h.api.put(&assignment_yaml("copy", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER));
+    h.api.put(&IotHubRoleAssignment::test("copy"));
     h.ra("copy").await.expect("reconciles");
     h.api.delete::<IotHubRoleAssignment>(NS, "victim");
     h.ra("victim").await.expect("cleanup");
@@ -76,15 +74,16 @@ async fn attack_copy_and_delete_never_revokes_another_resources_grant() {
 async fn attack_a_custom_role_of_the_same_name_is_refused_and_never_touches_the_first() {
     let s = sub_allowed();
     let h = H::new(&allowed_refs(&s), None).await;
-    h.api.put(&custom_role_yaml("role-a"));
+    h.api.put(&IotHubCustomRole::test("role-a"));
     h.cr("role-a").await.expect("reconciles");
     let before = role_in_azure(&h, "Registry Reader role-a").expect("team A's role exists");
 
     // Another resource asks for the same role name with other permissions.
-    let mut takeover = custom_role_yaml("role-x");
-    takeover.spec.role_name = "Registry Reader role-a".into();
-    takeover.spec.data_actions = vec!["Microsoft.Devices/IotHubs/*".into()];
-    h.api.put(&takeover);
+    h.api.put(
+        &IotHubCustomRole::test("role-x")
+            .role_name("Registry Reader role-a")
+            .data_actions(["Microsoft.Devices/IotHubs/*"]),
+    );
     h.cr("role-x").await.expect("reconciles");
     let st = h.api.get::<IotHubCustomRole>(NS, "role-x").unwrap().status.unwrap();
     assert_eq!(h.ready(&st.conditions), ("False".into(), "RoleNameTaken".into()));
@@ -140,7 +139,7 @@ async fn attack_a_narrowed_namespace_gains_nothing_while_its_annotation_is_unkno
     let a = allowed();
     let h = H::new(&allowed_refs(&a), None).await;
     *h.ns_annotation.lock().unwrap() = Err("the namespace cache has not seen it yet".into());
-    h.api.put(&assignment_yaml("telemetry", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER));
+    h.api.put(&IotHubRoleAssignment::test("telemetry"));
     let err = h.ra("telemetry").await.expect_err("no verdict without the annotation");
     assert!(matches!(err, ReconcileError::ScopesUnknown(_)), "{err}");
     assert!(err.to_string().contains("not known yet"), "{err}");
@@ -176,13 +175,7 @@ async fn attack_definition_id_cannot_grant_more_than_iot_hub_data_access() {
     );
     let a = allowed();
     let h = H::with_seed(&seed, &allowed_refs(&a), None, |_| {}).await;
-    h.api.put(&assignment_yaml(
-        "helper",
-        FACTORY_HUB,
-        TELEMETRY_SP,
-        "ServicePrincipal",
-        &format!("{{definitionId: {evil}}}"),
-    ));
+    h.api.put(&IotHubRoleAssignment::test("helper").definition_id(evil));
     h.ra("helper").await.expect("reconciles");
     let st = h.ra_obj("helper").status.unwrap();
     assert_eq!(h.ready(&st.conditions), ("False".into(), "RoleNotGrantable".into()));
@@ -197,13 +190,7 @@ async fn attack_definition_id_cannot_grant_more_than_iot_hub_data_access() {
 
     // Owner by GUID (admission bypassed, e.g. an older CRD still installed): the operator's own
     // validation refuses it before any Azure call.
-    h.api.put(&assignment_yaml(
-        "owner",
-        FACTORY_HUB,
-        TELEMETRY_SP,
-        "ServicePrincipal",
-        "{definitionId: 8E3AF657-A8FF-443C-A75C-2FE8C4BCB635}",
-    ));
+    h.api.put(&IotHubRoleAssignment::test("owner").definition_id("8E3AF657-A8FF-443C-A75C-2FE8C4BCB635"));
     h.ra("owner").await.expect("reconciles");
     let st = h.ra_obj("owner").status.unwrap();
     assert_eq!(h.ready(&st.conditions).1, "InvalidSpec");
@@ -236,9 +223,7 @@ async fn attack_scope_strings_that_climb_out_of_an_allowed_prefix_reach_nothing(
     .enumerate()
     {
         let name = format!("climb-{i}");
-        let mut role = custom_role_yaml(&name);
-        role.spec.assignable_scopes = Some(vec![format!("/subscriptions/{SUB}"), climb.clone()]);
-        h.api.put(&role);
+        h.api.put(&IotHubCustomRole::test(&name).assignable_scopes([format!("/subscriptions/{SUB}"), climb.clone()]));
         h.cr(&name).await.expect("a refusal is a status");
         let st = h.api.get::<IotHubCustomRole>(NS, &name).unwrap().status.unwrap();
         assert_eq!(ready_of(&h, &st.conditions).1, "InvalidSpec", "{climb}");
@@ -246,10 +231,7 @@ async fn attack_scope_strings_that_climb_out_of_an_allowed_prefix_reach_nothing(
         assert!(message.contains("spec.assignableScopes[1]"), "names the field: {message}");
     }
     // A management group id that is a dot segment.
-    let mut mg = assignment_yaml("mg", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER);
-    mg.spec.scope = iothub_access_operator::crd::AssignmentScope::ManagementGroup;
-    mg.spec.management_group_id = Some("..".into());
-    h.api.put(&mg);
+    h.api.put(&IotHubRoleAssignment::test("mg").in_management_group(".."));
     h.ra("mg").await.expect("a refusal is a status");
     let st = h.ra_obj("mg").status.unwrap();
     assert_eq!(ready_of(&h, &st.conditions).1, "InvalidSpec");
@@ -288,16 +270,12 @@ async fn attack_asking_for_a_grant_from_where_one_may_not_never_pins_it() {
     // anyway, and so do two resources in the victim's namespace that may not ask: one observed,
     // one skipped.
     h.annotate(OTHER_NS, Ok(Some(&format!("/subscriptions/{SUB}/resourceGroups/rg-other"))));
-    let same = || assignment_yaml("pin", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER);
-    h.api.put(&in_ns(same(), OTHER_NS));
+    h.api.put(&IotHubRoleAssignment::test("pin").in_namespace(OTHER_NS));
     h.ra_in(OTHER_NS, "pin").await.expect("reconciles");
     let st = h.api.get::<IotHubRoleAssignment>(OTHER_NS, "pin").unwrap().status.unwrap();
     assert_eq!(ready_of(&h, &st.conditions).1, "ScopeNotAllowed");
-    for (name, mode) in [("pin-observe", "observe"), ("pin-skip", "skip")] {
-        let mut o = assignment_yaml(name, FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER);
-        o.annotations_mut().insert("iothubaccess.io/reconcile".into(), mode.into());
-        h.api.put(&o);
-    }
+    h.api.put(&IotHubRoleAssignment::test("pin-observe").observed());
+    h.api.put(&IotHubRoleAssignment::test("pin-skip").skipped());
 
     // The victim's team revokes its grant: it is gone, whoever else asked.
     h.api.delete::<IotHubRoleAssignment>(NS, "victim");
@@ -312,16 +290,14 @@ async fn attack_an_orphaned_grant_is_never_taken_over_and_deleted_by_another_nam
     let a = allowed();
     let h = H::new(&allowed_refs(&a), None).await;
     // Team A grants, then leaves the grant in Azure on purpose.
-    let mut keep = assignment_yaml("victim", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER);
-    keep.spec.deletion_policy = iothub_access_operator::crd::DeletionPolicy::Orphan;
-    h.api.put(&keep);
+    h.api.put(&IotHubRoleAssignment::test("victim").orphaned());
     h.ra("victim").await.expect("reconciles");
     h.api.delete::<IotHubRoleAssignment>(NS, "victim");
     h.ra("victim").await.expect("cleanup");
     assert_eq!(h.azure_assignments(TELEMETRY_SP).len(), 1, "orphaned: left in Azure");
 
     // Team B (allowed on the hub) asks for the same grant, then deletes its resource.
-    h.api.put(&in_ns(assignment_yaml("copy", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER), OTHER_NS));
+    h.api.put(&IotHubRoleAssignment::test("copy").in_namespace(OTHER_NS));
     h.ra_in(OTHER_NS, "copy").await.expect("reconciles");
     let st = h.api.get::<IotHubRoleAssignment>(OTHER_NS, "copy").unwrap().status.unwrap();
     assert_eq!(ready_of(&h, &st.conditions).0, "True", "the grant exists: adopted");
@@ -337,16 +313,18 @@ async fn attack_an_orphaned_grant_is_never_taken_over_and_deleted_by_another_nam
 async fn attack_another_namespaces_custom_role_cannot_be_granted_by_its_guid() {
     let s = sub_allowed();
     let h = H::new(&allowed_refs(&s), None).await;
-    h.api.put(&custom_role_yaml("role-a"));
+    h.api.put(&IotHubCustomRole::test("role-a"));
     h.cr("role-a").await.expect("reconciles");
     let guid = h.api.get::<IotHubCustomRole>(NS, "role-a").unwrap().status.unwrap().role_definition_id.unwrap();
     let guid = guid.rsplit('/').next().unwrap().to_string();
 
     // Team B names team A's role by its GUID (readable in Azure) to grant it and so pin it.
-    h.api.put(&in_ns(
-        assignment_yaml("borrow", FACTORY_HUB, SYNC_SP, "ServicePrincipal", &format!("{{definitionId: {guid}}}")),
-        OTHER_NS,
-    ));
+    h.api.put(
+        &IotHubRoleAssignment::test("borrow")
+            .for_principal(SYNC_SP, PrincipalType::ServicePrincipal)
+            .definition_id(&guid)
+            .in_namespace(OTHER_NS),
+    );
     h.ra_in(OTHER_NS, "borrow").await.expect("a refusal is a status");
     let st = h.api.get::<IotHubRoleAssignment>(OTHER_NS, "borrow").unwrap().status.unwrap();
     assert_eq!(ready_of(&h, &st.conditions), ("False".into(), "CustomRoleOfAnotherNamespace".into()));
@@ -362,19 +340,19 @@ async fn attack_another_namespaces_custom_role_cannot_be_granted_by_its_guid() {
 
     // A role team A left in Azure on purpose (Orphan): its resource is gone from every cache,
     // but Azure's copy of the definition still says whose it is.
-    let mut kept = custom_role_yaml("role-k");
-    kept.spec.deletion_policy = iothub_access_operator::crd::DeletionPolicy::Orphan;
-    h.api.put(&kept);
+    h.api.put(&IotHubCustomRole::test("role-k").orphaned());
     h.cr("role-k").await.expect("reconciles");
     let id = h.api.get::<IotHubCustomRole>(NS, "role-k").unwrap().status.unwrap().role_definition_id.unwrap();
     let guid = id.rsplit('/').next().unwrap().to_string();
     h.api.delete::<IotHubCustomRole>(NS, "role-k");
     h.cr("role-k").await.expect("cleanup");
     assert!(role_in_azure(&h, "Registry Reader role-k").is_some(), "orphaned: left in Azure");
-    h.api.put(&in_ns(
-        assignment_yaml("borrow-k", FACTORY_HUB, SYNC_SP, "ServicePrincipal", &format!("{{definitionId: {guid}}}")),
-        OTHER_NS,
-    ));
+    h.api.put(
+        &IotHubRoleAssignment::test("borrow-k")
+            .for_principal(SYNC_SP, PrincipalType::ServicePrincipal)
+            .definition_id(&guid)
+            .in_namespace(OTHER_NS),
+    );
     h.ctx.observer.rotate();
     h.ra_in(OTHER_NS, "borrow-k").await.expect("a refusal is a status");
     let st = h.api.get::<IotHubRoleAssignment>(OTHER_NS, "borrow-k").unwrap().status.unwrap();
@@ -386,15 +364,9 @@ async fn attack_another_namespaces_custom_role_cannot_be_granted_by_its_guid() {
 async fn attack_a_role_widened_in_azure_is_never_granted_and_a_grant_of_it_is_revoked() {
     let s = sub_allowed();
     let h = H::new(&allowed_refs(&s), None).await;
-    h.api.put(&custom_role_yaml("role-a"));
+    h.api.put(&IotHubCustomRole::test("role-a"));
     h.cr("role-a").await.expect("reconciles");
-    h.api.put(&assignment_yaml(
-        "granted",
-        FACTORY_HUB,
-        TELEMETRY_SP,
-        "ServicePrincipal",
-        "{customRoleRef: {name: role-a}}",
-    ));
+    h.api.put(&IotHubRoleAssignment::test("granted").custom_role("role-a"));
     h.ra("granted").await.expect("reconciles");
     assert_eq!(h.azure_assignments(TELEMETRY_SP).len(), 1);
 
@@ -407,7 +379,11 @@ async fn attack_a_role_widened_in_azure_is_never_granted_and_a_grant_of_it_is_re
     h.ctx.observer.rotate();
 
     // A new grant of it (the spec still names the harmless role) is refused on Azure's definition.
-    h.api.put(&assignment_yaml("new", FACTORY_HUB, SYNC_SP, "ServicePrincipal", "{customRoleRef: {name: role-a}}"));
+    h.api.put(
+        &IotHubRoleAssignment::test("new")
+            .for_principal(SYNC_SP, PrincipalType::ServicePrincipal)
+            .custom_role("role-a"),
+    );
     h.ra("new").await.expect("a refusal is a status");
     let st = h.ra_obj("new").status.unwrap();
     assert_eq!(ready_of(&h, &st.conditions), ("False".into(), "RoleNotGrantable".into()));
@@ -430,16 +406,21 @@ async fn attack_a_role_widened_in_azure_is_never_granted_and_a_grant_of_it_is_re
 async fn attack_a_second_shared_access_resource_for_a_hub_is_refused_and_writes_nothing() {
     let a = allowed();
     let h = H::new(&allowed_refs(&a), None).await;
-    h.api.put(&assignment_yaml("ops", FLEET_HUB, OPS_GROUP, "Group", "{builtIn: IoTHubRegistryContributor}"));
+    h.api.put(
+        &IotHubRoleAssignment::test("ops")
+            .on_hub(FLEET_HUB)
+            .for_principal(OPS_GROUP, PrincipalType::Group)
+            .built_in(BuiltInRole::IoTHubRegistryContributor),
+    );
     h.ra("ops").await.expect("reconciles");
-    h.api.put(&sas_yaml("fleet", FLEET_HUB, "Deny"));
+    h.api.put(&IotHubSharedAccess::test("fleet").on_hub(FLEET_HUB).deny());
     h.sa("fleet").await.expect("reconciles");
     let denied = |h: &H| h.emu.snapshot().hubs.into_iter().find(|x| x.name == FLEET_HUB).unwrap().disable_local_auth;
     assert_eq!(denied(&h), Some(true));
 
     // Another namespace asks to allow SAS on the same hub.
     let writes = h.emu.stats().writes();
-    h.api.put(&in_ns(sas_yaml("fight", FLEET_HUB, "Allow"), OTHER_NS));
+    h.api.put(&IotHubSharedAccess::test("fight").on_hub(FLEET_HUB).allow().in_namespace(OTHER_NS));
     h.sa_in(OTHER_NS, "fight").await.expect("a refusal is a status");
     let st = h.api.get::<IotHubSharedAccess>(OTHER_NS, "fight").unwrap().status.unwrap();
     assert_eq!(ready_of(&h, &st.conditions), ("False".into(), "Conflict".into()));
@@ -467,7 +448,7 @@ async fn attack_a_second_shared_access_resource_for_a_hub_is_refused_and_writes_
 async fn attack_forged_status_hints_cost_no_more_than_the_schema_allows() {
     let a = allowed();
     let h = H::new(&allowed_refs(&a), None).await;
-    h.api.put(&assignment_yaml("attacker", FACTORY_HUB, SYNC_SP, "ServicePrincipal", READER));
+    h.api.put(&IotHubRoleAssignment::test("attacker").for_principal(SYNC_SP, PrincipalType::ServicePrincipal));
     h.ra("attacker").await.expect("reconciles");
     h.ctx.observer.rotate();
     h.emu.reset_stats();
@@ -499,13 +480,10 @@ async fn attack_forged_status_hints_cost_no_more_than_the_schema_allows() {
 async fn attack_a_stale_hand_over_never_lets_the_old_heir_take_an_orphan() {
     let a = allowed();
     let h = H::new(&allowed_refs(&a), None).await;
-    let grant = || assignment_yaml("victim", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER);
-    let mut victim = grant();
-    victim.spec.deletion_policy = iothub_access_operator::crd::DeletionPolicy::Orphan;
-    h.api.put(&victim);
+    h.api.put(&IotHubRoleAssignment::test("victim").orphaned());
     h.ra("victim").await.expect("reconciles");
     // The attacker asks for the same grant, so that the victim hands it over on a spec change.
-    let copy = || in_ns(assignment_yaml("copy", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER), OTHER_NS);
+    let copy = || IotHubRoleAssignment::test("copy").in_namespace(OTHER_NS);
     h.api.put(&copy());
     h.ra_in(OTHER_NS, "copy").await.expect("reconciles");
     h.api.edit::<IotHubRoleAssignment>(NS, "victim", |v| v.spec.principal.id = SYNC_SP.into());

@@ -37,7 +37,12 @@ fn link_fleet_by_key(emu: &EmulatorHandle) {
 }
 
 async fn someone_holds_a_data_role_on_the_fleet_hub(h: &H) {
-    h.api.put(&assignment_yaml("ops", FLEET_HUB, OPS_GROUP, "Group", "{builtIn: IoTHubRegistryContributor}"));
+    h.api.put(
+        &IotHubRoleAssignment::test("ops")
+            .on_hub(FLEET_HUB)
+            .for_principal(OPS_GROUP, PrincipalType::Group)
+            .built_in(BuiltInRole::IoTHubRegistryContributor),
+    );
     h.ra("ops").await.expect("reconciles");
 }
 
@@ -45,9 +50,9 @@ async fn someone_holds_a_data_role_on_the_fleet_hub(h: &H) {
 async fn a_dps_in_another_subscription_blocks_deny_and_status_says_where_the_operator_looked() {
     let a = allowed();
     let h = H::new(&allowed_refs(&a), None).await;
-    h.api.put(&assignment_yaml("telemetry", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER));
+    h.api.put(&IotHubRoleAssignment::test("telemetry"));
     h.ra("telemetry").await.expect("reconciles");
-    h.api.put(&sas_yaml("factory", FACTORY_HUB, "Deny"));
+    h.api.put(&IotHubSharedAccess::test("factory").deny());
     let next = h.sa("factory").await.expect("a refusal is a status, not an error");
     let st = status(&h, "factory");
     assert_eq!(h.ready(&st.conditions), ("False".into(), "DpsLinked".into()));
@@ -77,7 +82,7 @@ async fn a_subscription_that_refuses_the_search_fails_closed_and_is_named() {
     someone_holds_a_data_role_on_the_fleet_hub(&h).await;
     h.emu.with_state(|s| s.set_subscription_access(PLATFORM_SUB, SubscriptionAccess::Forbidden));
     h.ctx.observer.rotate();
-    h.api.put(&sas_yaml("fleet", FLEET_HUB, "Deny"));
+    h.api.put(&IotHubSharedAccess::test("fleet").on_hub(FLEET_HUB).deny());
     h.sa("fleet").await.expect("reconciles");
     let st = status(&h, "fleet");
     assert_eq!(h.ready(&st.conditions), ("False".into(), "DpsCheckFailed".into()));
@@ -103,7 +108,7 @@ async fn a_key_link_made_after_the_plan_read_is_caught_by_the_fresh_check_before
     let warm = h.ctx.observer.get().dependents(&[SUB]).await;
     assert!(matches!(warm, iothub_access_operator::domain::DependentsObservation::Complete(_)));
     link_fleet_by_key(&h.emu);
-    h.api.put(&sas_yaml("fleet", FLEET_HUB, "Deny"));
+    h.api.put(&IotHubSharedAccess::test("fleet").on_hub(FLEET_HUB).deny());
     h.sa("fleet").await.expect("reconciles");
     let st = status(&h, "fleet");
     assert_eq!(h.ready(&st.conditions), ("False".into(), "DpsLinked".into()));
@@ -203,7 +208,7 @@ enum DuringDeny {
 /// fleet hub and a Deny of it applied to the cluster.
 async fn deny_fleet_during(what: DuringDeny) -> H {
     let h = fleet_during(what).await;
-    h.api.put(&sas_yaml("fleet", FLEET_HUB, "Deny"));
+    h.api.put(&IotHubSharedAccess::test("fleet").on_hub(FLEET_HUB).deny());
     h
 }
 
@@ -226,9 +231,7 @@ async fn fleet_during(what: DuringDeny) -> H {
 async fn a_key_link_made_while_deny_is_written_puts_shared_access_back_and_is_reported() {
     let h = deny_fleet_during(DuringDeny::LinkByKey).await;
     // The same write also denies device SAS: putting the hub back as it was undoes that too.
-    let mut spec = sas_yaml("fleet", FLEET_HUB, "Deny");
-    spec.spec.device_sas = Some(Access::Deny);
-    h.api.put(&spec);
+    h.api.put(&IotHubSharedAccess::test("fleet").on_hub(FLEET_HUB).deny().device_sas(Access::Deny));
     h.sa("fleet").await.expect("reconciles");
     let st = status(&h, "fleet");
     assert_eq!(h.ready(&st.conditions), ("False".into(), "DpsLinked".into()), "{:?}", st.conditions);
@@ -254,7 +257,7 @@ async fn a_hub_reached_by_key_after_deny_turns_not_ready_and_stays_denied() {
     let a = allowed();
     let h = H::new(&allowed_refs(&a), None).await;
     someone_holds_a_data_role_on_the_fleet_hub(&h).await;
-    h.api.put(&sas_yaml("fleet", FLEET_HUB, "Deny"));
+    h.api.put(&IotHubSharedAccess::test("fleet").on_hub(FLEET_HUB).deny());
     assert_eq!(
         h.sa("fleet").await.expect("reconciles"),
         Action::requeue(Duration::from_secs(30)),
@@ -292,7 +295,7 @@ async fn an_identity_link_blocks_deny_until_the_dps_identity_holds_a_role_that_r
     let a = allowed();
     let h = H::with_seed(&seed, &allowed_refs(&a), None, |c| c.accept_unknown_principals = true).await;
     someone_holds_a_data_role_on_the_fleet_hub(&h).await;
-    h.api.put(&sas_yaml("fleet", FLEET_HUB, "Deny"));
+    h.api.put(&IotHubSharedAccess::test("fleet").on_hub(FLEET_HUB).deny());
     h.sa("fleet").await.expect("reconciles");
     let st = status(&h, "fleet");
     assert_eq!(h.ready(&st.conditions), ("False".into(), "DpsIdentityLacksRole".into()));
@@ -300,7 +303,12 @@ async fn an_identity_link_blocks_deny_until_the_dps_identity_holds_a_role_that_r
     assert!(!fleet_denied_in_azure(&h));
 
     // The platform team grants the DPS identity the documented role: Deny goes through.
-    h.api.put(&assignment_yaml("dps", FLEET_HUB, DPS_MI, "ServicePrincipal", "{builtIn: IoTHubDataContributor}"));
+    h.api.put(
+        &IotHubRoleAssignment::test("dps")
+            .on_hub(FLEET_HUB)
+            .for_principal(DPS_MI, PrincipalType::ServicePrincipal)
+            .built_in(BuiltInRole::IoTHubDataContributor),
+    );
     h.ra("dps").await.expect("reconciles");
     h.ctx.observer.rotate();
     h.sa("fleet").await.expect("reconciles");
@@ -323,7 +331,7 @@ async fn a_device_update_instance_on_the_hub_blocks_deny() {
     let a = allowed();
     let h = H::with_seed(&format!("{DEMO_SEED}\n{du}"), &allowed_refs(&a), None, |_| {}).await;
     someone_holds_a_data_role_on_the_fleet_hub(&h).await;
-    h.api.put(&sas_yaml("fleet", FLEET_HUB, "Deny"));
+    h.api.put(&IotHubSharedAccess::test("fleet").on_hub(FLEET_HUB).deny());
     h.sa("fleet").await.expect("reconciles");
     let st = status(&h, "fleet");
     assert_eq!(h.ready(&st.conditions), ("False".into(), "DeviceUpdateLinked".into()));
@@ -343,7 +351,7 @@ async fn a_policy_deny_is_reported_with_its_identifiers_and_not_retried_in_a_sto
     let a = allowed();
     let h = H::with_seed(&format!("{DEMO_SEED}\n{}", policy("Deny")), &allowed_refs(&a), None, |_| {}).await;
     h.emu.with_state(|s| s.hub_mut(SUB, RG, FLEET_HUB).expect("hub").set_disable_local_auth(true));
-    h.api.put(&sas_yaml("fleet", FLEET_HUB, "Allow"));
+    h.api.put(&IotHubSharedAccess::test("fleet").on_hub(FLEET_HUB).allow());
     let next = h.sa("fleet").await.expect("a policy refusal is a status, not an error to back off on");
     let st = status(&h, "fleet");
     let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
@@ -363,7 +371,7 @@ async fn a_modify_policy_that_overrides_the_write_is_reported_never_ready() {
     let a = allowed();
     let h = H::with_seed(&format!("{DEMO_SEED}\n{}", policy("Modify")), &allowed_refs(&a), None, |_| {}).await;
     h.emu.with_state(|s| s.hub_mut(SUB, RG, FLEET_HUB).expect("hub").set_disable_local_auth(true));
-    h.api.put(&sas_yaml("fleet", FLEET_HUB, "Allow"));
+    h.api.put(&IotHubSharedAccess::test("fleet").on_hub(FLEET_HUB).allow());
     h.sa("fleet").await.expect("reconciles");
     let st = status(&h, "fleet");
     assert_eq!(h.ready(&st.conditions), ("False".into(), "OverriddenByPolicy".into()));
@@ -384,7 +392,7 @@ async fn a_modify_policy_that_denies_a_dps_linked_hub_names_the_broken_dps() {
     let h = H::with_seed(&format!("{DEMO_SEED}\n{}", policy("Modify")), &allowed_refs(&a), None, |_| {}).await;
     link_fleet_by_key(&h.emu);
     h.emu.with_state(|s| s.hub_mut(SUB, RG, FLEET_HUB).expect("hub").set_disable_local_auth(true));
-    h.api.put(&sas_yaml("fleet", FLEET_HUB, "Allow"));
+    h.api.put(&IotHubSharedAccess::test("fleet").on_hub(FLEET_HUB).allow());
     h.sa("fleet").await.expect("reconciles");
     let st = status(&h, "fleet");
     let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
@@ -411,7 +419,7 @@ async fn a_hub_someone_else_denied_meanwhile_is_never_re_allowed_by_the_interloc
     // Meanwhile someone denies SAS in the portal and a DPS links the hub by key.
     h.emu.with_state(|s| s.hub_mut(SUB, RG, FLEET_HUB).expect("hub").set_disable_local_auth(true));
     link_fleet_by_key(&h.emu);
-    h.api.put(&sas_yaml("fleet", FLEET_HUB, "Deny"));
+    h.api.put(&IotHubSharedAccess::test("fleet").on_hub(FLEET_HUB).deny());
     h.sa("fleet").await.expect("reconciles");
     assert!(fleet_denied_in_azure(&h), "the interlock only ever puts back a Deny it wrote");
     assert_eq!(h.emu.stats().count("iotHubs.put"), 0, "nothing was written");
@@ -453,9 +461,7 @@ async fn a_deny_someone_else_wrote_in_the_window_is_never_put_back_even_when_a_k
     // one that replaced a hub already denied: neither Deny is this operator's.
     for device_sas in [None, Some(Access::Deny)] {
         let h = deny_fleet_during(DuringDeny::DenyAndLinkByKey).await;
-        let mut spec = sas_yaml("fleet", FLEET_HUB, "Deny");
-        spec.spec.device_sas = device_sas;
-        h.api.put(&spec);
+        h.api.put(&IotHubSharedAccess::test("fleet").on_hub(FLEET_HUB).deny().device_sas(device_sas));
         h.sa("fleet").await.expect("reconciles");
         let st = status(&h, "fleet");
         assert_eq!(h.ready(&st.conditions), ("False".into(), "DpsLinked".into()), "{:?}", st.conditions);
@@ -472,9 +478,7 @@ async fn a_deny_someone_else_wrote_in_the_window_is_never_put_back_even_when_a_k
 #[tokio::test]
 async fn a_hub_that_changed_while_it_was_written_is_not_ready_and_looked_at_again_soon() {
     let h = fleet_during(DuringDeny::DenyMeanwhile).await;
-    let mut spec = sas_yaml("fleet", FLEET_HUB, "Allow");
-    spec.spec.device_sas = Some(Access::Deny);
-    h.api.put(&spec);
+    h.api.put(&IotHubSharedAccess::test("fleet").on_hub(FLEET_HUB).allow().device_sas(Access::Deny));
     // Reconcile until the pass that writes (the first one only adds the finalizer).
     let mut next = Action::await_change();
     for _ in 0..4 {
@@ -507,7 +511,7 @@ async fn a_hub_write_reads_the_hub_back_once_and_status_uses_that_read() {
     h.emu.with_state(|s| s.hub_mut(SUB, RG, FLEET_HUB).expect("hub").set_disable_local_auth(true));
     h.ctx.observer.rotate();
     let gets = h.emu.stats().count("iotHubs.get");
-    h.api.put(&sas_yaml("fleet", FLEET_HUB, "Allow"));
+    h.api.put(&IotHubSharedAccess::test("fleet").on_hub(FLEET_HUB).allow());
     h.sa("fleet").await.expect("reconciles");
     let st = status(&h, "fleet");
     assert_eq!(h.ready(&st.conditions), ("True".into(), "Reconciled".into()));

@@ -5,6 +5,7 @@
 mod attacks;
 #[allow(dead_code)] // shared with the `run` test and the controller benchmark
 mod fake_api;
+mod fixtures;
 mod interlock;
 #[path = "../support/mod.rs"]
 mod support;
@@ -18,7 +19,10 @@ use iothub_access_operator::azure::Azure;
 use iothub_access_operator::controller::{
     Context, Parts, ReconcileError, Settings, Stores, custom_role, role_assignment, shared_access,
 };
-use iothub_access_operator::crd::{IotHubCustomRole, IotHubRoleAssignment, IotHubSharedAccess};
+use iothub_access_operator::crd::{
+    AssignmentScope, IotHubCustomRole, IotHubRoleAssignment, IotHubSharedAccess, PrincipalType,
+};
+use iothub_access_operator::domain::BuiltInRole;
 use iothub_access_operator::gate::{Gate, Guardrail};
 use iothub_access_operator::telemetry::Metrics;
 use kube::runtime::controller::Action;
@@ -28,6 +32,7 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use fake_api::FakeApi;
+use fixtures::*;
 use support::*;
 
 const NS: &str = "iot-platform";
@@ -213,52 +218,6 @@ impl H {
     }
 }
 
-fn assignment_yaml(name: &str, hub: &str, principal: &str, ptype: &str, role: &str) -> IotHubRoleAssignment {
-    serde_yaml::from_str(&format!(
-        r#"
-apiVersion: iothubaccess.io/v1alpha1
-kind: IotHubRoleAssignment
-metadata: {{name: {name}, namespace: {NS}}}
-spec:
-  hub: {{subscriptionId: {SUB}, resourceGroup: {RG}, name: {hub}}}
-  principal: {{id: {principal}, type: {ptype}}}
-  role: {role}
-"#
-    ))
-    .expect("assignment manifest")
-}
-
-fn sas_yaml(name: &str, hub: &str, mode: &str) -> IotHubSharedAccess {
-    serde_yaml::from_str(&format!(
-        r#"
-apiVersion: iothubaccess.io/v1alpha1
-kind: IotHubSharedAccess
-metadata: {{name: {name}, namespace: {NS}}}
-spec:
-  hub: {{subscriptionId: {SUB}, resourceGroup: {RG}, name: {hub}}}
-  sharedAccessPolicies: {mode}
-"#
-    ))
-    .expect("shared access manifest")
-}
-
-fn custom_role_yaml(name: &str) -> IotHubCustomRole {
-    serde_yaml::from_str(&format!(
-        r#"
-apiVersion: iothubaccess.io/v1alpha1
-kind: IotHubCustomRole
-metadata: {{name: {name}, namespace: {NS}}}
-spec:
-  roleName: Registry Reader {name}
-  description: read devices
-  subscriptionId: {SUB}
-  dataActions: [Microsoft.Devices/IotHubs/devices/read]
-"#
-    ))
-    .expect("custom role manifest")
-}
-
-const READER: &str = "{builtIn: IoTHubDataReader}";
 const READER_GUID: &str = "b447c946-2db7-41ec-983d-d8bf3b1c77e3";
 
 fn allowed() -> Vec<String> {
@@ -269,17 +228,11 @@ fn allowed_refs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-/// `obj` in namespace `ns` instead.
-fn in_ns<K: Resource>(mut obj: K, ns: &str) -> K {
-    obj.meta_mut().namespace = Some(ns.to_string());
-    obj
-}
-
 #[tokio::test]
 async fn create_then_steady_state_writes_nothing_and_leaves_status_alone() {
     let a = allowed();
     let h = H::new(&allowed_refs(&a), None).await;
-    h.api.put(&assignment_yaml("telemetry", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER));
+    h.api.put(&IotHubRoleAssignment::test("telemetry"));
     h.ra("telemetry").await.expect("reconciles");
 
     let obj = h.ra_obj("telemetry");
@@ -314,7 +267,7 @@ async fn create_then_steady_state_writes_nothing_and_leaves_status_alone() {
 async fn each_reconcile_makes_exactly_these_api_requests_in_this_order() {
     let a = allowed();
     let h = H::new(&allowed_refs(&a), None).await;
-    h.api.put(&assignment_yaml("telemetry", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER));
+    h.api.put(&IotHubRoleAssignment::test("telemetry"));
     let from = h.requests_made();
     let azure_before = h.emu.stats().writes();
     for _ in 0..2 {
@@ -349,7 +302,7 @@ async fn a_failed_write_names_its_step_operation_and_azure_id() {
         only_operations: Some(vec!["roleAssignments.create".into()]),
         ..Default::default()
     });
-    h.api.put(&assignment_yaml("telemetry", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER));
+    h.api.put(&IotHubRoleAssignment::test("telemetry"));
     let err = h.ra("telemetry").await.expect_err("the write fails");
     assert_eq!(err.step(), "apply");
     let st = h.ra_obj("telemetry").status.unwrap();
@@ -371,7 +324,7 @@ async fn a_failed_write_names_its_step_operation_and_azure_id() {
 async fn a_principal_change_creates_the_new_assignment_before_deleting_the_old() {
     let a = allowed();
     let h = H::new(&allowed_refs(&a), None).await;
-    h.api.put(&assignment_yaml("sync", FLEET_HUB, TELEMETRY_SP, "ServicePrincipal", READER));
+    h.api.put(&IotHubRoleAssignment::test("sync").on_hub(FLEET_HUB));
     h.ra("sync").await.expect("reconciles");
     let old = h.ra_obj("sync").status.unwrap().owned_assignment_ids;
 
@@ -394,7 +347,7 @@ async fn a_principal_change_creates_the_new_assignment_before_deleting_the_old()
 async fn drift_is_repaired_on_resync_with_an_event() {
     let a = allowed();
     let h = H::new(&allowed_refs(&a), None).await;
-    h.api.put(&assignment_yaml("telemetry", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER));
+    h.api.put(&IotHubRoleAssignment::test("telemetry"));
     h.ra("telemetry").await.expect("reconciles");
     let name = h.ra_obj("telemetry").status.unwrap().owned_assignment_ids[0].rsplit('/').next().unwrap().to_string();
 
@@ -416,10 +369,10 @@ async fn deletion_removes_only_what_the_resource_owns_and_orphan_keeps_it() {
     let a = allowed();
     let h = H::new(&allowed_refs(&a), None).await;
     let before: Vec<_> = h.emu.snapshot().role_assignments.iter().map(|a| a.name.clone()).collect();
-    h.api.put(&assignment_yaml("telemetry", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER));
-    let mut orphan = assignment_yaml("ops", FLEET_HUB, OPS_GROUP, "Group", READER);
-    orphan.spec.deletion_policy = iothub_access_operator::crd::DeletionPolicy::Orphan;
-    h.api.put(&orphan);
+    h.api.put(&IotHubRoleAssignment::test("telemetry"));
+    h.api.put(
+        &IotHubRoleAssignment::test("ops").on_hub(FLEET_HUB).for_principal(OPS_GROUP, PrincipalType::Group).orphaned(),
+    );
     h.ra("telemetry").await.expect("reconciles");
     h.ra("ops").await.expect("reconciles");
     assert_eq!(h.azure_assignments(TELEMETRY_SP).len(), 1);
@@ -445,9 +398,7 @@ async fn deletion_removes_only_what_the_resource_owns_and_orphan_keeps_it() {
 async fn observe_mode_reports_the_plan_and_never_writes() {
     let a = allowed();
     let h = H::new(&allowed_refs(&a), None).await;
-    let mut obj = assignment_yaml("telemetry", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER);
-    obj.annotations_mut().insert("iothubaccess.io/reconcile".into(), "observe".into());
-    h.api.put(&obj);
+    h.api.put(&IotHubRoleAssignment::test("telemetry").observed());
     let writes = h.emu.stats().writes();
     h.ra("telemetry").await.expect("reconciles");
     assert_eq!(h.emu.stats().writes(), writes, "observe mode writes nothing to Azure");
@@ -461,7 +412,7 @@ async fn observe_mode_reports_the_plan_and_never_writes() {
 async fn the_guardrail_refuses_scopes_the_admin_did_not_allow_without_calling_azure() {
     // Nothing allowed: deny by default.
     let h = H::new(&[], None).await;
-    h.api.put(&assignment_yaml("telemetry", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER));
+    h.api.put(&IotHubRoleAssignment::test("telemetry"));
     h.ra("telemetry").await.expect("reconciles");
     let st = h.ra_obj("telemetry").status.unwrap();
     assert_eq!(h.ready(&st.conditions), ("False".into(), "ScopeNotAllowed".into()));
@@ -473,9 +424,7 @@ async fn the_guardrail_refuses_scopes_the_admin_did_not_allow_without_calling_az
     let h =
         H::new(&allowed_refs(&a), Some("/subscriptions/5f0c7a9e-3b2d-4c1a-9e8f-7d6b5a4c3b2a/resourceGroups/rg-other"))
             .await;
-    let mut broad = assignment_yaml("telemetry", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER);
-    broad.spec.scope = iothub_access_operator::crd::AssignmentScope::Hub;
-    h.api.put(&broad);
+    h.api.put(&IotHubRoleAssignment::test("telemetry").at_scope(AssignmentScope::Hub));
     h.ra("telemetry").await.expect("reconciles");
     let st = h.ra_obj("telemetry").status.unwrap();
     assert_eq!(h.ready(&st.conditions).1, "ScopeNotAllowed");
@@ -488,7 +437,7 @@ async fn the_guardrail_refuses_scopes_the_admin_did_not_allow_without_calling_az
 async fn an_invalid_spec_is_reported_and_waits_for_the_next_change() {
     let a = allowed();
     let h = H::new(&allowed_refs(&a), None).await;
-    h.api.put(&assignment_yaml("bad", FACTORY_HUB, "not-a-guid", "ServicePrincipal", READER));
+    h.api.put(&IotHubRoleAssignment::test("bad").for_principal("not-a-guid", PrincipalType::ServicePrincipal));
     let action = h.ra("bad").await.expect("an invalid spec is not an error to retry");
     assert_eq!(action, Action::await_change(), "no requeue loop");
     let st = h.ra_obj("bad").status.unwrap();
@@ -502,9 +451,9 @@ async fn deny_is_refused_while_a_dps_links_the_hub_by_key() {
     let a = allowed();
     let h = H::new(&allowed_refs(&a), None).await;
     // Give someone a data role so lock-out is not the reason.
-    h.api.put(&assignment_yaml("telemetry", FACTORY_HUB, TELEMETRY_SP, "ServicePrincipal", READER));
+    h.api.put(&IotHubRoleAssignment::test("telemetry"));
     h.ra("telemetry").await.expect("reconciles");
-    h.api.put(&sas_yaml("factory", FACTORY_HUB, "Deny"));
+    h.api.put(&IotHubSharedAccess::test("factory").deny());
     let writes = h.emu.stats().writes();
     h.sa("factory").await.expect("a refusal is a status, not an error");
     let st: IotHubSharedAccess = h.api.get(NS, "factory").unwrap();
@@ -519,12 +468,17 @@ async fn deny_is_refused_while_a_dps_links_the_hub_by_key() {
 async fn deny_is_refused_when_nobody_would_keep_access_then_applied_once_someone_does() {
     let a = allowed();
     let h = H::new(&allowed_refs(&a), None).await;
-    h.api.put(&sas_yaml("fleet", FLEET_HUB, "Deny"));
+    h.api.put(&IotHubSharedAccess::test("fleet").on_hub(FLEET_HUB).deny());
     h.sa("fleet").await.expect("reconciles");
     let st = h.api.get::<IotHubSharedAccess>(NS, "fleet").unwrap().status.unwrap();
     assert_eq!(h.ready(&st.conditions).1, "WouldLockOut");
 
-    h.api.put(&assignment_yaml("ops", FLEET_HUB, OPS_GROUP, "Group", "{builtIn: IoTHubRegistryContributor}"));
+    h.api.put(
+        &IotHubRoleAssignment::test("ops")
+            .on_hub(FLEET_HUB)
+            .for_principal(OPS_GROUP, PrincipalType::Group)
+            .built_in(BuiltInRole::IoTHubRegistryContributor),
+    );
     h.ra("ops").await.expect("reconciles");
     h.ctx.observer.rotate();
     h.sa("fleet").await.expect("reconciles");
@@ -547,7 +501,12 @@ async fn deny_is_refused_when_nobody_would_keep_access_then_applied_once_someone
 async fn deny_fails_closed_when_the_dps_check_cannot_complete() {
     let a = allowed();
     let h = H::new(&allowed_refs(&a), None).await;
-    h.api.put(&assignment_yaml("ops", FLEET_HUB, OPS_GROUP, "Group", "{builtIn: IoTHubRegistryContributor}"));
+    h.api.put(
+        &IotHubRoleAssignment::test("ops")
+            .on_hub(FLEET_HUB)
+            .for_principal(OPS_GROUP, PrincipalType::Group)
+            .built_in(BuiltInRole::IoTHubRegistryContributor),
+    );
     h.ra("ops").await.expect("reconciles");
     h.emu.set_faults(iothub_access_emulator::Faults {
         error_rate: 1.0,
@@ -555,7 +514,7 @@ async fn deny_fails_closed_when_the_dps_check_cannot_complete() {
         ..Default::default()
     });
     h.ctx.observer.rotate();
-    h.api.put(&sas_yaml("fleet", FLEET_HUB, "Deny"));
+    h.api.put(&IotHubSharedAccess::test("fleet").on_hub(FLEET_HUB).deny());
     let writes = h.emu.stats().writes();
     h.sa("fleet").await.expect("reconciles");
     let st = h.api.get::<IotHubSharedAccess>(NS, "fleet").unwrap().status.unwrap();
@@ -568,13 +527,18 @@ async fn an_assignment_waits_for_its_custom_role_and_the_role_cannot_be_deleted_
     // A custom role lives at the subscription: the admin allows the whole subscription here.
     let a = vec![format!("/subscriptions/{SUB}")];
     let h = H::new(&allowed_refs(&a), None).await;
-    h.api.put(&assignment_yaml("sync", FLEET_HUB, SYNC_SP, "ServicePrincipal", "{customRoleRef: {name: reader}}"));
+    h.api.put(
+        &IotHubRoleAssignment::test("sync")
+            .on_hub(FLEET_HUB)
+            .for_principal(SYNC_SP, PrincipalType::ServicePrincipal)
+            .custom_role("reader"),
+    );
     h.ra("sync").await.expect("waiting is not an error");
     let st = h.ra_obj("sync").status.unwrap();
     assert_eq!(h.ready(&st.conditions).1, "WaitingForCustomRole");
     assert!(h.azure_assignments(SYNC_SP).is_empty());
 
-    h.api.put(&custom_role_yaml("reader"));
+    h.api.put(&IotHubCustomRole::test("reader"));
     h.cr("reader").await.expect("reconciles");
     let role = h.api.get::<IotHubCustomRole>(NS, "reader").unwrap().status.unwrap();
     assert_eq!(h.ready(&role.conditions).0, "True", "{:?}", role.conditions);
@@ -618,9 +582,7 @@ fn role_in_azure(h: &H, role_name: &str) -> Option<Vec<String>> {
 async fn a_custom_role_is_created_kept_updated_repaired_and_orphaned_on_request() {
     let a = sub_allowed();
     let h = H::new(&allowed_refs(&a), None).await;
-    let mut role = custom_role_yaml("reader");
-    role.spec.deletion_policy = iothub_access_operator::crd::DeletionPolicy::Orphan;
-    h.api.put(&role);
+    h.api.put(&IotHubCustomRole::test("reader").orphaned());
     h.cr("reader").await.expect("reconciles");
     let st = h.api.get::<IotHubCustomRole>(NS, "reader").unwrap().status.unwrap();
     assert_eq!(h.ready(&st.conditions), ("True".into(), "Reconciled".into()));
@@ -675,7 +637,7 @@ async fn a_custom_role_is_created_kept_updated_repaired_and_orphaned_on_request(
 async fn a_custom_role_outside_the_allowed_scopes_or_in_observe_mode_is_not_written() {
     let a = allowed();
     let h = H::new(&allowed_refs(&a), None).await;
-    h.api.put(&custom_role_yaml("reader"));
+    h.api.put(&IotHubCustomRole::test("reader"));
     h.cr("reader").await.expect("reconciles");
     let st = h.api.get::<IotHubCustomRole>(NS, "reader").unwrap().status.unwrap();
     assert_eq!(
@@ -687,9 +649,7 @@ async fn a_custom_role_outside_the_allowed_scopes_or_in_observe_mode_is_not_writ
 
     let a = sub_allowed();
     let h = H::new(&allowed_refs(&a), None).await;
-    let mut role = custom_role_yaml("reader");
-    role.annotations_mut().insert("iothubaccess.io/reconcile".into(), "observe".into());
-    h.api.put(&role);
+    h.api.put(&IotHubCustomRole::test("reader").observed());
     h.cr("reader").await.expect("reconciles");
     let st = h.api.get::<IotHubCustomRole>(NS, "reader").unwrap().status.unwrap();
     assert_eq!(h.ready(&st.conditions).1, "PendingChanges");
@@ -702,7 +662,7 @@ async fn shared_access_allow_observe_guardrail_and_deletion() {
     let a = allowed();
     let h = H::new(&allowed_refs(&a), None).await;
     // Allow on a hub that already allows: Ready, nothing written, status reports the hub.
-    h.api.put(&sas_yaml("factory", FACTORY_HUB, "Allow"));
+    h.api.put(&IotHubSharedAccess::test("factory").allow());
     h.sa("factory").await.expect("reconciles");
     let st = h.api.get::<IotHubSharedAccess>(NS, "factory").unwrap().status.unwrap();
     assert_eq!(h.ready(&st.conditions).0, "True");
@@ -710,12 +670,15 @@ async fn shared_access_allow_observe_guardrail_and_deletion() {
     assert_eq!(h.emu.stats().writes(), 0);
 
     // Observe mode: Deny (with a data role holder present) is only reported.
-    h.api.put(&assignment_yaml("ops", FLEET_HUB, OPS_GROUP, "Group", "{builtIn: IoTHubRegistryContributor}"));
+    h.api.put(
+        &IotHubRoleAssignment::test("ops")
+            .on_hub(FLEET_HUB)
+            .for_principal(OPS_GROUP, PrincipalType::Group)
+            .built_in(BuiltInRole::IoTHubRegistryContributor),
+    );
     h.ra("ops").await.expect("reconciles");
     let writes = h.emu.stats().writes();
-    let mut observed = sas_yaml("fleet", FLEET_HUB, "Deny");
-    observed.annotations_mut().insert("iothubaccess.io/reconcile".into(), "observe".into());
-    h.api.put(&observed);
+    h.api.put(&IotHubSharedAccess::test("fleet").on_hub(FLEET_HUB).deny().observed());
     h.ctx.observer.rotate();
     h.sa("fleet").await.expect("reconciles");
     let st = h.api.get::<IotHubSharedAccess>(NS, "fleet").unwrap().status.unwrap();
@@ -738,7 +701,7 @@ async fn shared_access_allow_observe_guardrail_and_deletion() {
 
     // Outside the allowed scopes: refused without a call.
     let h = H::new(&["/subscriptions/00000000-0000-0000-0000-000000000000"], None).await;
-    h.api.put(&sas_yaml("fleet", FLEET_HUB, "Deny"));
+    h.api.put(&IotHubSharedAccess::test("fleet").on_hub(FLEET_HUB).deny());
     h.sa("fleet").await.expect("reconciles");
     let st = h.api.get::<IotHubSharedAccess>(NS, "fleet").unwrap().status.unwrap();
     assert_eq!(h.ready(&st.conditions).1, "ScopeNotAllowed");
