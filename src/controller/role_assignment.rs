@@ -143,14 +143,9 @@ impl Steps for IotHubRoleAssignment {
         st: &IotHubRoleAssignmentStatus,
     ) -> Result<(Plan, Vec<RoleAssignmentId>), AzureError> {
         let ns = self.namespace().unwrap_or_default();
-        if !wants::synced(ctx) {
-            // Whose custom role a definition is, and who else wants a grant, are not known yet:
-            // nothing is granted or revoked until they are.
-            return Err(AzureError::Withheld {
-                reason: Reason::ScopesUnknown,
-                message: "the resource caches have not synced yet; nothing is written until they have".into(),
-            });
-        }
+        // Before the caches have synced, every grant counts as wanted by someone (nothing is
+        // revoked: `ClusterWants::or_unknown`) and whose custom role a definition is comes from
+        // Azure's own copy (its owner tag), so granting need not wait for them.
         let owned = parse_owned(ctx, &ns, st)
             .map_err(|e| AzureError::Withheld { reason: Reason::ScopesUnknown, message: e.to_string() })?;
         let lookup = custom_role_lookup(ctx, &ns);

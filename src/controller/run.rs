@@ -238,6 +238,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
     let namespaces = NamespaceCache::start(Api::all(client.clone()));
+    tracing::info!("listing namespaces (their allowed-scopes annotations) before the controllers start");
+    tokio::select! {
+        () = namespaces.wait_listed() => {}
+        () = stopped(stop_rx.clone()) => {
+            let _ = server.await;
+            return Ok(());
+        }
+    }
     let gate = gate.with_namespaces(namespaces.scopes());
 
     let ns = args.watch_namespace.as_deref();

@@ -78,6 +78,9 @@ async fn one_writer_hands_over_within_the_lease_duration_and_a_deposed_leader_wr
     let renewed = |l: &Lease| l.spec.as_ref().and_then(|s| s.renew_time.clone());
     let before = renewed(&leases.get(LEASE).await.unwrap());
     eventually("a fresh renewal", 20, || async { renewed(&leases.get(LEASE).await.unwrap()) }, |r| *r != before).await;
+    // Steal well inside the renewal period (every 5 s), never on top of a renewal still being
+    // written: the leader must not notice before the resource below appears.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(jiff::Timestamp::now());
     let steal = json!({"spec": {"holderIdentity": "intruder", "acquireTime": now, "renewTime": now, "leaseDurationSeconds": 15}});
     leases.patch(LEASE, &PatchParams::default(), &Patch::Merge(&steal)).await.expect("lease taken");
