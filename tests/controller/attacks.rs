@@ -406,13 +406,7 @@ async fn attack_a_role_widened_in_azure_is_never_granted_and_a_grant_of_it_is_re
 async fn attack_a_second_shared_access_resource_for_a_hub_is_refused_and_writes_nothing() {
     let a = allowed();
     let h = H::new(&allowed_refs(&a), None).await;
-    h.api.put(
-        &IotHubRoleAssignment::test("ops")
-            .on_hub(FLEET_HUB)
-            .for_principal(OPS_GROUP, PrincipalType::Group)
-            .built_in(BuiltInRole::IoTHubRegistryContributor),
-    );
-    h.ra("ops").await.expect("reconciles");
+    someone_holds_a_data_role_on_the_fleet_hub(&h).await;
     h.api.put(&IotHubSharedAccess::test("fleet").on_hub(FLEET_HUB).deny());
     h.sa("fleet").await.expect("reconciles");
     let denied = |h: &H| h.emu.snapshot().hubs.into_iter().find(|x| x.name == FLEET_HUB).unwrap().disable_local_auth;

@@ -36,16 +36,6 @@ fn link_fleet_by_key(emu: &EmulatorHandle) {
     });
 }
 
-async fn someone_holds_a_data_role_on_the_fleet_hub(h: &H) {
-    h.api.put(
-        &IotHubRoleAssignment::test("ops")
-            .on_hub(FLEET_HUB)
-            .for_principal(OPS_GROUP, PrincipalType::Group)
-            .built_in(BuiltInRole::IoTHubRegistryContributor),
-    );
-    h.ra("ops").await.expect("reconciles");
-}
-
 #[tokio::test]
 async fn a_dps_in_another_subscription_blocks_deny_and_status_says_where_the_operator_looked() {
     let a = allowed();

@@ -220,6 +220,18 @@ impl H {
 
 const READER_GUID: &str = "b447c946-2db7-41ec-983d-d8bf3b1c77e3";
 
+/// The ops group holds IoT Hub Registry Contributor on the fleet hub (resource `ops`, Ready): a
+/// Deny there would lock nobody out.
+async fn someone_holds_a_data_role_on_the_fleet_hub(h: &H) {
+    h.api.put(
+        &IotHubRoleAssignment::test("ops")
+            .on_hub(FLEET_HUB)
+            .for_principal(OPS_GROUP, PrincipalType::Group)
+            .built_in(BuiltInRole::IoTHubRegistryContributor),
+    );
+    h.ra("ops").await.expect("reconciles");
+}
+
 fn allowed() -> Vec<String> {
     vec![rg_scope()]
 }
@@ -473,13 +485,7 @@ async fn deny_is_refused_when_nobody_would_keep_access_then_applied_once_someone
     let st = h.api.get::<IotHubSharedAccess>(NS, "fleet").unwrap().status.unwrap();
     assert_eq!(h.ready(&st.conditions).1, "WouldLockOut");
 
-    h.api.put(
-        &IotHubRoleAssignment::test("ops")
-            .on_hub(FLEET_HUB)
-            .for_principal(OPS_GROUP, PrincipalType::Group)
-            .built_in(BuiltInRole::IoTHubRegistryContributor),
-    );
-    h.ra("ops").await.expect("reconciles");
+    someone_holds_a_data_role_on_the_fleet_hub(&h).await;
     h.ctx.observer.rotate();
     h.sa("fleet").await.expect("reconciles");
     let st = h.api.get::<IotHubSharedAccess>(NS, "fleet").unwrap().status.unwrap();
@@ -501,13 +507,7 @@ async fn deny_is_refused_when_nobody_would_keep_access_then_applied_once_someone
 async fn deny_fails_closed_when_the_dps_check_cannot_complete() {
     let a = allowed();
     let h = H::new(&allowed_refs(&a), None).await;
-    h.api.put(
-        &IotHubRoleAssignment::test("ops")
-            .on_hub(FLEET_HUB)
-            .for_principal(OPS_GROUP, PrincipalType::Group)
-            .built_in(BuiltInRole::IoTHubRegistryContributor),
-    );
-    h.ra("ops").await.expect("reconciles");
+    someone_holds_a_data_role_on_the_fleet_hub(&h).await;
     h.emu.set_faults(iothub_access_emulator::Faults {
         error_rate: 1.0,
         only_operations: Some(vec!["provisioningServices.list".into()]),
@@ -670,13 +670,7 @@ async fn shared_access_allow_observe_guardrail_and_deletion() {
     assert_eq!(h.emu.stats().writes(), 0);
 
     // Observe mode: Deny (with a data role holder present) is only reported.
-    h.api.put(
-        &IotHubRoleAssignment::test("ops")
-            .on_hub(FLEET_HUB)
-            .for_principal(OPS_GROUP, PrincipalType::Group)
-            .built_in(BuiltInRole::IoTHubRegistryContributor),
-    );
-    h.ra("ops").await.expect("reconciles");
+    someone_holds_a_data_role_on_the_fleet_hub(&h).await;
     let writes = h.emu.stats().writes();
     h.api.put(&IotHubSharedAccess::test("fleet").on_hub(FLEET_HUB).deny().observed());
     h.ctx.observer.rotate();
