@@ -46,7 +46,7 @@ pub async fn apply_action(azure: &Arc<dyn Azure>, action: &Action) -> Applied {
         Action::SetHubAccess { hub, shared_access, device_sas, module_sas } => {
             let change =
                 HubAccessChange { shared_access: *shared_access, device_sas: *device_sas, module_sas: *module_sas };
-            let done = if change.shared_access == Some(crate::crd::Access::Deny) {
+            let done = if change.shared_access == Some(crate::domain::Access::Deny) {
                 crate::interlock::deny(azure.clone(), hub, &change).await
             } else {
                 crate::interlock::write(azure.clone(), hub, &change).await

@@ -109,12 +109,14 @@ pub async fn plan_assignment(obs: &Observer, req: &AssignmentRequest) -> Result<
     if let Some(d) = &req.desired {
         if req.mode == Mode::Apply {
             // The role as Azure holds it, whatever the spec names (a custom role can be widened in
-            // Azure; a `definitionId` is anything): read now right before a grant, and for a grant
-            // already in place on this pass's read (at most a resync old), which revokes it when
-            // the role no longer passes. A failed read fails the reconcile: never granted unchecked.
+            // Azure; a `definitionId` is anything), on this pass's read (one per role, at most a
+            // resync old): a grant in place whose role no longer passes is revoked. The gate reads
+            // it again right before a create is sent (`gate::wire`), so that read is the fresh one;
+            // only a `definitionId` not granted yet is read fresh here too, since the plan knows
+            // nothing of it otherwise. A failed read fails the reconcile: never granted unchecked.
             let id = RoleDefinitionId::new(Scope::Subscription(d.hub.subscription_id.clone()), d.role.guid);
-            let granted = observed.iter().any(|o| o.is(&d.grant()));
-            let read = if granted { obs.role_definition(&id).await? } else { obs.role_definition_fresh(&id).await? };
+            let unknown = d.role.definition.is_none() && !observed.iter().any(|o| o.is(&d.grant()));
+            let read = if unknown { obs.role_definition_fresh(&id).await? } else { obs.role_definition(&id).await? };
             known.extend(read);
         }
         let principal_roles: BTreeSet<Uuid> = observed
@@ -218,7 +220,7 @@ pub struct HubView {
 
 /// Plan one `IotHubSharedAccess`.
 pub async fn plan_shared_access(obs: &Observer, desired: &DesiredSharedAccess) -> Result<(Plan, HubView), AzureError> {
-    let inputs = if desired.shared_access == crate::crd::Access::Deny {
+    let inputs = if desired.shared_access == crate::domain::Access::Deny {
         interlock_inputs(obs, &desired.hub, false).await?
     } else {
         // Allow is never blocked, so nothing else needs reading.

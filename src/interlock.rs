@@ -13,11 +13,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::azure::{Azure, AzureError, HubAccessChange};
-use crate::crd::Access;
+use crate::domain::Access;
 use crate::domain::{DependentsObservation, HubId, ObservedHub};
 use crate::observe::{Observer, interlock_inputs, interlock_reads};
 use crate::outcome::Outcome;
-use crate::plan::shared_access::{denied_blockers, deny_blockers, dependency_blockers, lockout_blocker};
+use crate::plan::shared_access::{deny_blockers, dependency_blockers, lockout_blocker};
 use crate::plan::{Finding, Reason};
 
 /// What Azure holds after a hub write, compared with what was written: `Done`, or
@@ -72,7 +72,8 @@ pub async fn write(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange)
     let outcome = match nothing_sent(held(change, &after), written) {
         Outcome::Overridden(what, _) if after.shared_access == Access::Deny => {
             let found = match interlock_reads(&Observer::new(azure), after.clone(), true).await {
-                Ok(i) => dependency_blockers(&after, &i.dependents, &i.assignments, &i.roles, true),
+                // Everything a Deny breaks, nobody left holding a data role included.
+                Ok(i) => deny_blockers(&after, &i.dependents, &i.assignments, &i.roles, true),
                 Err(e) => {
                     dependency_blockers(&after, &DependentsObservation::Failed(e.to_string()), &[], &NO_ROLES, true)
                 }
@@ -103,7 +104,7 @@ pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) 
     if current.shared_access == Access::Deny {
         // Denied by someone else, or a policy, since the plan read: never re-allowed here, and
         // never reported Ready while the fresh view says something needs shared access.
-        let broken = denied_blockers(&current, &before.dependents, &before.assignments, &before.roles);
+        let broken = deny_blockers(&current, &before.dependents, &before.assignments, &before.roles, true);
         let rest = HubAccessChange { shared_access: None, ..*change };
         let (outcome, written, now) = if rest.device_sas.is_none() && rest.module_sas.is_none() {
             (Outcome::AlreadyDone, false, current)
@@ -122,7 +123,7 @@ pub async fn deny(azure: Arc<dyn Azure>, hub: &HubId, change: &HubAccessChange) 
         };
         return HubOutcome::new(outcome, Some(now), None);
     }
-    let blockers = deny_blockers(&current, &before.dependents, &before.assignments, &before.roles);
+    let blockers = deny_blockers(&current, &before.dependents, &before.assignments, &before.roles, false);
     if !blockers.is_empty() {
         return HubOutcome::new(Outcome::Refused(blockers), Some(current), None);
     }

@@ -93,7 +93,11 @@ fn assignment_request(
         owned,
         deletion_policy: ra.spec.deletion_policy,
         allowed_roles: src.allowed_roles.clone(),
-        role_made_for: desired.and_then(|d| (src.custom_role_owner)(d.role.guid)),
+        // Only a `definitionId` can name another namespace's custom role (a `customRoleRef` is
+        // this namespace's, a built-in nobody's): the cache is searched for that one alone.
+        role_made_for: desired
+            .filter(|d| d.role.definition.is_none())
+            .and_then(|d| (src.custom_role_owner)(d.role.guid)),
     }
 }
 

@@ -17,7 +17,7 @@ use super::arm::{
 use super::http::{operation_url, same_origin, same_path};
 use super::wire::{self, DeviceUpdateAccount, DeviceUpdateInstance, DpsBody, HubBody, Page, Provider, Subscription};
 use super::{AzureError, HubAccessChange, HubWrite};
-use crate::crd::Access;
+use crate::domain::Access;
 use crate::domain::{HubId, ObservedDeviceUpdate, ObservedDps, ObservedHub};
 
 /// Most pages followed in one list (a loop guard; ARM pages hold 100 or more items).

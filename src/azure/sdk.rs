@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::error::AzureError;
 use super::http::{HttpCore, same_path};
-use crate::crd::PrincipalType;
+use crate::domain::PrincipalType;
 use crate::domain::ids::{RoleAssignmentId, role_definition_guid};
 use crate::domain::{ObservedAssignment, Permission, RoleDefinition, RoleType};
 

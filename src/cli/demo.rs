@@ -83,7 +83,10 @@ pub async fn run(listen: SocketAddr, out: &mut dyn Write) -> anyhow::Result<i32>
     ensure!(examples.errors.is_empty(), "the bundled examples are invalid: {:?}", examples.errors);
     // The guardrail, as an admin sets it: this subscription only.
     let policy = reconcile::Policy {
-        allowed_scopes: vec![crate::domain::Scope::Subscription(SUB.into())],
+        guard: crate::gate::GateArgs {
+            allowed_scopes: vec![crate::domain::Scope::Subscription(SUB.into())],
+            ..Default::default()
+        },
         ..Default::default()
     };
 

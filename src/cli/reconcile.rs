@@ -23,8 +23,8 @@ use crate::desire;
 use crate::desire::Guarded as _;
 use crate::domain::Scope;
 use crate::domain::naming::Owner;
-use crate::gate::scopes::{HOW_TO_ALLOW, parse_allowed_scope};
-use crate::gate::{Gate, Guardrail};
+use crate::gate::scopes::HOW_TO_ALLOW;
+use crate::gate::{Gate, GateArgs};
 use crate::manifest::{Document, Manifests, Resource};
 use crate::observe::Observer;
 use crate::outcome::Outcome;
@@ -60,14 +60,8 @@ pub const CLI_INSTANCE: &str = "cli";
 /// What `plan` and `apply` may touch: the same gate, and the same flags, as `run`.
 #[derive(clap::Args, Clone, Debug)]
 pub struct Policy {
-    /// ARM id that may be planned and written, with everything below it (repeatable, or comma
-    /// separated; `/` for every scope the credential reaches). None: nothing is written, and
-    /// `plan` reports what it would refuse.
-    #[arg(long = "allowed-scope", env = "IOTHUB_ACCESS_ALLOWED_SCOPES", value_delimiter = ',', value_parser = parse_allowed_scope)]
-    pub allowed_scopes: Vec<Scope>,
-    /// A role definition GUID that may be granted although it grants more than IoT Hub data access.
-    #[arg(long = "allowed-role", env = "IOTHUB_ACCESS_ALLOWED_ROLES", value_delimiter = ',')]
-    pub allowed_roles: Vec<uuid::Uuid>,
+    #[command(flatten)]
+    pub guard: GateArgs,
     /// The operator instance names are derived under (see README, "Names the operator gives").
     #[arg(long, env = "IOTHUB_ACCESS_INSTANCE_ID", default_value = CLI_INSTANCE)]
     pub instance_id: String,
@@ -75,7 +69,7 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { allowed_scopes: vec![], allowed_roles: vec![], instance_id: CLI_INSTANCE.into() }
+        Policy { guard: GateArgs::default(), instance_id: CLI_INSTANCE.into() }
     }
 }
 
@@ -83,7 +77,7 @@ impl Policy {
     /// The security gate (`crate::gate`) these flags describe: the one `run` uses, without
     /// namespace annotations or a fence.
     pub fn gate(&self) -> Gate {
-        Gate::new(Guardrail::new(self.allowed_scopes.iter().cloned()), self.allowed_roles.clone())
+        self.guard.gate()
     }
 
     /// `Some(refusal)` when `ids` leave the allowed scopes (all of them, when none are given).
@@ -142,7 +136,8 @@ fn wants(policy: &Policy, manifests: &Manifests) -> Arc<Wants> {
             let o = owner(policy, doc);
             if let Ok(d) = desire::desire_role_assignment(&r.spec, &|n| custom_role_in(manifests, ns, n), &o)
                 && policy.refuse(&d.guarded_scopes()).is_none()
-                && custom_role_owner(policy, manifests, d.role.guid).is_none_or(|c| c.namespace == ns)
+                && (d.role.definition.is_some()
+                    || custom_role_owner(policy, manifests, d.role.guid).is_none_or(|c| c.namespace == ns))
             {
                 out.push((o, d.grant()));
             }
@@ -175,7 +170,7 @@ async fn plan_document(
         owner: owner(policy, doc),
         custom_roles: &lookup,
         others: wants.clone(),
-        allowed_roles: policy.allowed_roles.clone(),
+        allowed_roles: policy.guard.allowed_roles.clone(),
         custom_role_owner: &roles,
     };
     match &doc.resource {

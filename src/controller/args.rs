@@ -5,9 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::azure::args::AzureArgs;
-use crate::domain::Scope;
-use crate::gate::scopes::parse_allowed_scope;
-use crate::gate::{Gate, Guardrail};
+use crate::gate::GateArgs;
 use crate::telemetry::LogFormat;
 
 /// Parse an interval flag: `600s`, `10m`, `1h`, `1500ms`, `1h30m` (jiff's friendly duration
@@ -32,16 +30,8 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
 pub struct RunArgs {
     #[command(flatten)]
     pub azure: AzureArgs,
-    /// ARM id the operator may manage, with everything below it (repeatable, or comma separated;
-    /// `/` for every scope the credential reaches). Nothing configured means nothing is managed
-    /// (deny by default).
-    #[arg(long = "allowed-scope", env = "IOTHUB_ACCESS_ALLOWED_SCOPES", value_delimiter = ',', value_parser = parse_allowed_scope)]
-    pub allowed_scopes: Vec<Scope>,
-    /// A role definition GUID that may be assigned although it grants more than IoT Hub data
-    /// access (repeatable, or comma separated). By default only roles holding nothing beyond IoT
-    /// Hub data actions and control-plane reads are granted.
-    #[arg(long = "allowed-role", env = "IOTHUB_ACCESS_ALLOWED_ROLES", value_delimiter = ',')]
-    pub allowed_roles: Vec<uuid::Uuid>,
+    #[command(flatten)]
+    pub guard: GateArgs,
     /// This operator instance, part of every Azure name it derives: two operators managing one
     /// subscription must have different ids, or they claim each other's objects. Default: the
     /// UID of this cluster's `kube-system` namespace (stable for the cluster's life).
@@ -70,19 +60,14 @@ pub struct RunArgs {
     /// Watch one namespace only (default: all).
     #[arg(long)]
     pub watch_namespace: Option<String>,
-    /// Reconciles in flight per kind, shared fairly between namespaces (one namespace's many
-    /// resources never hold back another namespace's first).
+    /// Reconciles in flight per kind: the three kinds share three times this many turns, handed
+    /// out fairly between namespaces (one namespace's many resources never hold back another
+    /// namespace's first).
     #[arg(long, default_value_t = 8)]
     pub reconcile_concurrency: u16,
 }
 
 impl RunArgs {
-    /// The security gate these flags describe (namespace narrowing and the fence are added by
-    /// the wiring).
-    pub fn gate(&self) -> Gate {
-        Gate::new(Guardrail::new(self.allowed_scopes.iter().cloned()), self.allowed_roles.clone())
-    }
-
     /// The Lease's namespace.
     pub fn lease_namespace(&self) -> String {
         self.leader_election_namespace.clone().unwrap_or_else(|| "default".into())
@@ -136,6 +121,6 @@ mod tests {
             assert!(e.contains("--allowed-scope") && e.contains("empty value"), "{e}");
         }
         let ok = Cli::try_parse_from(["x", "--allowed-scope", "/subscriptions/a,/"]).expect("parses");
-        assert_eq!(ok.run.allowed_scopes.len(), 2);
+        assert_eq!(ok.run.guard.allowed_scopes.len(), 2);
     }
 }

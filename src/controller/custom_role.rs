@@ -26,30 +26,23 @@ pub async fn reconcile(obj: Arc<IotHubCustomRole>, ctx: Arc<Context>) -> Result<
     driver::reconcile(obj, ctx).await
 }
 
-/// Most status hints of owned definitions read (the schema's `maxItems`).
-pub const MAX_OWNED_HINTS: usize = 16;
-
 /// The definitions status hints this resource made, kept only when each carries the GUID this
-/// resource derives (the only definitions it can own) and lives inside the namespace's allowed
-/// scopes, the first [`MAX_OWNED_HINTS`]: a forged hint must cost nothing, not even a read.
-fn owned_of(ctx: &Context, obj: &IotHubCustomRole, st: &IotHubCustomRoleStatus) -> Vec<RoleDefinitionId> {
+/// resource derives (the only definitions it can own) inside the namespace's allowed scopes
+/// (`Context::owned_hints`).
+fn owned_of(
+    ctx: &Context,
+    obj: &IotHubCustomRole,
+    st: &IotHubCustomRoleStatus,
+) -> Result<Vec<RoleDefinitionId>, ReconcileError> {
     let mine = owner_of(ctx, obj).definition_name();
-    let ns = obj.namespace().unwrap_or_default();
-    let mut out: Vec<RoleDefinitionId> = Vec::new();
-    for id in st
-        .role_definition_id
-        .iter()
-        .chain(&st.owned_role_definition_ids)
-        .filter_map(|s| RoleDefinitionId::parse(s).ok())
-    {
-        if out.len() == MAX_OWNED_HINTS {
-            break;
-        }
-        if id.guid == mine && !out.contains(&id) && ctx.gate.check(&ns, std::slice::from_ref(&id.scope)).is_ok() {
-            out.push(id);
-        }
-    }
-    out
+    let hints = st.role_definition_id.iter().chain(&st.owned_role_definition_ids);
+    ctx.owned_hints(
+        &obj.namespace().unwrap_or_default(),
+        hints,
+        |s| RoleDefinitionId::parse(s).ok(),
+        |id| &id.scope,
+        |id| id.guid == mine,
+    )
 }
 
 #[async_trait]
@@ -73,7 +66,9 @@ impl Steps for IotHubCustomRole {
         st: &IotHubCustomRoleStatus,
     ) -> Result<(Plan, Vec<RoleDefinitionId>), AzureError> {
         let src = sources(ctx, self, &no_custom_roles, &crate::pipeline::no_custom_role_owner);
-        Pipeline::plan(self, &ctx.observer.get(), &src, desired, owned_of(ctx, self, st)).await
+        let owned = owned_of(ctx, self, st)
+            .map_err(|e| AzureError::Withheld { reason: Reason::ScopesUnknown, message: e.to_string() })?;
+        Pipeline::plan(self, &ctx.observer.get(), &src, desired, owned).await
     }
 
     fn drifted(plan: &Plan) -> bool {
@@ -92,7 +87,8 @@ impl Steps for IotHubCustomRole {
         let (definition, leftovers) =
             custom_role::after_apply(&desired.id(), owned, plan, &crate::apply::wrote(applied));
         st.role_definition_id = definition.map(|d| d.to_string());
-        st.owned_role_definition_ids = leftovers.iter().take(MAX_OWNED_HINTS).map(ToString::to_string).collect();
+        st.owned_role_definition_ids =
+            leftovers.iter().take(crate::crd::common::MAX_OWNED_HINTS).map(ToString::to_string).collect();
         Verdict::of_plan(plan, format!("role '{}' is defined as the spec says", desired.role_name))
     }
 
@@ -134,7 +130,7 @@ async fn cleanup(
     }
     let src = sources(ctx, obj, &no_custom_roles, &crate::pipeline::no_custom_role_owner);
     let desired = Pipeline::desire(obj, &src).ok();
-    let owned = owned_of(ctx, obj, &st);
+    let owned = owned_of(ctx, obj, &st)?;
     let subject = desired.as_ref().map(|d| d.id().to_string());
     let plan = driver::cleanup_plan(obj, ctx, &src, desired.as_ref(), owned, subject).await?;
     if let Some(b) = plan.findings.iter().find(|f| f.severity == Severity::Blocker) {

@@ -81,7 +81,7 @@ pub trait Steps: Kind + Send + Sync + 'static {
     /// The desired state the spec resolves to (naming the ARM ids the guardrail checks).
     type Desired: Guarded + Send + Sync;
     /// What the plan was made from besides the plan (the kind's `Pipeline::View`: the owned ids
-    /// status hinted, or the hub and its dependents as observed).
+    /// status hinted that Azure's data proved, or the hub and its dependents as observed).
     type View: Send + Sync;
     /// What drift of this kind is called in a `DriftRepaired` Event.
     const SUBJECT: &'static str;
@@ -248,8 +248,6 @@ async fn run<K: Steps>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<Requeue, 
     Ok(verdict.requeue.map_or(next, Requeue::requeue))
 }
 
-/// Cleanup's shared start: a resource not managed (observe or skip) leaves Azure as it is.
-/// `true` when cleanup should go on.
 /// The cleanup plan of `obj` through its [`Pipeline`](crate::pipeline::Pipeline), with the same
 /// sources as apply; a failure names the step and `subject` (the Azure id it was about, else the
 /// resource).
@@ -270,6 +268,8 @@ pub async fn cleanup_plan<K: Kind + crate::pipeline::Pipeline>(
     })
 }
 
+/// Cleanup's shared start: a resource not managed (observe or skip) leaves Azure as it is.
+/// `true` when cleanup should go on.
 pub async fn cleanup_managed<K: Kind>(obj: &K, ctx: &Context) -> bool {
     if reconcile_mode(obj).0 == ReconcileMode::Manage {
         return true;

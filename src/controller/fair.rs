@@ -145,7 +145,7 @@ impl Turns {
         }
     }
 
-    /// Reconciles waiting for a turn (for metrics and tests).
+    /// Reconciles waiting for a turn (what the tests wait on).
     pub fn waiting(&self) -> usize {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).waiting.values().map(VecDeque::len).sum()
     }

@@ -35,6 +35,7 @@ use rand::Rng;
 
 use crate::apply::Applied;
 use crate::azure::{Azure, AzureError};
+use crate::crd::common::MAX_OWNED_HINTS;
 use crate::crd::{IotHubCustomRole, IotHubRoleAssignment, IotHubSharedAccess, ReconcileMode};
 use crate::domain::Scope;
 use crate::domain::naming::Owner;
@@ -277,6 +278,31 @@ impl Context {
     /// result is the verdict; the outer error means the namespace's own allowed scopes are not
     /// known right now (cache not synced, watch failing), so nothing may be written and the
     /// reconcile is retried.
+    /// The status hints of what a resource of `ns` made, as the controller takes them: parsed,
+    /// the first [`MAX_OWNED_HINTS`], each of the kind's own shape (`fits`) and inside the
+    /// namespace's allowed scopes. A hint only says where to look, and a forged one must cost
+    /// nothing; `Err` when the namespace's scopes are not known now (nothing is decided blind).
+    pub fn owned_hints<'a, T: PartialEq>(
+        &self,
+        ns: &str,
+        hints: impl IntoIterator<Item = &'a String>,
+        parse: impl Fn(&str) -> Option<T>,
+        scope: impl Fn(&T) -> &Scope,
+        fits: impl Fn(&T) -> bool,
+    ) -> Result<Vec<T>, ReconcileError> {
+        let mut out: Vec<T> = Vec::new();
+        for hint in hints.into_iter().filter_map(|s| parse(s)) {
+            if out.len() == MAX_OWNED_HINTS {
+                break;
+            }
+            if fits(&hint) && !out.contains(&hint) && self.check_scopes(ns, std::slice::from_ref(scope(&hint)))?.is_ok()
+            {
+                out.push(hint);
+            }
+        }
+        Ok(out)
+    }
+
     pub fn check_scopes(
         &self,
         namespace: &str,

@@ -27,8 +27,6 @@ pub struct NamespaceCache {
     store: Store<Namespace>,
     /// Why the cache cannot be trusted now: not listed yet, or the watch failing.
     unknown: Arc<Mutex<Option<String>>>,
-    /// True once the namespaces have been listed the first time.
-    listed: tokio::sync::watch::Receiver<bool>,
 }
 
 impl NamespaceCache {
@@ -36,16 +34,16 @@ impl NamespaceCache {
     pub fn start(api: Api<Namespace>) -> NamespaceCache {
         let (store, writer) = reflector::store::<Namespace>();
         let unknown = Arc::new(Mutex::new(Some("the namespaces have not been listed yet".to_string())));
-        let (listed_tx, listed) = tokio::sync::watch::channel(false);
-        tokio::spawn(keep_watching(api, writer, unknown.clone(), listed_tx));
-        NamespaceCache { store, unknown, listed }
+        tokio::spawn(keep_watching(api, writer, unknown.clone()));
+        NamespaceCache { store, unknown }
     }
 
     /// Wait until the namespaces have been listed once (the controllers start after it, so no
     /// resource is told `ScopesUnknown` only because the operator has just started).
     pub async fn wait_listed(&self) {
-        let mut listed = self.listed.clone();
-        let _ = listed.wait_for(|l| *l).await;
+        // The store is ready once its first list is applied (its writer lives as long as the
+        // watch task, which never ends).
+        let _ = self.store.wait_until_ready().await;
     }
 
     /// The allowed-scopes annotation of `ns`, or why it cannot be known now.
@@ -71,7 +69,6 @@ async fn keep_watching(
     api: Api<Namespace>,
     mut writer: reflector::store::Writer<Namespace>,
     unknown: Arc<Mutex<Option<String>>>,
-    listed: tokio::sync::watch::Sender<bool>,
 ) {
     let mut failures = 0u32;
     loop {
@@ -83,7 +80,6 @@ async fn keep_watching(
                     // The store is whole again once a list has been applied.
                     if matches!(event, watcher::Event::InitDone) {
                         *unknown.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                        listed.send_replace(true);
                         failures = 0;
                     }
                 }

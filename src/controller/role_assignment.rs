@@ -48,35 +48,24 @@ fn custom_role_ready(ctx: &Context, ns: &str, name: &str) -> bool {
     })
 }
 
-/// Most status hints of owned assignments read (the schema's `maxItems`).
-pub const MAX_OWNED_HINTS: usize = 16;
-
 /// The assignments status hints this resource made, kept only when each names an assignment of
 /// the shape this kind makes (at a hub, resource group, subscription or management group) inside
-/// the namespace's allowed scopes, the first [`MAX_OWNED_HINTS`]: a hint only says where to look,
-/// and a forged one must cost nothing. `Err` when the namespace's scopes are not known now.
+/// the namespace's allowed scopes (`Context::owned_hints`).
 fn parse_owned(
     ctx: &Context,
     ns: &str,
     status: &IotHubRoleAssignmentStatus,
 ) -> Result<Vec<RoleAssignmentId>, ReconcileError> {
-    let mut out: Vec<RoleAssignmentId> = Vec::new();
-    for id in status.owned_assignment_ids.iter().filter_map(|s| RoleAssignmentId::parse(s).ok()) {
-        if out.len() == MAX_OWNED_HINTS {
-            break;
-        }
-        let shape = matches!(
+    let shape = |id: &RoleAssignmentId| {
+        matches!(
             id.scope.level(),
             ScopeLevelName::Hub
                 | ScopeLevelName::ResourceGroup
                 | ScopeLevelName::Subscription
                 | ScopeLevelName::ManagementGroup
-        );
-        if shape && !out.contains(&id) && ctx.check_scopes(ns, std::slice::from_ref(&id.scope))?.is_ok() {
-            out.push(id);
-        }
-    }
-    Ok(out)
+        )
+    };
+    ctx.owned_hints(ns, &status.owned_assignment_ids, |s| RoleAssignmentId::parse(s).ok(), |id| &id.scope, shape)
 }
 
 /// This instance's custom role owner of a definition GUID, from the controller's cache.
@@ -199,7 +188,7 @@ impl Steps for IotHubRoleAssignment {
         // The grant the spec asks for first: past the schema's bound, the oldest leftovers go.
         let mut owned_now = held.owned.clone();
         owned_now.sort_by_key(|id| held.assignment.as_ref() != Some(id));
-        owned_now.truncate(MAX_OWNED_HINTS);
+        owned_now.truncate(crate::crd::common::MAX_OWNED_HINTS);
         st.owned_assignment_ids = owned_now.iter().map(ToString::to_string).collect();
         st.adopted_assignment_id = held.adopted.as_ref().map(ToString::to_string);
         st.assignment_id = held.assignment.map(|a| a.to_string());

@@ -224,7 +224,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let server =
         tokio::spawn(telemetry::serve(args.metrics_listen, metrics.clone(), health.clone(), stopped(stop_rx.clone())));
 
-    let mut gate: Gate = args.gate();
+    let mut gate: Gate = args.guard.gate();
     if gate.scopes().is_empty() {
         tracing::warn!("no --allowed-scope configured: every resource will be refused with ScopeNotAllowed");
     }

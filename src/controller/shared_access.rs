@@ -228,15 +228,16 @@ fn claimed_elsewhere(ctx: &Context, me: &IotHubSharedAccess, desired: &DesiredSh
         .shared_access
         .state()
         .into_iter()
-        .filter(|o| o.metadata.deletion_timestamp.is_none())
-        .map(|o| (claimant(&o), o))
-        .filter(|(c, o)| {
-            c.owner != mine.owner
-                && super::reconcile_mode(o.as_ref()).0 == ReconcileMode::Manage
+        // The hub's name first: most resources are about another hub.
+        .filter(|o| o.metadata.deletion_timestamp.is_none() && o.spec.hub.name.eq_ignore_ascii_case(&desired.hub.name))
+        .filter(|o| {
+            super::reconcile_mode(o.as_ref()).0 == ReconcileMode::Manage
                 && crate::desire::desire_shared_access(&o.spec).is_ok_and(|d| d.hub.key() == desired.hub.key())
-                && ctx.gate.check(&c.owner.namespace, &[desired.hub.scope()]).is_ok_or_unknown()
         })
-        .map(|(c, _)| c)
+        .map(|o| claimant(&o))
+        .filter(|c| {
+            c.owner != mine.owner && ctx.gate.check(&c.owner.namespace, &[desired.hub.scope()]).is_ok_or_unknown()
+        })
         .collect();
     plan::shared_access::conflict(&mine, &desired.hub, &others)
 }

@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::Context;
 use crate::crd::{IotHubCustomRole, IotHubRoleAssignment, ReconcileMode};
+use crate::desire::Guarded as _;
 use crate::domain::Grant;
 use crate::domain::naming::Owner;
 use crate::gate::{Gate, VerdictExt as _};
@@ -74,9 +75,7 @@ impl ClusterWants {
 
     /// Does `a` (owned by `owner`) want `grant`, as a resource that may ask for it?
     fn wants(&self, owner: &Owner, a: &IotHubRoleAssignment, grant: &Grant) -> bool {
-        if a.metadata.deletion_timestamp.is_some()
-            || ReconcileMode::from_annotations(a.annotations()).0 != ReconcileMode::Manage
-        {
+        if a.metadata.deletion_timestamp.is_some() || super::reconcile_mode(a).0 != ReconcileMode::Manage {
             return false;
         }
         let ns = owner.namespace.clone();
@@ -85,10 +84,13 @@ impl ClusterWants {
         if d.grant() != *grant {
             return false;
         }
-        if custom_role_owner(&self.custom_roles, &self.instance, d.role.guid).is_some_and(|o| o.namespace != ns) {
+        // Only a `definitionId` can name another namespace's custom role.
+        if d.role.definition.is_none()
+            && custom_role_owner(&self.custom_roles, &self.instance, d.role.guid).is_some_and(|o| o.namespace != ns)
+        {
             return false;
         }
-        self.gate.check(&ns, &[d.hub.scope(), d.scope.clone()]).is_ok_or_unknown()
+        self.gate.check(&ns, &d.guarded_scopes()).is_ok_or_unknown()
     }
 }
 

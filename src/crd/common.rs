@@ -17,6 +17,9 @@ pub const VERSION: &str = "v1alpha1";
 pub const API_VERSION: &str = "iothubaccess.io/v1alpha1";
 /// Finalizer the controller puts on every resource it manages.
 pub const FINALIZER: &str = "iothubaccess.io/cleanup";
+/// Most status hints of what a resource made (`ownedAssignmentIds`, `ownedRoleDefinitionIds`):
+/// the schema's `maxItems`, and as many as the controller reads or writes.
+pub const MAX_OWNED_HINTS: usize = 16;
 /// Annotation choosing how a resource is reconciled: `manage` (default), `observe`, `skip`.
 pub const RECONCILE_ANNOTATION: &str = "iothubaccess.io/reconcile";
 /// Namespace annotation (set by the cluster admin) narrowing the scopes a namespace may manage.

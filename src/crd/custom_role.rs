@@ -90,7 +90,7 @@ pub struct IotHubCustomRoleStatus {
     /// Role definitions created earlier for this resource (e.g. before a rename) still to delete.
     /// A hint of where to look, never proof; at most 16 are read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = super::common::MAX_OWNED_HINTS))]
     pub owned_role_definition_ids: Vec<String>,
     /// The IoT Hub data actions the role grants, expanded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

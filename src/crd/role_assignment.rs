@@ -127,7 +127,7 @@ pub struct IotHubRoleAssignmentStatus {
     /// Role assignments this resource created (and deletes on cleanup, unless `Orphan`). A hint
     /// of where to look, never proof; at most 16 are read.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 16))]
+    #[schemars(length(max = super::common::MAX_OWNED_HINTS))]
     pub owned_assignment_ids: Vec<String>,
     /// The assignment existed before under another name and is used as is (never deleted).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -318,8 +318,7 @@ impl RoleDefinitionId {
             .ok_or_else(|| err("expected {scope}/providers/Microsoft.Authorization/roleDefinitions/{guid}"))?;
         let guid =
             Uuid::parse_str(guid.trim_end_matches('/')).map_err(|_| err("the role definition name is not a GUID"))?;
-        let scope = if scope.is_empty() { Scope::Root } else { Scope::parse(scope)? };
-        Ok(RoleDefinitionId { scope, guid })
+        Ok(RoleDefinitionId { scope: scope_before_provider(scope)?, guid })
     }
 }
 
@@ -346,7 +345,7 @@ impl RoleAssignmentId {
             .ok_or_else(|| err("expected {scope}/providers/Microsoft.Authorization/roleAssignments/{name}"))?;
         let name =
             Uuid::parse_str(name.trim_end_matches('/')).map_err(|_| err("the role assignment name is not a GUID"))?;
-        Ok(RoleAssignmentId { scope: Scope::parse(scope)?, name })
+        Ok(RoleAssignmentId { scope: scope_before_provider(scope)?, name })
     }
 }
 
@@ -357,6 +356,13 @@ impl fmt::Display for RoleAssignmentId {
             _ => write!(f, "{}{}{}", self.scope, ROLE_ASSIGNMENTS, self.name),
         }
     }
+}
+
+/// The scope in front of `/providers/Microsoft.Authorization/...`: nothing there is the tenant
+/// root (`/providers/Microsoft.Authorization/roleAssignments/{name}`), an id that ARM writes
+/// without a `/` of its own.
+fn scope_before_provider(scope: &str) -> Result<Scope, ParseIdError> {
+    if scope.is_empty() { Ok(Scope::Root) } else { Scope::parse(scope) }
 }
 
 /// Compare two ARM ids the way ARM does (case-insensitive, trailing slash ignored).
@@ -423,6 +429,17 @@ mod tests {
             "{sub}/resourceGroups/../providers/Microsoft.Authorization/roleDefinitions/4fc6c259-987e-4a07-842e-c321cc9d413f"
         ))
         .is_err());
+    }
+
+    #[test]
+    fn role_ids_at_the_tenant_root_parse_to_the_root_scope() {
+        let g = "4fc6c259-987e-4a07-842e-c321cc9d413f";
+        let a = RoleAssignmentId::parse(&format!("/providers/Microsoft.Authorization/roleAssignments/{g}")).unwrap();
+        assert_eq!(a.scope, Scope::Root);
+        assert_eq!(a.to_string(), format!("/providers/Microsoft.Authorization/roleAssignments/{g}"));
+        let d = RoleDefinitionId::parse(&format!("/providers/Microsoft.Authorization/roleDefinitions/{g}")).unwrap();
+        assert_eq!(d.scope, Scope::Root);
+        assert!(Scope::parse("").is_err(), "a bare empty id is never the root");
     }
 
     #[test]

@@ -70,6 +70,29 @@ impl std::fmt::Display for Refusal {
     }
 }
 
+/// The gate's flags, the same for `run`, `plan` and `apply`.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct GateArgs {
+    /// ARM id that may be managed (planned and written), with everything below it (repeatable,
+    /// or comma separated; `/` for every scope the credential reaches). Nothing configured means
+    /// nothing is written (deny by default); `plan` then reports what it would refuse.
+    #[arg(long = "allowed-scope", env = "IOTHUB_ACCESS_ALLOWED_SCOPES", value_delimiter = ',', value_parser = scopes::parse_allowed_scope)]
+    pub allowed_scopes: Vec<Scope>,
+    /// A role definition GUID that may be assigned although it grants more than IoT Hub data
+    /// access (repeatable, or comma separated). By default only roles holding nothing beyond IoT
+    /// Hub data actions and control-plane reads are granted.
+    #[arg(long = "allowed-role", env = "IOTHUB_ACCESS_ALLOWED_ROLES", value_delimiter = ',')]
+    pub allowed_roles: Vec<Uuid>,
+}
+
+impl GateArgs {
+    /// The gate these flags describe (namespace narrowing and the fence are added by the
+    /// controller's wiring).
+    pub fn gate(&self) -> Gate {
+        Gate::new(Guardrail::new(self.allowed_scopes.iter().cloned()), self.allowed_roles.clone())
+    }
+}
+
 /// The gate: allowed scopes, namespace narrowing, role allowlist, fence hook.
 #[derive(Clone)]
 pub struct Gate {

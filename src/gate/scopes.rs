@@ -51,7 +51,7 @@ fn list(scopes: &[Scope]) -> String {
 }
 
 impl Guardrail {
-    /// The allow-list from canonical scopes (blank entries are ignored).
+    /// The allow-list from canonical scopes (sorted, duplicates dropped).
     pub fn new(allowed: impl IntoIterator<Item = Scope>) -> Guardrail {
         let mut allowed: Vec<Scope> = allowed.into_iter().collect();
         allowed.sort_by_key(Scope::key);

@@ -122,11 +122,12 @@ pub fn release(me: &Owner, a: &ObservedAssignment, others: &dyn Others, taken_ov
 
 /// The write that hands `a` over to `heir`: the same assignment (a PUT on its name), its tag
 /// naming the heir. The tag keeps naming the resource the name was derived for (the proof);
-/// `None` when it already names this heir, or the principal's type is one a spec cannot name.
+/// `None` when the tag says so already, or the principal's type is one a spec cannot name.
 /// With `heir == maker` (a maker that wants its grant again) the tag names no heir any more, so
 /// an earlier heir can never take it over.
 pub fn hand_over(a: &ObservedAssignment, maker: &Owner, heir: &Owner) -> Option<Action> {
-    if self::heir(a).as_ref() == Some(heir) {
+    // The tag names this heir already (no heir named: the maker keeps it).
+    if self::heir(a).unwrap_or_else(|| maker.clone()) == *heir {
         return None;
     }
     let principal_type = a.principal_type.as_deref().and_then(PrincipalType::parse)?;

@@ -85,9 +85,7 @@ fn plan_apply(input: &AssignmentInput<'_>) -> Plan {
         Some((e, Claim::Mine)) => {
             // Handed over earlier and wanted again: taken back, so the heir its tag names can
             // never take it over (and delete it) once this resource is gone.
-            if ownership::heir(e).is_some()
-                && let Some(back) = ownership::hand_over(e, me, me)
-            {
+            if let Some(back) = ownership::hand_over(e, me, me) {
                 actions.push(back);
             }
         }
@@ -105,9 +103,12 @@ fn plan_apply(input: &AssignmentInput<'_>) -> Plan {
         Some((e, claim)) => {
             let why = match claim {
                 Claim::MadeFor(o) if input.others.is_live(&o) => format!("made for {o}, which still wants it"),
-                Claim::MadeFor(o) => format!(
-                    "made for {o}, which no longer exists and left it without handing it over (orphaned, or deleted unmanaged): it belongs to nobody"
-                ),
+                Claim::MadeFor(o) => match ownership::heir(e) {
+                    Some(h) => format!("made for {o}, which no longer exists and handed it over to {h}"),
+                    None => format!(
+                        "made for {o}, which no longer exists and left it without handing it over (orphaned, or deleted unmanaged): it belongs to nobody"
+                    ),
+                },
                 Claim::Legacy => "made by an earlier version of this operator (its name proves no owner)".into(),
                 _ => "not made by this operator".into(),
             };

@@ -215,28 +215,18 @@ pub fn lockout_blocker(
     })
 }
 
-/// Everything that refuses a Deny of `hub` now (empty: Deny may be written).
+/// What a Deny of `hub` breaks: what still needs SAS, or nobody left to use the hub. Before the
+/// Deny (`denied: false`) they refuse it (empty: Deny may be written); once denied they are
+/// reported, never Ready, and SAS is never re-allowed for them.
 pub fn deny_blockers(
     hub: &ObservedHub,
     dependents: &DependentsObservation,
     assignments: &[ObservedAssignment],
     roles: &dyn RoleCatalog,
+    denied: bool,
 ) -> Vec<Finding> {
-    let mut out = dependency_blockers(hub, dependents, assignments, roles, false);
-    out.extend(lockout_blocker(hub, assignments, roles, false));
-    out
-}
-
-/// What is broken on `hub` while shared access is denied: what still needs SAS, or nobody left
-/// to use the hub (reported, never Ready; SAS is never re-allowed for it).
-pub fn denied_blockers(
-    hub: &ObservedHub,
-    dependents: &DependentsObservation,
-    assignments: &[ObservedAssignment],
-    roles: &dyn RoleCatalog,
-) -> Vec<Finding> {
-    let mut out = dependency_blockers(hub, dependents, assignments, roles, true);
-    out.extend(lockout_blocker(hub, assignments, roles, true));
+    let mut out = dependency_blockers(hub, dependents, assignments, roles, denied);
+    out.extend(lockout_blocker(hub, assignments, roles, denied));
     out
 }
 
@@ -297,14 +287,14 @@ pub fn plan(input: &SharedAccessInput<'_>) -> Plan {
     let mut findings = Vec::new();
     let mut shared_access = None;
     if d.shared_access == Access::Deny && hub.shared_access == Access::Allow {
-        findings = deny_blockers(hub, input.dependents, input.hub_assignments, input.roles);
+        findings = deny_blockers(hub, input.dependents, input.hub_assignments, input.roles, false);
         if findings.is_empty() {
             shared_access = Some(Access::Deny);
         }
     } else if d.shared_access == Access::Allow && hub.shared_access == Access::Deny {
         shared_access = Some(Access::Allow);
     } else if d.shared_access == Access::Deny {
-        findings = denied_blockers(hub, input.dependents, input.hub_assignments, input.roles);
+        findings = deny_blockers(hub, input.dependents, input.hub_assignments, input.roles, true);
     }
     let differs = |want: Option<Access>, have: Access| want.filter(|w| *w != have);
     let device_sas = differs(d.device_sas, hub.device_sas);

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::AzureError;
-use crate::crd::Access;
+use crate::domain::Access;
 use crate::domain::{DpsLink, HubId, LinkAuth, ManagedIdentity, ObservedDeviceUpdate, ObservedDps, ObservedHub};
 
 fn unexpected(what: impl std::fmt::Display) -> AzureError {
