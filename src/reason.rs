@@ -16,6 +16,9 @@ pub enum Reason {
     DeviceUpdateLinked,
     /// Azure Policy refused the write.
     PolicyDenied,
+    /// Azure refused a role assignment write or delete (403): the delegation condition on the
+    /// operator's identity, most likely.
+    DelegationDenied,
     /// Azure holds something else than was written (a Modify policy).
     OverriddenByPolicy,
     /// Deny was written, then a dependent appeared: shared access was allowed again.
@@ -103,6 +106,7 @@ impl Reason {
             Reason::DpsIdentityLacksRole => "DpsIdentityLacksRole",
             Reason::DeviceUpdateLinked => "DeviceUpdateLinked",
             Reason::PolicyDenied => "PolicyDenied",
+            Reason::DelegationDenied => "DelegationDenied",
             Reason::OverriddenByPolicy => "OverriddenByPolicy",
             Reason::DenyReverted => "DenyReverted",
             Reason::WouldLockOut => "WouldLockOut",

@@ -11,7 +11,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -56,6 +56,11 @@ pub struct KindLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FindingLabels {
+    pub finding: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -155,6 +160,7 @@ pub struct Metrics {
     pub shared_access_blocked: Family<ReasonLabels, Counter>,
     pub azure_writes: Family<WriteLabels, Counter>,
     pub grants_revoked: Family<ReasonLabels, Counter>,
+    pub identity_findings: Family<FindingLabels, Gauge>,
     states: Arc<ResourceStates>,
 }
 
@@ -181,6 +187,12 @@ impl Metrics {
             "role assignments the operator made and revoked because their role no longer passes its role check, by reason",
             grants_revoked.clone(),
         );
+        let identity_findings = Family::<FindingLabels, Gauge>::default();
+        registry.register(
+            "identity_findings",
+            "what the operator's own Azure identity holds beyond what `setup` prints (OverPrivileged) or lacks for the kinds in use (MissingPermission), at the last check",
+            identity_findings.clone(),
+        );
         let states = Arc::new(ResourceStates::default());
         registry.register_collector(Box::new(states.clone()));
         if let Some(a) = arm {
@@ -193,6 +205,7 @@ impl Metrics {
             shared_access_blocked,
             azure_writes,
             grants_revoked,
+            identity_findings,
             states,
         }
     }
@@ -206,6 +219,13 @@ impl Metrics {
     /// A grant revoked because its role no longer passes (`reason`: why).
     pub fn grant_revoked(&self, reason: crate::reason::Reason) {
         self.grants_revoked.get_or_create(&ReasonLabels { reason: reason.as_str().into() }).inc();
+    }
+
+    /// The last self-check's findings, counted by kind (every kind present, 0 included).
+    pub fn identity_checked(&self, counts: &[(crate::plan::identity_check::FindingKind, usize)]) {
+        for (kind, n) in counts {
+            self.identity_findings.get_or_create(&FindingLabels { finding: kind.as_str().into() }).set(*n as i64);
+        }
     }
 
     /// Remember where a resource stands (for `iothub_access_resources`).

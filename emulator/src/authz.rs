@@ -295,6 +295,11 @@ fn create_assignment(ctx: &Ctx, scope: &str, name: &str) -> Reply {
         );
     };
     let principal_type = s("principalType");
+    let condition_version =
+        match crate::rbac::check_condition(s("condition").as_deref(), s("conditionVersion").as_deref()) {
+            Ok(v) => v,
+            Err(r) => return r,
+        };
     let cfg = &ctx.inner.config;
     let mut st = ctx.inner.lock_state();
     if !role_usable_at(&st, &role, scope) {
@@ -323,7 +328,7 @@ fn create_assignment(ctx: &Ctx, scope: &str, name: &str) -> Reply {
         for (field, new) in [
             (&mut a.description, s("description")),
             (&mut a.condition, s("condition")),
-            (&mut a.condition_version, s("conditionVersion")),
+            (&mut a.condition_version, condition_version.clone()),
         ] {
             if *field != new {
                 *field = new;
@@ -375,7 +380,7 @@ fn create_assignment(ctx: &Ctx, scope: &str, name: &str) -> Reply {
         principal_type: Some(principal_type),
         description: s("description"),
         condition: s("condition"),
-        condition_version: s("conditionVersion"),
+        condition_version,
         delegated_managed_identity_resource_id: s("delegatedManagedIdentityResourceId"),
         created_on: Some(now.clone()),
         updated_on: Some(now),

@@ -22,6 +22,7 @@ mod fresh;
 mod iothub;
 mod policy;
 mod providers;
+mod rbac;
 mod read_only;
 mod resources;
 mod routes;

@@ -13,6 +13,11 @@ use serde_json::Value;
 pub struct Seed {
     /// The directory (tenant) id. Empty: a fixed default tenant.
     pub tenant_id: String,
+    /// Authorize every ARM request against the caller's role assignments (and its groups'), with
+    /// role definitions' actions and notActions and role assignment conditions. Default: off,
+    /// every authenticated caller may do anything.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub enforce_rbac: bool,
     pub management_groups: Vec<ManagementGroup>,
     /// Subscriptions with a display name, state or access of their own. Every other
     /// subscription the state names exists too, `Enabled` and readable.

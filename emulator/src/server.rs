@@ -202,6 +202,10 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Fu
             inner.lock_stats().record(op, reply.status);
             return Ok(to_response(finish(reply, None)));
         }
+        if let Some(reply) = crate::rbac::authorize(&ctx, &route) {
+            inner.lock_stats().record(op, reply.status);
+            return Ok(to_response(finish(reply, None)));
+        }
         let key = sub.clone().unwrap_or_else(|| "tenant".into());
         let taken = inner.throttle.lock().unwrap_or_else(|e| e.into_inner()).as_mut().map(|t| t.take(&key, class));
         match taken {

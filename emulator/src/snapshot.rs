@@ -14,6 +14,7 @@ impl State {
         let mut st = State {
             tenant_id: if seed.tenant_id.trim().is_empty() { DEFAULT_TENANT.to_string() } else { seed.tenant_id },
             management_groups: seed.management_groups,
+            enforce_rbac: seed.enforce_rbac,
             clients: seed.clients,
             hub_host_suffix: hub_host_suffix.to_string(),
             ..State::default()
@@ -117,6 +118,10 @@ impl State {
             if let Some(sub) = subscription_of(&ra.scope) {
                 st.subscriptions.insert(sub.to_ascii_lowercase());
             }
+            if let Some(c) = ra.condition.as_deref().filter(|c| !c.trim().is_empty()) {
+                iothub_access_abac::parse(c)
+                    .map_err(|e| format!("role assignment {}: condition is invalid: {e}", ra.name))?;
+            }
             if ra.principal_type.is_none() {
                 ra.principal_type =
                     Some(st.principal(&ra.principal_id).map_or("User".into(), |p| p.principal_type.clone()));
@@ -132,6 +137,7 @@ impl State {
     pub fn to_seed(&self) -> Seed {
         Seed {
             tenant_id: self.tenant_id.clone(),
+            enforce_rbac: self.enforce_rbac,
             management_groups: self.management_groups.clone(),
             subscriptions: self.subscription_details.values().cloned().collect(),
             resource_groups: self.resource_groups.clone(),

@@ -35,6 +35,8 @@ pub struct Operation {
 #[derive(Debug, Default)]
 pub struct State {
     pub tenant_id: String,
+    /// Authorize ARM requests against the caller's role assignments (`rbac.rs`).
+    pub enforce_rbac: bool,
     pub management_groups: Vec<ManagementGroup>,
     /// Known subscription ids (lowercase).
     pub subscriptions: BTreeSet<String>,

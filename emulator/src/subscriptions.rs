@@ -96,6 +96,7 @@ pub(crate) fn list(ctx: &Ctx) -> Reply {
         .iter()
         .filter_map(|id| st.subscription(id))
         .filter(|s| s.access != Some(SubscriptionAccess::Hidden))
+        .filter(|s| crate::rbac::sees_subscription(&st, ctx.caller_oid().as_deref(), &s.subscription_id))
         .map(|s| subscription_json(&s, &st.tenant_id))
         .collect();
     drop(st);

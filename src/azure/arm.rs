@@ -145,6 +145,14 @@ impl ArmClient {
     }
 
     /// Request counters.
+    /// The object id of the identity this client acts as (from its token's `oid` claim).
+    pub async fn caller_object_id(&self) -> Result<String, AzureError> {
+        let token = self.tokens.token(&self.scope).await?;
+        super::credential::object_id_of(&token).ok_or_else(|| AzureError::Unauthenticated {
+            message: "the access token names no object id (oid claim)".into(),
+        })
+    }
+
     pub fn stats(&self) -> Arc<ArmStats> {
         self.core.stats.clone()
     }

@@ -20,6 +20,15 @@ pub enum AzureError {
     /// The operator's identity lacks a permission (403 `AuthorizationFailed`).
     #[error("forbidden: {code}: {message}")]
     Forbidden { code: String, message: String },
+    /// Azure refused a role assignment write or delete (403 `AuthorizationFailed`). With the
+    /// identity `setup` prints, the likely cause is its delegation condition, which lists the roles
+    /// and principal types it may assign and remove; retrying will not help until an admin
+    /// changes that.
+    #[error(
+        "Azure refused to {verb} this role assignment (403 AuthorizationFailed){}: the likely cause is the delegation condition on the operator identity's Role Based Access Control Administrator assignment, which lists the roles and principal types it may assign and remove; run `iothub-access-operator setup` with this role (a manifest that names it, or --allowed-role) and have an admin grant what it prints. Azure said: {message}",
+        what.as_deref().map(|w| format!(" for {w}")).unwrap_or_default()
+    )]
+    AssignmentForbidden { verb: &'static str, what: Option<String>, message: String },
     /// The credential was refused (401) or no token could be obtained.
     #[error("authentication failed: {message}")]
     Unauthenticated { message: String },

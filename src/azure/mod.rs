@@ -37,6 +37,11 @@ pub enum AssignmentFilter {
     AtScope,
     /// That principal at, above and below the scope (`principalId eq '…'`).
     PrincipalId(String),
+    /// That user or service principal and the groups it is a member of, transitively, at, above
+    /// and below the scope (`assignedTo('…')`).
+    AssignedTo(String),
+    /// The same, at the scope and inherited from above only (`atScope() and assignedTo('…')`).
+    AtScopeAssignedTo(String),
 }
 
 /// `$filter` of a role definition list.

@@ -45,6 +45,8 @@ impl Azure for ArmClient {
             AssignmentFilter::All => None,
             AssignmentFilter::AtScope => Some("atScope()".to_string()),
             AssignmentFilter::PrincipalId(id) => Some(format!("principalId eq '{id}'")),
+            AssignmentFilter::AssignedTo(id) => Some(format!("assignedTo('{id}')")),
+            AssignmentFilter::AtScopeAssignedTo(id) => Some(format!("atScope() and assignedTo('{id}')")),
         };
         let path = sdk_path(scope, "roleAssignments");
         self.authz_call(path, || async {
@@ -104,6 +106,17 @@ impl Azure for ArmClient {
                     }),
                 }
             }
+            Err(AzureError::Forbidden { code, message }) if code == "AuthorizationFailed" => {
+                Err(AzureError::AssignmentForbidden {
+                    verb: "create",
+                    what: Some(format!(
+                        "role {} and principal type {}",
+                        new.role_definition_id.guid,
+                        new.principal_type.as_str()
+                    )),
+                    message,
+                })
+            }
             Err(e) => Err(e),
         }
     }
@@ -123,6 +136,12 @@ impl Azure for ArmClient {
             Ok(rsp.as_raw_response().status() == azure_core_legacy::StatusCode::Ok)
         })
         .await
+        .map_err(|e| match e {
+            AzureError::Forbidden { code, message } if code == "AuthorizationFailed" => {
+                AzureError::AssignmentForbidden { verb: "delete", what: None, message }
+            }
+            e => e,
+        })
     }
 
     async fn get_role_definition(&self, id: &RoleDefinitionId) -> Result<Option<RoleDefinition>, AzureError> {
@@ -219,6 +238,12 @@ impl Azure for ArmClient {
             Ok(rsp.as_raw_response().status() == azure_core_legacy::StatusCode::Ok)
         })
         .await
+        .map_err(|e| match e {
+            AzureError::Forbidden { code, message } if code == "AuthorizationFailed" => {
+                AzureError::AssignmentForbidden { verb: "delete", what: None, message }
+            }
+            e => e,
+        })
     }
 
     async fn get_hub(&self, hub: &HubId) -> Result<Option<ObservedHub>, AzureError> {

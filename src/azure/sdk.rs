@@ -119,6 +119,7 @@ pub(super) fn observed_assignment(ra: authz::models::RoleAssignment) -> Option<O
             .and_then(|t| serde_json::to_value(t).ok())
             .and_then(|v| v.as_str().map(str::to_string)),
         description: p.description,
+        condition: p.condition.filter(|c| !c.trim().is_empty()),
     })
 }
 

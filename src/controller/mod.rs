@@ -14,6 +14,7 @@ pub mod custom_role;
 pub mod driver;
 pub mod fair;
 pub mod fence;
+pub mod identity;
 pub mod namespaces;
 pub mod role_assignment;
 pub mod run;
@@ -408,6 +409,7 @@ impl ReconcileError {
             Some(AzureError::Throttled { .. }) => return Reason::Throttled,
             Some(AzureError::PrincipalNotFound { .. }) => return Reason::PrincipalNotFound,
             Some(AzureError::PolicyDenied { .. }) => return Reason::PolicyDenied,
+            Some(AzureError::AssignmentForbidden { .. }) => return Reason::DelegationDenied,
             Some(_) => return Reason::AzureError,
             None => {}
         }
@@ -495,6 +497,8 @@ pub fn error_policy<K: ResourceExt>(obj: Arc<K>, error: &ReconcileError, ctx: Ar
     let wait = match (error, error.azure()) {
         (_, Some(AzureError::Throttled { retry_after, .. })) => *retry_after + ctx.backoff(1) / 10,
         (ReconcileError::Refused(_), _) => Duration::from_secs(30).max(ctx.backoff(n)),
+        // Only an admin can lift it: look again at the resync, not in a loop.
+        (_, Some(AzureError::AssignmentForbidden { .. })) => ctx.settings.resync_interval.max(ctx.backoff(n)),
         _ => ctx.backoff(n),
     };
     tracing::warn!(resource = %key, step = error.step(), error = %error, retry_in = ?wait, "reconcile failed");

@@ -218,6 +218,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     crate::install_crypto_provider();
     let client = Client::try_default().await.context("connecting to Kubernetes (kubeconfig or in-cluster)")?;
     let arm = args.azure.client()?;
+    // Who the operator is in Azure, for its self-check (`identity.rs`); advisory, so a failure
+    // here only skips the check.
+    let oid = match arm.caller_object_id().await {
+        Ok(oid) => Some(oid),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot tell the operator's Azure object id: its identity will not be checked");
+            None
+        }
+    };
     let metrics = Arc::new(Metrics::new(Some(arm.stats())));
     let health = Arc::new(Health::default());
     let (stop_tx, stop_rx) = stop_on_signal();
@@ -267,6 +276,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         settings: args.settings(instance_id),
     }));
     let resync = resync_trigger(ctx.clone(), args.resync_interval);
+    if let Some(oid) = oid {
+        tokio::spawn(super::identity::run(ctx.clone(), oid, resync.clone()));
+    }
     health.ready.store(true, Ordering::Relaxed);
     tracing::info!(allowed_scopes = ?ctx.gate.scopes().allowed(), resync = ?args.resync_interval, "controllers started");
 

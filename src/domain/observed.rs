@@ -46,6 +46,8 @@ pub struct ObservedAssignment {
     pub principal_id: String,
     pub principal_type: Option<String>,
     pub description: Option<String>,
+    /// Its ABAC condition (a delegation condition, on role assignment rights), if any.
+    pub condition: Option<String>,
 }
 
 impl ObservedAssignment {

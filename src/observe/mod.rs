@@ -23,6 +23,7 @@ use crate::domain::{
 };
 use crate::memo::Memo;
 
+pub mod identity;
 mod interlock;
 
 pub use interlock::{InterlockInputs, interlock_inputs, interlock_reads};

@@ -233,6 +233,7 @@ mod tests {
             principal_id: P.into(),
             principal_type: Some("ServicePrincipal".into()),
             description: Some(tagged_description(None, owner)),
+            condition: None,
         }
     }
 

@@ -76,6 +76,7 @@ pub fn observed_of(d: &DesiredAssignment) -> ObservedAssignment {
         principal_id: d.principal_id.clone(),
         principal_type: Some("ServicePrincipal".into()),
         description: None,
+        condition: None,
     }
 }
 
@@ -87,6 +88,7 @@ pub fn foreign(scope: Scope, role: Uuid, principal: &str, name: &str) -> Observe
         principal_id: principal.into(),
         principal_type: Some("ServicePrincipal".into()),
         description: None,
+        condition: None,
     }
 }
 

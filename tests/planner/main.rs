@@ -2,5 +2,6 @@
 
 mod custom_role;
 mod fixtures;
+mod identity_check;
 mod role_assignment;
 mod shared_access;

@@ -1,0 +1,207 @@
+//! The operator's own Azure identity, judged by effective permissions: what it holds beyond what
+//! `setup` prints (`OverPrivileged`) and what it lacks for the kinds in use (`MissingPermission`).
+//! Pure: the caller reads the identity's role assignments and their definitions.
+//!
+//! A role assignment's delegation condition is evaluated, not read by name: an RBAC
+//! Administrator whose condition lets Owner through counts as unconditioned.
+
+use iothub_access_abac::{Attributes, Source};
+use uuid::Uuid;
+
+use crate::domain::{PrincipalType, RoleDefinition, Scope};
+
+/// Owner: the probe for "may assign any role".
+const OWNER: Uuid = Uuid::from_u128(0x8e3af657_a8ff_443c_a75c_2fe8c4bcb635);
+const RA_WRITE: &str = "Microsoft.Authorization/roleAssignments/write";
+const RA_DELETE: &str = "Microsoft.Authorization/roleAssignments/delete";
+const RD_WRITE: &str = "Microsoft.Authorization/roleDefinitions/write";
+const HUB_WRITE: &str = "Microsoft.Devices/IotHubs/write";
+
+/// Actions no part of the operator needs, each standing for a class of power (probed through
+/// the role's actions, notActions and wildcards).
+const NEVER_NEEDED: &[(&str, &str)] = &[
+    ("Microsoft.Devices/IotHubs/listkeys/action", "reads every shared access key of the hubs"),
+    ("Microsoft.Compute/virtualMachines/write", "writes resources of any kind"),
+    ("Microsoft.Authorization/policyAssignments/write", "assigns Azure Policy"),
+    ("Microsoft.Authorization/elevateAccess/action", "elevates to User Access Administrator at the root"),
+];
+
+/// One role assignment the identity holds (directly or through a group).
+#[derive(Clone, Debug)]
+pub struct Held {
+    pub scope: Scope,
+    pub role: RoleDefinition,
+    pub condition: Option<String>,
+}
+
+/// What the kinds in use need, and where.
+#[derive(Clone, Debug, Default)]
+pub struct Needs {
+    pub allowed_scopes: Vec<Scope>,
+    /// A role the identity must be able to assign and remove on the allowed scopes (the IoT Hub
+    /// data role it is probed with).
+    pub probe_role: Option<Uuid>,
+    pub principal_types: Vec<PrincipalType>,
+    /// `IotHubCustomRole`s are managed: role definition writes on the allowed scopes.
+    pub custom_roles: bool,
+    /// Hubs whose shared access is managed: hub writes there.
+    pub hub_scopes: Vec<Scope>,
+    /// Subscriptions searched for what reaches a hub by key.
+    pub search_subscriptions: Vec<String>,
+}
+
+/// A finding's kind: the bounded label of `iothub_access_identity_findings{finding}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FindingKind {
+    OverPrivileged,
+    MissingPermission,
+}
+
+impl FindingKind {
+    pub const ALL: [FindingKind; 2] = [FindingKind::OverPrivileged, FindingKind::MissingPermission];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::OverPrivileged => "OverPrivileged",
+            FindingKind::MissingPermission => "MissingPermission",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub detail: String,
+}
+
+/// The probe a condition is evaluated on: one role assignment write or delete.
+struct Probe<'a> {
+    action: &'a str,
+    role: Uuid,
+    principal_type: &'a str,
+}
+
+impl Attributes for Probe<'_> {
+    fn action(&self) -> &str {
+        self.action
+    }
+
+    fn value(&self, source: Source, attribute: &str) -> Option<Vec<String>> {
+        let wanted = if self.action.eq_ignore_ascii_case(RA_DELETE) { Source::Resource } else { Source::Request };
+        if source != wanted {
+            return None;
+        }
+        let name = attribute.strip_prefix("Microsoft.Authorization/roleAssignments:")?;
+        let v = match name.to_ascii_lowercase().as_str() {
+            "roledefinitionid" => self.role.to_string(),
+            "principaltype" => self.principal_type.to_string(),
+            "principalid" => Uuid::nil().to_string(),
+            _ => return None,
+        };
+        Some(vec![v])
+    }
+}
+
+/// Whether `held` lets its holder perform `action` (for a role assignment write or delete: of
+/// `role` for `principal_type`, with its condition evaluated; a condition that does not parse
+/// allows nothing, as in Azure).
+fn allows(held: &Held, action: &str, role: Uuid, principal_type: &str) -> bool {
+    if !held.role.grants_action(action) {
+        return false;
+    }
+    match held.condition.as_deref().filter(|c| !c.trim().is_empty()) {
+        None => true,
+        Some(text) => iothub_access_abac::parse(text)
+            .map(|c| c.evaluate(&Probe { action, role, principal_type }))
+            .unwrap_or(false),
+    }
+}
+
+const TYPES: [&str; 3] = ["User", "Group", "ServicePrincipal"];
+
+fn at(held: &Held) -> String {
+    format!("'{}' at {}", held.role.role_name, held.scope)
+}
+
+/// What `held` (every assignment the identity holds anywhere) gives beyond `needs`.
+pub fn over_privileged(held: &[Held], needs: &Needs) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut say = |detail: String| out.push(Finding { kind: FindingKind::OverPrivileged, detail });
+    for h in held {
+        if TYPES.iter().any(|t| allows(h, RA_WRITE, OWNER, t)) {
+            let why =
+                if h.condition.is_some() { "its condition lets Owner through" } else { "no delegation condition" };
+            say(format!(
+                "{} may assign any role, Owner included ({why}); grant what `iothub-access-operator setup` prints instead",
+                at(h)
+            ));
+        }
+        for (action, what) in NEVER_NEEDED {
+            if h.role.grants_action(action) {
+                say(format!("{} {what} ({action}), which the operator never needs", at(h)));
+            }
+        }
+        if h.role.grants_action(RD_WRITE) && !needs.custom_roles {
+            say(format!("{} may write role definitions, which no IotHubCustomRole in use needs", at(h)));
+        }
+        if h.role.grants_action(HUB_WRITE) && !needs.hub_scopes.iter().any(|s| s.covers(&h.scope)) {
+            say(format!(
+                "{} may write hubs (and so add shared access policies) beyond the hubs whose shared access is managed",
+                at(h)
+            ));
+        }
+    }
+    dedup(out)
+}
+
+/// What the kinds in use need that `reach` lacks. `reach(scope)`: the assignments that apply
+/// at `scope` (at it or inherited from above).
+pub fn missing(reach: &dyn Fn(&Scope) -> Vec<Held>, needs: &Needs) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut need = |scope: &Scope, action: &str, role: Option<(Uuid, &str)>, what: &str| {
+        let held = reach(scope);
+        let ok = held.iter().any(|h| match role {
+            Some((r, t)) => allows(h, action, r, t),
+            None => h.role.grants_action(action),
+        });
+        if !ok {
+            out.push(Finding {
+                kind: FindingKind::MissingPermission,
+                detail: format!("no {action} at {scope}: {what}; grant what `iothub-access-operator setup` prints"),
+            });
+        }
+    };
+    for scope in &needs.allowed_scopes {
+        need(scope, "Microsoft.Authorization/roleAssignments/read", None, "grants cannot be observed");
+        need(scope, "Microsoft.Authorization/roleDefinitions/read", None, "roles cannot be judged");
+        if let Some(role) = needs.probe_role {
+            for t in &needs.principal_types {
+                let what = format!("role {role} cannot be assigned or removed for a {}", t.as_str());
+                need(scope, RA_WRITE, Some((role, t.as_str())), &what);
+                need(scope, RA_DELETE, Some((role, t.as_str())), &what);
+            }
+        }
+        if needs.custom_roles {
+            need(scope, RD_WRITE, None, "custom roles cannot be written");
+        }
+    }
+    for scope in &needs.hub_scopes {
+        need(scope, HUB_WRITE, None, "shared access cannot be changed");
+    }
+    for sub in &needs.search_subscriptions {
+        let scope = Scope::Subscription(sub.clone());
+        need(&scope, "Microsoft.Devices/provisioningServices/read", None, "DPS links cannot be searched");
+    }
+    dedup(out)
+}
+
+fn dedup(mut v: Vec<Finding>) -> Vec<Finding> {
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Findings counted by kind, every kind present (for the gauge).
+pub fn counts(findings: &[Finding]) -> Vec<(FindingKind, usize)> {
+    FindingKind::ALL.iter().map(|k| (*k, findings.iter().filter(|f| f.kind == *k).count())).collect()
+}
