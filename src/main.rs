@@ -67,6 +67,9 @@ enum Command {
     },
     /// Run the operator: watch the custom resources in Kubernetes and keep Azure matching them.
     Run(Box<iothub_access_operator::controller::run::RunArgs>),
+    /// Print what the operator's own Azure identity needs (least privilege, limited by a
+    /// delegation condition), as az commands, Bicep, Terraform or JSON. Offline.
+    Setup(cli::setup::SetupArgs),
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -74,7 +77,15 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // A usage error exits 1 ("error"), never 2, which `plan` and `apply` use for "changes".
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::from(1);
+        }
+        Err(e) => e.exit(),
+    };
     let command = cli.command.unwrap_or(Command::Demo { listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)) });
     let result = match command {
         Command::Crds { output_dir } => cli::crds::run(output_dir.as_deref(), &mut std::io::stdout()),
@@ -86,11 +97,14 @@ fn main() -> ExitCode {
         Command::Run(args) => {
             runtime().and_then(|rt| rt.block_on(iothub_access_operator::controller::run::run(*args))).map(|()| 0)
         }
+        Command::Setup(args) => cli::setup::run(&args, &mut std::io::stdout(), &mut std::io::stderr()),
         Command::Plan { paths, output, azure, policy } => runtime().and_then(|rt| {
             rt.block_on(async {
                 let manifests = iothub_access_operator::manifest::load(&paths);
                 let client = azure.client()?;
-                Ok(cli::reconcile::run_plan(client, &manifests, &policy, output, &mut std::io::stdout()).await?)
+                let oid = client.caller_object_id().await.ok();
+                let mut out = std::io::stdout();
+                Ok(cli::reconcile::run_plan(client, &manifests, &policy, oid.as_deref(), output, &mut out).await?)
             })
         }),
         Command::Apply { paths, output, azure, policy } => runtime().and_then(|rt| {

@@ -246,27 +246,6 @@ impl Attributes for RequestAttributes {
     }
 }
 
-/// ARM's 400 for a condition it refuses (role assignment PUT). Microsoft documents the message
-/// ("Troubleshoot Azure conditions": "The given role assignment condition is invalid."); the code
-/// is the one ARM answers in the wild.
-fn invalid_condition() -> Reply {
-    Reply::arm_error(400, "InvalidRoleAssignmentCondition", "The given role assignment condition is invalid.")
-}
-
-/// The longest condition ARM takes ("Azure conditions FAQ": up to 8 KB).
-const MAX_CONDITION_BYTES: usize = 8 * 1024;
-
-/// Checks a condition written on a role assignment: ARM's 400 when it does not parse, names an
-/// unknown attribute or operator, is longer than 8 KB, or its version is not 2.0. `Ok` holds the
-/// version to store (2.0 when a condition comes without one; none without a condition).
-pub(crate) fn check_condition(condition: Option<&str>, version: Option<&str>) -> Result<Option<String>, Reply> {
-    let Some(text) = condition.filter(|c| !c.trim().is_empty()) else { return Ok(version.map(str::to_string)) };
-    if version.is_some_and(|v| v != "2.0") || text.len() > MAX_CONDITION_BYTES {
-        return Err(invalid_condition());
-    }
-    iothub_access_abac::parse(text).map(|_| Some("2.0".to_string())).map_err(|_| invalid_condition())
-}
-
 #[cfg(test)]
 mod tests {
     use super::wildcard_match;

@@ -91,7 +91,8 @@ pub async fn run(listen: SocketAddr, out: &mut dyn Write) -> anyhow::Result<i32>
     };
 
     step(out, 1, "plan examples/ (read-only: what would change in Azure)")?;
-    let code = reconcile::run_plan(azure.clone(), &examples, &policy, reconcile::OutputFormat::Table, out).await?;
+    let code =
+        reconcile::run_plan(azure.clone(), &examples, &policy, None, reconcile::OutputFormat::Table, out).await?;
     ensure!(code == 2, "plan should report pending changes (exit 2), got {code}");
 
     step(out, 2, "apply examples/")?;
@@ -129,7 +130,8 @@ pub async fn run(listen: SocketAddr, out: &mut dyn Write) -> anyhow::Result<i32>
     });
     ensure!(removed == 1, "the demo expected one telemetry assignment to delete, found {removed}");
     writeln!(out, "plan now shows the drift:\n")?;
-    let code = reconcile::run_plan(azure.clone(), &examples, &policy, reconcile::OutputFormat::Table, out).await?;
+    let code =
+        reconcile::run_plan(azure.clone(), &examples, &policy, None, reconcile::OutputFormat::Table, out).await?;
     ensure!(code == 2, "plan should see the drift (exit 2), got {code}");
     writeln!(out, "\napply repairs it:\n")?;
     let repair = reconcile::apply_manifests(azure.clone(), &examples, 16, &policy).await;

@@ -4,7 +4,9 @@
 pub mod crds;
 pub mod demo;
 pub mod emulator;
+pub mod identity;
 pub mod reconcile;
 pub mod render;
 pub mod report;
+pub mod setup;
 pub mod validate;

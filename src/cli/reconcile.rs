@@ -254,22 +254,38 @@ pub fn plan_exit_code(manifests: &Manifests, planned: &[Planned]) -> i32 {
 }
 
 /// `plan -f PATH...`: read-only.
+/// With `identity` (the credential's object id), its findings follow: what it holds beyond what
+/// these manifests need, and what it lacks for them.
 pub async fn run_plan(
     azure: Arc<dyn Azure>,
     manifests: &Manifests,
     policy: &Policy,
+    identity: Option<&str>,
     format: OutputFormat,
     out: &mut dyn Write,
 ) -> std::io::Result<i32> {
     policy.warn_if_open(&mut std::io::stderr())?;
-    let planned = plan_manifests(azure, manifests, policy).await;
+    let planned = plan_manifests(azure.clone(), manifests, policy).await;
+    let checked = match identity {
+        Some(oid) => {
+            Some((oid, super::identity::check(azure.as_ref(), oid, manifests, policy.gate().scopes().allowed()).await))
+        }
+        None => None,
+    };
     match format {
         OutputFormat::Table => {
             write_manifest_report(manifests, out)?;
             write_table(&planned, out)?;
+            if let Some((oid, result)) = &checked {
+                super::identity::write(oid, result, out)?;
+            }
         }
         OutputFormat::Json => {
-            writeln!(out, "{}", serde_json::to_string_pretty(&to_json(manifests, &planned)).unwrap_or_default())?;
+            let mut doc = to_json(manifests, &planned);
+            if let Some((oid, result)) = &checked {
+                doc["identity"] = super::identity::to_json(oid, result);
+            }
+            writeln!(out, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
         }
     }
     Ok(plan_exit_code(manifests, &planned))

@@ -44,15 +44,28 @@ pub fn needs(ctx: &Context) -> Needs {
 /// Check once, then at every resync tick, until `ticks` closes.
 pub async fn run(ctx: Arc<Context>, oid: String, mut ticks: watch::Receiver<u64>) {
     // The caches say which kinds are in use: judge only once they are listed.
-    ctx.assignments.wait_until_ready().await.ok();
-    ctx.custom_roles.wait_until_ready().await.ok();
-    ctx.shared_access.wait_until_ready().await.ok();
+    listed(&ctx.assignments).await;
+    listed(&ctx.custom_roles).await;
+    listed(&ctx.shared_access).await;
+    tracing::info!(object_id = %oid, "checking the operator's Azure identity");
     loop {
         check_once(&ctx, &oid).await;
         if ticks.changed().await.is_err() {
             return;
         }
     }
+}
+
+/// `Store::wait_until_ready`, safe beside the controller's own wait on the same store: kube-runtime's
+/// readiness is a oneshot receiver shared by every clone of the store, which keeps only the waker
+/// of the last task that polled it (the controller's), so a second waiter may never be woken.
+/// Polling again every 200 ms sees the value once it is set.
+async fn listed<K>(store: &kube::runtime::reflector::Store<K>)
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    while tokio::time::timeout(std::time::Duration::from_millis(200), store.wait_until_ready()).await.is_err() {}
 }
 
 async fn check_once(ctx: &Context, oid: &str) {

@@ -228,6 +228,7 @@ mod tests {
             Reason::DpsIdentityLacksRole,
             Reason::DeviceUpdateLinked,
             Reason::PolicyDenied,
+            Reason::DelegationDenied,
             Reason::OverriddenByPolicy,
             Reason::WouldLockOut,
             Reason::HubNotFound,

@@ -10,6 +10,7 @@
 mod support;
 
 mod admission;
+mod identity;
 mod leader;
 mod operator;
 mod soak;

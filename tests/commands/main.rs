@@ -198,3 +198,44 @@ async fn plan_and_apply_keep_to_the_allowed_scopes_and_say_when_none_are_given()
     let plan = run(&url, &["plan", "-f", "examples"]);
     assert!(String::from_utf8_lossy(&plan.stderr).contains("warning: no --allowed-scope given: nothing is written"));
 }
+
+/// `plan` judges the CLI's own identity too: holding Owner on the subscription it is told it may
+/// assign any role; with nothing at all, what the manifests need is named as missing. Advisory:
+/// the exit code is the plan's.
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_reports_what_the_clis_identity_holds_beyond_and_lacks_for_the_manifests() {
+    let emu = emulator(DEMO_SEED, |_| {}).await;
+    let url = emu.base_url();
+    let sub = format!("/subscriptions/{SUB}");
+    let args = ["plan", "-f", "examples/role-assignment-operators.yaml", "--allowed-scope", &sub, "-o", "json"];
+    let plan = run(&url, &args);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&plan)).expect("one JSON document");
+    assert_eq!(doc["identity"]["principalId"], CLIENT_ID);
+    let findings = doc["identity"]["findings"].as_array().expect("findings").clone();
+    assert!(
+        findings.iter().any(|f| f["finding"] == "MissingPermission"
+            && f["detail"].as_str().unwrap().contains("roleAssignments/write")
+            && f["detail"].as_str().unwrap().contains("for a Group")),
+        "{findings:?}"
+    );
+    assert!(!findings.iter().any(|f| f["finding"] == "OverPrivileged"), "{findings:?}");
+    assert_eq!(plan.status.code(), Some(2), "changes pending, as without the check");
+
+    emu.with_state(|s| {
+        s.role_assignments.push(iothub_access_emulator::RoleAssignment {
+            name: "0e000000-0000-4000-8000-0000000000e2".into(),
+            scope: sub.clone(),
+            role_definition_id: "8e3af657-a8ff-443c-a75c-2fe8c4bcb635".into(),
+            principal_id: CLIENT_ID.into(),
+            principal_type: Some("ServicePrincipal".into()),
+            ..Default::default()
+        })
+    });
+    let text = stdout(&run(&url, &args[..5]));
+    assert!(text.contains(&format!("identity {CLIENT_ID}:")), "{text}");
+    assert!(
+        text.contains("OverPrivileged: 'Owner' at") && text.contains("may assign any role, Owner included"),
+        "{text}"
+    );
+    assert!(!text.contains("MissingPermission"), "Owner lacks nothing: {text}");
+}
