@@ -207,7 +207,7 @@ async fn b4_custom_roles() {
     let builtin = t.get(&list(&hub_scope(HUB), "roleName eq 'IoT Hub Data Reader'")).await;
     assert_eq!(builtin.body["value"][0]["properties"]["type"], "BuiltInRole");
     let builtins = names(&t.get(&list(&rg_scope(), "type eq 'BuiltInRole'")).await.body);
-    assert_eq!(builtins.len(), 7, "all built-ins at every scope");
+    assert_eq!(builtins.len(), 9, "all built-ins at every scope");
     let tenant = names(
         &t.get(
             "/providers/Microsoft.Authorization/roleDefinitions?api-version=2022-04-01&$filter=type+eq+'CustomRole'",
