@@ -68,7 +68,7 @@ impl Steps for IotHubCustomRole {
         let src = sources(ctx, self, &no_custom_roles, &crate::pipeline::no_custom_role_owner);
         let owned = owned_of(ctx, self, st)
             .map_err(|e| AzureError::Withheld { reason: Reason::ScopesUnknown, message: e.to_string() })?;
-        Pipeline::plan(self, &ctx.observer.get(), &src, desired, owned).await
+        Pipeline::plan(self, &ctx.observer_for(self), &src, desired, owned).await
     }
 
     fn drifted(plan: &Plan) -> bool {

@@ -337,6 +337,12 @@ async fn progressing<K: Kind>(api: &Api<K>, obj: Arc<K>) -> Result<Arc<K>, Recon
 
 /// Set `Ready`, `Reconciling`/`Stalled` and `observedGeneration` on `st`, remember the state for
 /// metrics, and write the status when it changed.
+/// The reconcile request token `obj` carries and its status has not handled yet.
+pub fn requested<K: Kind>(obj: &K) -> Option<&str> {
+    let last = obj.status().and_then(|s| status::Conditioned::last_handled_reconcile_at(s));
+    obj.meta().annotations.as_ref().and_then(|a| crate::crd::common::reconcile_requested(a, last))
+}
+
 pub async fn finish<K: Kind>(
     api: &Api<K>,
     obj: &K,
@@ -348,6 +354,9 @@ pub async fn finish<K: Kind>(
 ) -> Result<(), ReconcileError> {
     let generation = obj.meta().generation;
     st.set_observed_generation(generation);
+    if let Some(token) = requested(obj) {
+        st.set_last_handled_reconcile_at(Some(token.to_string()));
+    }
     status::set_condition(st.conditions_mut(), READY, ready, why.as_str(), message, generation);
     status::set_progress(st.conditions_mut(), status::progress(ready, why), why, message, generation);
     ctx.metrics.set_state(K::KIND, key_of(obj), ready, why.as_str());

@@ -71,13 +71,26 @@ impl ObserverCache {
         cur.1.clone()
     }
 
-    fn fresh(&self) -> Observer {
+    /// An observation of its own: every read made anew.
+    pub fn fresh(&self) -> Observer {
         Observer::new(self.azure.clone()).with_recheck(self.recheck)
     }
 
     /// Start a new generation now (the resync trigger).
     pub fn rotate(&self) {
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), Arc::new(self.fresh()));
+    }
+}
+
+impl Context {
+    /// The observation `obj` plans on: the one shared within the resync period, or a fresh one
+    /// (every read made anew) while it carries a reconcile request not handled yet
+    /// (`iothubaccess.io/reconcile-requested-at`).
+    pub fn observer_for<K: Kind>(&self, obj: &K) -> Arc<Observer> {
+        match driver::requested(obj) {
+            Some(_) => Arc::new(self.observer.fresh()),
+            None => self.observer.get(),
+        }
     }
 }
 

@@ -139,7 +139,7 @@ impl Steps for IotHubRoleAssignment {
             .map_err(|e| AzureError::Withheld { reason: Reason::ScopesUnknown, message: e.to_string() })?;
         let lookup = custom_role_lookup(ctx, &ns);
         let roles = owner_of_role(ctx);
-        Pipeline::plan(self, &ctx.observer.get(), &sources(ctx, self, &lookup, &roles), desired, owned).await
+        Pipeline::plan(self, &ctx.observer_for(self), &sources(ctx, self, &lookup, &roles), desired, owned).await
     }
 
     fn observed(

@@ -135,7 +135,7 @@ impl Steps for IotHubSharedAccess {
     ) -> Result<(Plan, HubView), AzureError> {
         Pipeline::plan(
             self,
-            &ctx.observer.get(),
+            &ctx.observer_for(self),
             &sources(ctx, self, &no_custom_roles, &crate::pipeline::no_custom_role_owner),
             desired,
             (),
@@ -190,7 +190,7 @@ impl Steps for IotHubSharedAccess {
         // Status says what Azure holds now, as the write read it back (kept by the observer;
         // read again only when the write could not), never what was meant to be written.
         let hub_after = if shared_access::reads_back(&writes) {
-            ctx.observer.get().hub(&desired.hub).await.ok().flatten()
+            ctx.observer_for(self).hub(&desired.hub).await.ok().flatten()
         } else {
             None
         };

@@ -106,6 +106,9 @@ pub trait Conditioned: Clone + Default + PartialEq + serde::Serialize + Send + S
     fn set_observed_generation(&mut self, generation: Option<i64>);
     /// Changes observe mode would make (`pendingActions`).
     fn pending_actions_mut(&mut self) -> &mut Vec<PendingAction>;
+    /// The last reconcile request token handled (`lastHandledReconcileAt`).
+    fn last_handled_reconcile_at(&self) -> Option<&str>;
+    fn set_last_handled_reconcile_at(&mut self, token: Option<String>);
 }
 
 macro_rules! conditioned {
@@ -125,6 +128,12 @@ macro_rules! conditioned {
             }
             fn pending_actions_mut(&mut self) -> &mut Vec<PendingAction> {
                 &mut self.pending_actions
+            }
+            fn last_handled_reconcile_at(&self) -> Option<&str> {
+                self.last_handled_reconcile_at.as_deref()
+            }
+            fn set_last_handled_reconcile_at(&mut self, token: Option<String>) {
+                self.last_handled_reconcile_at = token;
             }
         }
     )*};

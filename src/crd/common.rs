@@ -22,6 +22,21 @@ pub const FINALIZER: &str = "iothubaccess.io/cleanup";
 pub const MAX_OWNED_HINTS: usize = 16;
 /// Annotation choosing how a resource is reconciled: `manage` (default), `observe`, `skip`.
 pub const RECONCILE_ANNOTATION: &str = "iothubaccess.io/reconcile";
+
+/// Set to a new token (any text: a time, a commit) to have the resource reconciled at once on
+/// fresh Azure reads, not the observation shared within a resync period; status
+/// `lastHandledReconcileAt` then holds the token. Flux's `reconcile.fluxcd.io/requestedAt`, and
+/// the Argo CD `reconcile` action, work this way.
+pub const RECONCILE_REQUESTED_AT: &str = "iothubaccess.io/reconcile-requested-at";
+
+/// The token of a reconcile request not handled yet (`last_handled`: status
+/// `lastHandledReconcileAt`): the same token twice asks for nothing.
+pub fn reconcile_requested<'a>(
+    annotations: &'a std::collections::BTreeMap<String, String>,
+    last_handled: Option<&str>,
+) -> Option<&'a str> {
+    annotations.get(RECONCILE_REQUESTED_AT).map(String::as_str).filter(|t| Some(*t) != last_handled)
+}
 /// Namespace annotation (set by the cluster admin) narrowing the scopes a namespace may manage.
 pub const ALLOWED_SCOPES_ANNOTATION: &str = "iothubaccess.io/allowed-scopes";
 

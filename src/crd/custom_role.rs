@@ -84,6 +84,9 @@ pub struct IotHubCustomRoleStatus {
     pub observed_generation: Option<i64>,
     #[serde(default)]
     pub conditions: Vec<StatusCondition>,
+    /// The last `iothubaccess.io/reconcile-requested-at` token handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
     /// The role definition this resource created and owns.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role_definition_id: Option<String>,

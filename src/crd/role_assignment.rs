@@ -121,6 +121,9 @@ pub struct IotHubRoleAssignmentStatus {
     /// `Ready` (Azure matches the spec) and `LeastPrivilege`.
     #[serde(default)]
     pub conditions: Vec<StatusCondition>,
+    /// The last `iothubaccess.io/reconcile-requested-at` token handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
     /// The Azure role assignment that satisfies the spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignment_id: Option<String>,

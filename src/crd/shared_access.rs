@@ -46,6 +46,9 @@ pub struct IotHubSharedAccessStatus {
     pub observed_generation: Option<i64>,
     #[serde(default)]
     pub conditions: Vec<StatusCondition>,
+    /// The last `iothubaccess.io/reconcile-requested-at` token handled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
     /// The hub's ARM id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hub_id: Option<String>,

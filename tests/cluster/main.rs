@@ -10,6 +10,7 @@
 mod support;
 
 mod admission;
+mod gitops;
 mod identity;
 mod leader;
 mod operator;
