@@ -12,8 +12,8 @@ use uuid::Uuid;
 use crate::azure::AzureError;
 use crate::crd::{IotHubCustomRole, IotHubCustomRoleSpec, IotHubRoleAssignment, IotHubSharedAccess};
 use crate::desire::{
-    DesireError, DesiredAssignment, DesiredCustomRole, DesiredSharedAccess, Guarded, desire_custom_role,
-    desire_role_assignment, desire_shared_access,
+    DesireError, DesiredAssignment, DesiredCustomRole, DesiredSharedAccess, Guarded, PrincipalLookup,
+    desire_custom_role, desire_role_assignment, desire_shared_access, resolve_principal,
 };
 use crate::domain::naming::Owner;
 use crate::domain::{RoleAssignmentId, RoleDefinitionId};
@@ -35,6 +35,8 @@ pub struct Sources<'a> {
     pub allowed_roles: Vec<Uuid>,
     /// The `IotHubCustomRole` (of any namespace) whose derived definition GUID this is, if any.
     pub custom_role_owner: &'a (dyn Fn(Uuid) -> Option<Owner> + Send + Sync),
+    /// What a `principal.idFrom` ConfigMap key holds (`desire::no_principal_refs`: none known).
+    pub principals: PrincipalLookup<'a>,
 }
 
 /// No custom role of any namespace (a kind that grants nothing, or a test's world).
@@ -126,7 +128,8 @@ impl Pipeline for IotHubRoleAssignment {
     type View = Vec<RoleAssignmentId>;
 
     fn desire(&self, src: &Sources<'_>) -> Result<DesiredAssignment, DesireError> {
-        desire_role_assignment(&self.spec, src.custom_roles, &src.owner)
+        let spec = resolve_principal(&self.spec, &src.owner.namespace, src.principals)?;
+        desire_role_assignment(&spec, src.custom_roles, &src.owner)
     }
 
     async fn plan(

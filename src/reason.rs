@@ -16,6 +16,8 @@ pub enum Reason {
     DeviceUpdateLinked,
     /// Azure Policy refused the write.
     PolicyDenied,
+    /// `principal.idFrom` names a ConfigMap or key that is not there (yet).
+    PrincipalRefNotFound,
     /// Azure refused a role assignment write or delete (403): the delegation condition on the
     /// operator's identity, most likely.
     DelegationDenied,
@@ -106,6 +108,7 @@ impl Reason {
             Reason::DpsIdentityLacksRole => "DpsIdentityLacksRole",
             Reason::DeviceUpdateLinked => "DeviceUpdateLinked",
             Reason::PolicyDenied => "PolicyDenied",
+            Reason::PrincipalRefNotFound => "PrincipalRefNotFound",
             Reason::DelegationDenied => "DelegationDenied",
             Reason::OverriddenByPolicy => "OverriddenByPolicy",
             Reason::DenyReverted => "DenyReverted",

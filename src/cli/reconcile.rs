@@ -172,6 +172,7 @@ async fn plan_document(
         others: wants.clone(),
         allowed_roles: policy.guard.allowed_roles.clone(),
         custom_role_owner: &roles,
+        principals: &desire::no_principal_refs,
     };
     match &doc.resource {
         Resource::CustomRole(r) => plan_one(r, obs, &src, policy).await,

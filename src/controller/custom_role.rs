@@ -52,9 +52,18 @@ impl Steps for IotHubCustomRole {
     type View = Vec<RoleDefinitionId>;
     const SUBJECT: &'static str = "the role definition";
 
-    fn desire(&self, ctx: &Context, st: &mut IotHubCustomRoleStatus) -> Result<DesiredCustomRole, Stop> {
-        let d = Pipeline::desire(self, &sources(ctx, self, &no_custom_roles, &crate::pipeline::no_custom_role_owner))
-            .map_err(|e| Stop { reason: Reason::InvalidSpec, message: e.detail(), event: true, retry: None })?;
+    async fn desire(&self, ctx: &Context, st: &mut IotHubCustomRoleStatus) -> Result<DesiredCustomRole, Stop> {
+        let d = Pipeline::desire(
+            self,
+            &sources(
+                ctx,
+                self,
+                &no_custom_roles,
+                &crate::pipeline::no_custom_role_owner,
+                &crate::desire::no_principal_refs,
+            ),
+        )
+        .map_err(|e| Stop { reason: Reason::InvalidSpec, message: e.detail(), event: true, retry: None })?;
         st.effective_data_actions = d.definition().effective_data_actions().into_iter().map(str::to_string).collect();
         Ok(d)
     }
@@ -65,7 +74,13 @@ impl Steps for IotHubCustomRole {
         desired: &DesiredCustomRole,
         st: &IotHubCustomRoleStatus,
     ) -> Result<(Plan, Vec<RoleDefinitionId>), AzureError> {
-        let src = sources(ctx, self, &no_custom_roles, &crate::pipeline::no_custom_role_owner);
+        let src = sources(
+            ctx,
+            self,
+            &no_custom_roles,
+            &crate::pipeline::no_custom_role_owner,
+            &crate::desire::no_principal_refs,
+        );
         let owned = owned_of(ctx, self, st)
             .map_err(|e| AzureError::Withheld { reason: Reason::ScopesUnknown, message: e.to_string() })?;
         Pipeline::plan(self, &ctx.observer_for(self), &src, desired, owned).await
@@ -128,7 +143,8 @@ async fn cleanup(
         ctx.event(obj, EventType::Warning, Reason::DeletionRefused, msg.clone()).await;
         return Err(ReconcileError::Refused(msg));
     }
-    let src = sources(ctx, obj, &no_custom_roles, &crate::pipeline::no_custom_role_owner);
+    let src =
+        sources(ctx, obj, &no_custom_roles, &crate::pipeline::no_custom_role_owner, &crate::desire::no_principal_refs);
     let desired = Pipeline::desire(obj, &src).ok();
     let owned = owned_of(ctx, obj, &st)?;
     let subject = desired.as_ref().map(|d| d.id().to_string());

@@ -88,7 +88,7 @@ pub trait Steps: Kind + Send + Sync + 'static {
 
     /// desire: the spec as desired state, or why the pipeline stops. May record what it resolved
     /// in status.
-    fn desire(&self, ctx: &Context, st: &mut Self::Status) -> Result<Self::Desired, Stop>;
+    async fn desire(&self, ctx: &Context, st: &mut Self::Status) -> Result<Self::Desired, Stop>;
 
     /// observe + plan, through the engine.
     async fn plan(
@@ -186,7 +186,7 @@ async fn run<K: Steps>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<Requeue, 
     let mut st = obj.status().cloned().unwrap_or_default();
 
     // desire
-    let desired = match obj.desire(ctx, &mut st) {
+    let desired = match obj.desire(ctx, &mut st).await {
         Ok(d) => d,
         Err(stop) => {
             if stop.event && !status::already_told(st.conditions(), stop.reason.as_str(), Some(&stop.message)) {

@@ -16,6 +16,7 @@ pub mod fair;
 pub mod fence;
 pub mod identity;
 pub mod namespaces;
+pub mod principals;
 pub mod role_assignment;
 pub mod run;
 pub mod shared_access;
@@ -165,6 +166,8 @@ pub struct Context {
     pub settings: Settings,
     /// Fair turns between namespaces for every reconcile.
     pub turns: Arc<fair::Turns>,
+    /// The ConfigMap keys role assignments read their principal from (`principals.rs`).
+    pub principals: Arc<principals::PrincipalRefs>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -182,6 +185,7 @@ impl Context {
             assignments: stores.assignments,
             shared_access: stores.shared_access,
             turns: fair::Turns::new(settings.reconcile_concurrency),
+            principals: Arc::default(),
             settings,
             failures: Mutex::new(HashMap::new()),
         }
@@ -482,6 +486,7 @@ pub fn sources<'a, K: ResourceExt>(
     obj: &K,
     custom_roles: &'a (dyn Fn(&str) -> Option<crate::crd::IotHubCustomRoleSpec> + Send + Sync),
     custom_role_owner: &'a (dyn Fn(uuid::Uuid) -> Option<Owner> + Send + Sync),
+    principals: crate::desire::PrincipalLookup<'a>,
 ) -> crate::pipeline::Sources<'a> {
     crate::pipeline::Sources {
         owner: owner_of(ctx, obj),
@@ -489,6 +494,7 @@ pub fn sources<'a, K: ResourceExt>(
         others: ClusterWants::or_unknown(ctx),
         allowed_roles: ctx.gate.allowed_roles().to_vec(),
         custom_role_owner,
+        principals,
     }
 }
 

@@ -18,7 +18,7 @@ use super::{Context, Kind as _, ReconcileError, custom_role_owner, key_of, wants
 use crate::apply::{self, Applied};
 use crate::azure::AzureError;
 use crate::crd::{IotHubCustomRole, IotHubCustomRoleSpec, IotHubRoleAssignment, IotHubRoleAssignmentStatus};
-use crate::desire::{DesireError, DesiredAssignment};
+use crate::desire::{DesireError, DesiredAssignment, RefValue};
 use crate::domain::RoleAssignmentId;
 use crate::domain::ids::ScopeLevelName;
 use crate::pipeline::Pipeline;
@@ -73,6 +73,19 @@ fn owner_of_role(ctx: &Context) -> impl Fn(uuid::Uuid) -> Option<crate::domain::
     move |guid| custom_role_owner(&ctx.custom_roles, &ctx.settings.instance_id, guid)
 }
 
+/// What `principal.idFrom` reads now (fresh from the API server; remembered for the other
+/// resources' wants). `Unknown` without a reference (nothing to read).
+async fn read_principal(ctx: &Context, obj: &IotHubRoleAssignment) -> RefValue {
+    let Some(from) = &obj.spec.principal.id_from else { return RefValue::Unknown };
+    let r = &from.config_map_key_ref;
+    ctx.principals.read(&ctx.client, &obj.namespace().unwrap_or_default(), &r.name, &r.key).await
+}
+
+/// The referenced keys as last read.
+fn cached_principals(ctx: &Context) -> impl Fn(&str, &str, &str) -> RefValue + Send + Sync + '_ {
+    move |ns, name, key| ctx.principals.lookup(ns, name, key)
+}
+
 fn fill_resolved(st: &mut IotHubRoleAssignmentStatus, d: &DesiredAssignment) {
     st.role_definition_id = Some(d.role_definition_id().to_string());
     st.role_name = Some(d.role.display_name());
@@ -92,12 +105,25 @@ impl Steps for IotHubRoleAssignment {
     type View = Vec<RoleAssignmentId>;
     const SUBJECT: &'static str = "the role assignment";
 
-    fn desire(&self, ctx: &Context, st: &mut IotHubRoleAssignmentStatus) -> Result<DesiredAssignment, Stop> {
+    async fn desire(&self, ctx: &Context, st: &mut IotHubRoleAssignmentStatus) -> Result<DesiredAssignment, Stop> {
         let ns = self.namespace().unwrap_or_default();
         let lookup = custom_role_lookup(ctx, &ns);
         let roles = owner_of_role(ctx);
-        let desired = match Pipeline::desire(self, &sources(ctx, self, &lookup, &roles)) {
+        let principal = read_principal(ctx, self).await;
+        let principals = move |_: &str, _: &str, _: &str| principal.clone();
+        let desired = match Pipeline::desire(self, &sources(ctx, self, &lookup, &roles, &principals)) {
             Ok(d) => d,
+            Err(e @ (DesireError::PrincipalRefNotFound(_) | DesireError::PrincipalRefUnknown(_))) => {
+                // Waiting for another tool to write it: the ConfigMap watch brings the resource
+                // back as soon as it does; a failed read is tried again shortly.
+                let unknown = matches!(e, DesireError::PrincipalRefUnknown(_));
+                return Err(Stop {
+                    reason: Reason::PrincipalRefNotFound,
+                    message: e.to_string(),
+                    event: !unknown,
+                    retry: unknown.then_some(std::time::Duration::from_secs(10)),
+                });
+            }
             Err(DesireError::Invalid(errors)) => {
                 return Err(Stop {
                     reason: Reason::InvalidSpec,
@@ -139,7 +165,9 @@ impl Steps for IotHubRoleAssignment {
             .map_err(|e| AzureError::Withheld { reason: Reason::ScopesUnknown, message: e.to_string() })?;
         let lookup = custom_role_lookup(ctx, &ns);
         let roles = owner_of_role(ctx);
-        Pipeline::plan(self, &ctx.observer_for(self), &sources(ctx, self, &lookup, &roles), desired, owned).await
+        let principals = cached_principals(ctx);
+        let src = sources(ctx, self, &lookup, &roles, &principals);
+        Pipeline::plan(self, &ctx.observer_for(self), &src, desired, owned).await
     }
 
     fn observed(
@@ -208,7 +236,10 @@ async fn cleanup(obj: &IotHubRoleAssignment, ctx: &Context) -> Result<Requeue, R
     let st = obj.status.clone().unwrap_or_default();
     let lookup = custom_role_lookup(ctx, &ns);
     let roles = owner_of_role(ctx);
-    let desired = Pipeline::desire(obj, &sources(ctx, obj, &lookup, &roles)).ok();
+    // The principal as it reads now; without it, status hints say what to remove.
+    let principal = read_principal(ctx, obj).await;
+    let principals = move |_: &str, _: &str, _: &str| principal.clone();
+    let desired = Pipeline::desire(obj, &sources(ctx, obj, &lookup, &roles, &principals)).ok();
     if let Some(d) = &desired
         && let Err(e) = ctx.check_scopes(&ns, std::slice::from_ref(&d.scope))?
     {
@@ -222,7 +253,7 @@ async fn cleanup(obj: &IotHubRoleAssignment, ctx: &Context) -> Result<Requeue, R
     if !wants::synced(ctx) {
         return Err(ReconcileError::NotSynced);
     }
-    let src = sources(ctx, obj, &lookup, &roles);
+    let src = sources(ctx, obj, &lookup, &roles, &principals);
     let subject = desired.as_ref().map(|d| d.id().to_string());
     let plan = driver::cleanup_plan(obj, ctx, &src, desired.as_ref(), owned, subject).await?;
     for f in &plan.findings {

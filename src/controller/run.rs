@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef};
@@ -165,6 +166,26 @@ async fn controllers(
 ) {
     let (ra_ctrl, cr_ctrl, sa_ctrl) = ctrls;
     let wc = watcher::Config::default().any_semantic();
+    // ConfigMaps by metadata only (nothing cached): one that a role assignment reads its principal
+    // from reconciles that assignment when it appears, changes or goes.
+    let (refs, referencing) = (ctx.principals.clone(), ctx.assignments.clone());
+    let config_maps =
+        watcher(api::<PartialObjectMeta<ConfigMap>>(client, ns), wc.clone()).default_backoff().touched_objects();
+    let ra_ctrl = ra_ctrl.watches_stream(config_maps, move |cm: PartialObjectMeta<ConfigMap>| {
+        let (cns, cname) = (cm.namespace(), cm.name_any());
+        if !refs.changed(cns.as_deref().unwrap_or_default(), &cname) {
+            return vec![];
+        }
+        referencing
+            .state()
+            .into_iter()
+            .filter(|a| {
+                a.namespace() == cns
+                    && a.spec.principal.id_from.as_ref().is_some_and(|f| f.config_map_key_ref.name == cname)
+            })
+            .map(|a| ObjectRef::from_obj(a.as_ref()))
+            .collect::<Vec<_>>()
+    });
     let assignments = ctx.assignments.clone();
     // An assignment waiting for its custom role is reconciled when the role changes.
     let ra = ra_ctrl

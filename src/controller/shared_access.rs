@@ -111,9 +111,18 @@ impl Steps for IotHubSharedAccess {
     type View = HubView;
     const SUBJECT: &'static str = "the hub";
 
-    fn desire(&self, ctx: &Context, st: &mut IotHubSharedAccessStatus) -> Result<DesiredSharedAccess, Stop> {
-        let d = Pipeline::desire(self, &sources(ctx, self, &no_custom_roles, &crate::pipeline::no_custom_role_owner))
-            .map_err(|e| Stop { reason: Reason::InvalidSpec, message: e.detail(), event: true, retry: None })?;
+    async fn desire(&self, ctx: &Context, st: &mut IotHubSharedAccessStatus) -> Result<DesiredSharedAccess, Stop> {
+        let d = Pipeline::desire(
+            self,
+            &sources(
+                ctx,
+                self,
+                &no_custom_roles,
+                &crate::pipeline::no_custom_role_owner,
+                &crate::desire::no_principal_refs,
+            ),
+        )
+        .map_err(|e| Stop { reason: Reason::InvalidSpec, message: e.detail(), event: true, retry: None })?;
         st.hub_id = Some(d.hub.arm_id());
         if let Some(f) = claimed_elsewhere(ctx, self, &d) {
             // Looked at again at the re-check interval: the keeper may go.
@@ -136,7 +145,13 @@ impl Steps for IotHubSharedAccess {
         Pipeline::plan(
             self,
             &ctx.observer_for(self),
-            &sources(ctx, self, &no_custom_roles, &crate::pipeline::no_custom_role_owner),
+            &sources(
+                ctx,
+                self,
+                &no_custom_roles,
+                &crate::pipeline::no_custom_role_owner,
+                &crate::desire::no_principal_refs,
+            ),
             desired,
             (),
         )

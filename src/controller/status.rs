@@ -38,6 +38,7 @@ pub fn progress(ready: bool, why: Reason) -> Progress {
     match why {
         Reason::PendingChanges => Progress::Done,
         Reason::WaitingForCustomRole
+        | Reason::PrincipalRefNotFound
         | Reason::Throttled
         | Reason::AzureError
         | Reason::KubernetesError
@@ -226,9 +227,14 @@ mod tests {
     fn refusals_stall_transient_errors_progress_and_observe_mode_is_done() {
         assert_eq!(progress(true, Reason::Reconciled), Progress::Done);
         assert_eq!(progress(false, Reason::PendingChanges), Progress::Done);
-        for working in
-            [Reason::Throttled, Reason::AzureError, Reason::WaitingForCustomRole, Reason::Progressing, Reason::Drifted]
-        {
+        for working in [
+            Reason::Throttled,
+            Reason::AzureError,
+            Reason::WaitingForCustomRole,
+            Reason::PrincipalRefNotFound,
+            Reason::Progressing,
+            Reason::Drifted,
+        ] {
             assert_eq!(progress(false, working), Progress::Working, "{working}");
         }
         for stalled in [

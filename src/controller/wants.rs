@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::Context;
 use crate::crd::{IotHubCustomRole, IotHubRoleAssignment, ReconcileMode};
-use crate::desire::Guarded as _;
+use crate::desire::{DesireError, Guarded as _};
 use crate::domain::Grant;
 use crate::domain::naming::Owner;
 use crate::gate::{Gate, VerdictExt as _};
@@ -28,6 +28,7 @@ pub struct ClusterWants {
     instance: String,
     watch_namespace: Option<String>,
     gate: Gate,
+    principals: Arc<super::principals::PrincipalRefs>,
 }
 
 /// Have both caches listed everything once? Never waits: a reconcile that waited for the cache
@@ -61,6 +62,7 @@ impl ClusterWants {
             instance: ctx.settings.instance_id.clone(),
             watch_namespace: ctx.settings.watch_namespace.clone(),
             gate: ctx.gate.clone(),
+            principals: ctx.principals.clone(),
         }))
     }
 
@@ -80,9 +82,25 @@ impl ClusterWants {
         }
         let ns = owner.namespace.clone();
         let lookup = |name: &str| self.custom_roles.get(&ObjectRef::new(name).within(&ns)).map(|r| r.spec.clone());
-        let Ok(d) = crate::desire::desire_role_assignment(&a.spec, &lookup, owner) else { return false };
+        // A principal read from a ConfigMap counts as last read; one not read since it changed
+        // could be anyone: it counts as wanting every principal's grant of that role and scope.
+        let principals = |n: &str, c: &str, k: &str| self.principals.lookup(n, c, k);
+        let (spec, anyone) = match crate::desire::resolve_principal(&a.spec, &ns, &principals) {
+            Ok(spec) => (spec, false),
+            Err(DesireError::PrincipalRefUnknown(_)) => {
+                let mut spec = a.spec.clone();
+                spec.principal.id = Some(grant.principal_id.clone());
+                spec.principal.id_from = None;
+                (spec, true)
+            }
+            Err(_) => return false,
+        };
+        let Ok(d) = crate::desire::desire_role_assignment(&spec, &lookup, owner) else { return false };
         if d.grant() != *grant {
             return false;
+        }
+        if anyone {
+            tracing::debug!(resource = %format!("{ns}/{}", a.name_any()), "principal reference not read yet: counted as wanting the grant");
         }
         // Only a `definitionId` can name another namespace's custom role.
         if d.role.definition.is_none()

@@ -14,8 +14,8 @@ use kube::CustomResourceExt;
 pub use common::{API_VERSION, Access, DeletionPolicy, HubRef, ReconcileMode};
 pub use custom_role::{IotHubCustomRole, IotHubCustomRoleSpec, IotHubCustomRoleStatus};
 pub use role_assignment::{
-    AssignmentScope, CustomRoleRef, IotHubRoleAssignment, IotHubRoleAssignmentSpec, IotHubRoleAssignmentStatus,
-    Principal, PrincipalType, RoleRef,
+    AssignmentScope, ConfigMapKeyRef, CustomRoleRef, IotHubRoleAssignment, IotHubRoleAssignmentSpec,
+    IotHubRoleAssignmentStatus, Principal, PrincipalIdSource, PrincipalType, RoleRef,
 };
 pub use shared_access::{IotHubSharedAccess, IotHubSharedAccessSpec, IotHubSharedAccessStatus};
 

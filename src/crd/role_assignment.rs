@@ -57,19 +57,56 @@ pub struct IotHubRoleAssignmentSpec {
     pub deletion_policy: DeletionPolicy,
 }
 
-/// A user, group or service principal.
+/// A user, group or service principal: its object id, given (`id`) or read from a ConfigMap key
+/// another tool writes (`idFrom`), exactly one of them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = rules::principal_exactly_one())]
 pub struct Principal {
     /// Object id of the principal in Microsoft Entra ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = rules::string_matches(rules::GUID, rules::msg::PRINCIPAL_ID))]
     #[schemars(length(max = 36))]
-    pub id: String,
+    pub id: Option<String>,
+    /// Where to read the object id: a key of a ConfigMap in this namespace, e.g. the one Azure
+    /// Service Operator exports a `UserAssignedIdentity`'s `principalId` to. The resource is
+    /// reconciled again when the ConfigMap appears or changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_from: Option<PrincipalIdSource>,
     /// The principal's type. Required: Azure uses it to skip a directory lookup that fails with
     /// PrincipalNotFound for principals created moments ago. Managed identities are
     /// `ServicePrincipal`.
     #[serde(rename = "type")]
     pub principal_type: PrincipalType,
+}
+
+impl Principal {
+    /// A principal given by its object id.
+    pub fn with_id(id: impl Into<String>, principal_type: PrincipalType) -> Principal {
+        Principal { id: Some(id.into()), id_from: None, principal_type }
+    }
+}
+
+/// Where a principal's object id is read from (the Kubernetes `valueFrom` shape).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrincipalIdSource {
+    /// A key of a ConfigMap in the resource's own namespace.
+    pub config_map_key_ref: ConfigMapKeyRef,
+}
+
+/// A key of a ConfigMap in the same namespace.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapKeyRef {
+    /// The ConfigMap's name.
+    #[x_kube(validation = rules::string_matches(rules::CONFIG_MAP_NAME, rules::msg::CONFIG_MAP_NAME))]
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// The key whose value is the object id.
+    #[x_kube(validation = rules::string_matches(rules::CONFIG_MAP_KEY, rules::msg::CONFIG_MAP_KEY))]
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
 }
 
 /// Exactly one of `builtIn`, `customRoleRef` or `definitionId`.

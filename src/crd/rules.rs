@@ -32,6 +32,11 @@ pub const ASSIGNABLE_SCOPE: &str = "(?i)^(/subscriptions/[0-9a-f]{8}-[0-9a-f]{4}
 /// The prefix of management-group scopes, lower-case.
 pub const MANAGEMENT_GROUP_SCOPE_PREFIX: &str = "/providers/microsoft.management/managementgroups/";
 
+/// A ConfigMap name: a DNS subdomain (RFC 1123), what the API server requires of object names.
+pub const CONFIG_MAP_NAME: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/// A ConfigMap key: letters, digits, `-`, `_`, `.` (the API server's rule for data keys).
+pub const CONFIG_MAP_KEY: &str = "^[-._a-zA-Z0-9]+$";
+
 /// Most entries a permission list may hold (bounds CEL cost in the API server).
 pub const MAX_ACTIONS: usize = 64;
 
@@ -45,6 +50,10 @@ pub mod msg {
     pub const MANAGEMENT_GROUP: &str =
         "must be a management group id: 1 to 90 letters, digits, '-', '_', '.', '(' or ')', not ending in '.'";
     pub const ROLE_ONE_OF: &str = "set exactly one of builtIn, customRoleRef or definitionId";
+    pub const PRINCIPAL_ONE_OF: &str = "set exactly one of id and idFrom";
+    pub const CONFIG_MAP_NAME: &str = "must be the name of a ConfigMap in this namespace: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit, at most 253 characters";
+    pub const CONFIG_MAP_KEY: &str =
+        "must be a ConfigMap key: letters, digits, '-', '_' or '.', at most 253 characters";
     pub const MG_ID_REQUIRED: &str = "managementGroupId is required when scope is ManagementGroup";
     pub const MG_ID_FORBIDDEN: &str = "managementGroupId is only allowed when scope is ManagementGroup";
     pub const DATA_ACTION: &str = "must be a documented IoT Hub data action (e.g. Microsoft.Devices/IotHubs/devices/read) or one of their wildcards (e.g. Microsoft.Devices/IotHubs/devices/*, Microsoft.Devices/IotHubs/*/read)";
@@ -164,6 +173,11 @@ pub fn grants_something() -> Rule {
 pub fn role_exactly_one() -> Rule {
     Rule::new("(has(self.builtIn) ? 1 : 0) + (has(self.customRoleRef) ? 1 : 0) + (has(self.definitionId) ? 1 : 0) == 1")
         .message(msg::ROLE_ONE_OF)
+}
+
+/// `principal`: exactly one of `id` and `idFrom`.
+pub fn principal_exactly_one() -> Rule {
+    Rule::new("has(self.id) != has(self.idFrom)").message(msg::PRINCIPAL_ONE_OF)
 }
 
 /// Spec-level: managementGroupId present exactly when scope is ManagementGroup.

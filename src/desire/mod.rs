@@ -14,7 +14,8 @@ use regex::Regex;
 
 pub use custom_role::{DesiredCustomRole, desire_custom_role, validate_custom_role};
 pub use role_assignment::{
-    CustomRoleLookup, DesireError, DesiredAssignment, ResolvedRole, desire_role_assignment, validate_role_assignment,
+    CustomRoleLookup, DesireError, DesiredAssignment, PrincipalLookup, RefValue, ResolvedRole, desire_role_assignment,
+    no_principal_refs, resolve_principal, validate_role_assignment,
 };
 pub use shared_access::{DesiredSharedAccess, desire_shared_access, validate_shared_access};
 
@@ -103,6 +104,8 @@ macro_rules! pattern {
 }
 
 pattern!(GUID_RE, rules::GUID);
+pattern!(CONFIG_MAP_NAME_RE, rules::CONFIG_MAP_NAME);
+pattern!(CONFIG_MAP_KEY_RE, rules::CONFIG_MAP_KEY);
 pattern!(HUB_NAME_RE, rules::HUB_NAME);
 pattern!(DIGITS_ONLY_RE, rules::DIGITS_ONLY);
 pattern!(RESOURCE_GROUP_RE, rules::RESOURCE_GROUP);

@@ -75,6 +75,63 @@ pub enum DesireError {
     /// The referenced IotHubCustomRole is itself invalid.
     #[error("spec.role.customRoleRef.name: the IotHubCustomRole '{name}' is invalid: {errors}")]
     CustomRoleInvalid { name: String, errors: FieldErrors },
+    /// `principal.idFrom` names a ConfigMap or key that is not there (yet).
+    #[error("spec.principal.idFrom.configMapKeyRef: {0}")]
+    PrincipalRefNotFound(String),
+    /// `principal.idFrom` could not be read right now (not known yet); never a reason to act.
+    #[error("spec.principal.idFrom.configMapKeyRef: ConfigMap {0} not read yet")]
+    PrincipalRefUnknown(String),
+}
+
+/// What a `principal.idFrom` ConfigMap key holds, as the front end found it: the controller
+/// reads the ConfigMap (or its cache of referenced keys), the CLI the ConfigMap documents of its
+/// input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefValue {
+    Value(String),
+    /// The ConfigMap or the key is not there; why, in words.
+    Missing(String),
+    /// Not read yet.
+    Unknown,
+}
+
+/// Looks up `(namespace, ConfigMap name, key)`.
+pub type PrincipalLookup<'a> = &'a (dyn Fn(&str, &str, &str) -> RefValue + Send + Sync);
+
+/// No ConfigMap is known (a front end without any): every reference is missing.
+pub fn no_principal_refs(ns: &str, name: &str, _key: &str) -> RefValue {
+    RefValue::Missing(format!("ConfigMap {ns}/{name} is not known here"))
+}
+
+/// The spec with `principal.idFrom` replaced by the object id it reads (`ns`: the resource's
+/// namespace; a reference never leaves it). A value that is not a GUID is an invalid spec naming
+/// the ConfigMap and key; a missing ConfigMap or key is `PrincipalRefNotFound`.
+pub fn resolve_principal(
+    spec: &IotHubRoleAssignmentSpec,
+    ns: &str,
+    lookup: PrincipalLookup<'_>,
+) -> Result<IotHubRoleAssignmentSpec, DesireError> {
+    let Some(from) = &spec.principal.id_from else { return Ok(spec.clone()) };
+    let r = &from.config_map_key_ref;
+    let value = match lookup(ns, &r.name, &r.key) {
+        RefValue::Value(v) => v.trim().to_string(),
+        RefValue::Missing(why) => return Err(DesireError::PrincipalRefNotFound(why)),
+        RefValue::Unknown => return Err(DesireError::PrincipalRefUnknown(format!("{ns}/{}", r.name))),
+    };
+    if !super::GUID_RE.is_match(&value) {
+        let shown: String = value.chars().take(64).collect();
+        return Err(DesireError::Invalid(FieldErrors(vec![super::FieldError::new(
+            "spec.principal.idFrom.configMapKeyRef",
+            format!(
+                "ConfigMap {ns}/{} key {} holds '{shown}', not an object id (a GUID); fix the value where it is written",
+                r.name, r.key
+            ),
+        )])));
+    }
+    let mut resolved = spec.clone();
+    resolved.principal.id = Some(value);
+    resolved.principal.id_from = None;
+    Ok(resolved)
 }
 
 impl DesireError {
@@ -92,7 +149,25 @@ impl DesireError {
 pub fn validate_role_assignment(spec: &IotHubRoleAssignmentSpec) -> Result<(), FieldErrors> {
     let mut errs = FieldErrors::default();
     check_hub(&mut errs, "spec.hub", &spec.hub);
-    check_guid(&mut errs, "spec.principal.id", &spec.principal.id, msg::PRINCIPAL_ID);
+    match (&spec.principal.id, &spec.principal.id_from) {
+        (Some(id), None) => check_guid(&mut errs, "spec.principal.id", id, msg::PRINCIPAL_ID),
+        (None, Some(from)) => {
+            let r = &from.config_map_key_ref;
+            if r.name.len() > 253 || !super::CONFIG_MAP_NAME_RE.is_match(&r.name) {
+                errs.push(
+                    "spec.principal.idFrom.configMapKeyRef.name",
+                    format!("{} (got '{}')", msg::CONFIG_MAP_NAME, r.name),
+                );
+            }
+            if r.key.len() > 253 || !super::CONFIG_MAP_KEY_RE.is_match(&r.key) {
+                errs.push(
+                    "spec.principal.idFrom.configMapKeyRef.key",
+                    format!("{} (got '{}')", msg::CONFIG_MAP_KEY, r.key),
+                );
+            }
+        }
+        _ => errs.push("spec.principal", msg::PRINCIPAL_ONE_OF),
+    }
     let role = &spec.role;
     let set = [role.built_in.is_some(), role.custom_role_ref.is_some(), role.definition_id.is_some()];
     if set.iter().filter(|s| **s).count() != 1 {
@@ -147,7 +222,11 @@ pub fn desire_role_assignment(
         }
     };
     let role = resolve_role(spec, custom_roles, owner)?;
-    let principal_id = spec.principal.id.to_ascii_lowercase();
+    // A reference is resolved by the caller first (`resolve_principal`).
+    let Some(principal_id) = spec.principal.id.as_ref().map(|p| p.to_ascii_lowercase()) else {
+        let name = spec.principal.id_from.as_ref().map(|f| f.config_map_key_ref.name.clone()).unwrap_or_default();
+        return Err(DesireError::PrincipalRefUnknown(name));
+    };
     let name = owner.assignment_name(&Grant::new(scope.clone(), role.guid, &principal_id));
     Ok(DesiredAssignment {
         hub,

@@ -23,7 +23,7 @@ fn second_grant() -> Vec<Resource> {
     let mut docs = manifests(&["examples/role-assignment-operators.yaml"]);
     if let Resource::RoleAssignment(r) = &mut docs[0] {
         r.metadata.name = Some("second-grant".into());
-        r.spec.principal.id = TELEMETRY_SP.into();
+        r.spec.principal.id = Some(TELEMETRY_SP.into());
         r.spec.principal.principal_type = iothub_access_operator::crd::PrincipalType::ServicePrincipal;
     }
     docs

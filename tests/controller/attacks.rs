@@ -480,13 +480,13 @@ async fn attack_a_stale_hand_over_never_lets_the_old_heir_take_an_orphan() {
     let copy = || IotHubRoleAssignment::test("copy").in_namespace(OTHER_NS);
     h.api.put(&copy());
     h.ra_in(OTHER_NS, "copy").await.expect("reconciles");
-    h.api.edit::<IotHubRoleAssignment>(NS, "victim", |v| v.spec.principal.id = SYNC_SP.into());
+    h.api.edit::<IotHubRoleAssignment>(NS, "victim", |v| v.spec.principal.id = Some(SYNC_SP.into()));
     h.ra("victim").await.expect("reconciles");
     assert!(h.api.events().iter().any(|(_, n)| n.starts_with("HandOverRoleAssignment")), "{:?}", h.api.events());
     // The attacker lets go; the victim wants the grant again, then leaves it in Azure on purpose.
     h.api.delete::<IotHubRoleAssignment>(OTHER_NS, "copy");
     h.ra_in(OTHER_NS, "copy").await.expect("cleanup");
-    h.api.edit::<IotHubRoleAssignment>(NS, "victim", |v| v.spec.principal.id = TELEMETRY_SP.into());
+    h.api.edit::<IotHubRoleAssignment>(NS, "victim", |v| v.spec.principal.id = Some(TELEMETRY_SP.into()));
     h.ctx.observer.rotate();
     h.ra("victim").await.expect("reconciles");
     h.api.delete::<IotHubRoleAssignment>(NS, "victim");

@@ -93,7 +93,7 @@ impl AssignmentFixture for IotHubRoleAssignment {
             name,
             IotHubRoleAssignmentSpec {
                 hub: hub(FACTORY_HUB),
-                principal: Principal { id: TELEMETRY_SP.into(), principal_type: PrincipalType::ServicePrincipal },
+                principal: Principal::with_id(TELEMETRY_SP, PrincipalType::ServicePrincipal),
                 role: RoleRef { built_in: Some(BuiltInRole::IoTHubDataReader), ..RoleRef::default() },
                 scope: AssignmentScope::default(),
                 management_group_id: None,
@@ -109,7 +109,7 @@ impl AssignmentFixture for IotHubRoleAssignment {
     }
 
     fn for_principal(mut self, id: &str, ty: PrincipalType) -> Self {
-        self.spec.principal = Principal { id: id.into(), principal_type: ty };
+        self.spec.principal = Principal::with_id(id, ty);
         self
     }
 

@@ -340,7 +340,7 @@ async fn a_principal_change_creates_the_new_assignment_before_deleting_the_old()
     h.ra("sync").await.expect("reconciles");
     let old = h.ra_obj("sync").status.unwrap().owned_assignment_ids;
 
-    h.api.edit::<IotHubRoleAssignment>(NS, "sync", |o| o.spec.principal.id = SYNC_SP.into());
+    h.api.edit::<IotHubRoleAssignment>(NS, "sync", |o| o.spec.principal.id = Some(SYNC_SP.into()));
     h.ra("sync").await.expect("reconciles");
     let st = h.ra_obj("sync").status.unwrap();
     assert_eq!(h.ready(&st.conditions).0, "True");

@@ -31,7 +31,7 @@ pub fn hub_ref() -> HubRef {
 pub fn assignment_spec(principal: &str, role: BuiltInRole) -> IotHubRoleAssignmentSpec {
     IotHubRoleAssignmentSpec {
         hub: hub_ref(),
-        principal: Principal { id: principal.into(), principal_type: PrincipalType::ServicePrincipal },
+        principal: Principal::with_id(principal, PrincipalType::ServicePrincipal),
         role: RoleRef { built_in: Some(role), ..Default::default() },
         scope: AssignmentScope::Hub,
         management_group_id: None,
