@@ -102,9 +102,26 @@ pub struct Manifests {
     pub valid: Vec<usize>,
     /// Documents of our kinds that were checked (including ones too broken to parse).
     pub checked: usize,
+    /// ConfigMap documents (`v1`), by (namespace, name): what `principal.idFrom` reads here.
+    pub config_maps: std::collections::BTreeMap<(String, String), std::collections::BTreeMap<String, String>>,
 }
 
 impl Manifests {
+    /// What `key` of ConfigMap `ns/name` holds in these manifests.
+    pub fn config_map_value(&self, ns: &str, name: &str, key: &str) -> desire::RefValue {
+        match self.config_maps.get(&(ns.to_string(), name.to_string())) {
+            None => desire::RefValue::Missing(format!(
+                "ConfigMap {ns}/{name} is not in the input: give its manifest with -f, or the principal's id (in the cluster it is read from there)"
+            )),
+            Some(data) => match data.get(key) {
+                Some(v) => desire::RefValue::Value(v.clone()),
+                None => desire::RefValue::Missing(format!(
+                    "ConfigMap {ns}/{name} in the input has no key '{key}' (in data)"
+                )),
+            },
+        }
+    }
+
     /// The valid resources.
     pub fn valid_resources(&self) -> impl Iterator<Item = &Document> {
         self.valid.iter().map(|i| &self.documents[*i])
@@ -215,6 +232,17 @@ fn parse_document(out: &mut Manifests, source: &str, index: usize, value: serde_
     let api_version = value.get("apiVersion").and_then(|v| v.as_str()).unwrap_or_default().to_string();
     let kind = value.get("kind").and_then(|v| v.as_str()).unwrap_or_default().to_string();
     let group = api_version.split_once('/').map_or("", |(g, _)| g);
+    if api_version == "v1" && kind == "ConfigMap" {
+        let meta = value.get("metadata");
+        let text = |k: &str| meta.and_then(|m| m.get(k)).and_then(|v| v.as_str()).map(str::to_string);
+        let data = value
+            .get("data")
+            .and_then(|d| serde_json::from_value::<std::collections::BTreeMap<String, String>>(d.clone()).ok())
+            .unwrap_or_default();
+        let key = (text("namespace").unwrap_or_else(|| "default".into()), text("name").unwrap_or_default());
+        out.config_maps.insert(key, data);
+        return;
+    }
     if group != crd::common::GROUP {
         return;
     }
@@ -245,6 +273,12 @@ fn parse_document(out: &mut Manifests, source: &str, index: usize, value: serde_
     let mut errors: Vec<ManifestError> = parse_errors.into_iter().map(|e| err(&e.path, e.message)).collect();
     if name.is_empty() {
         errors.push(err("metadata.name", "is required".into()));
+    } else if let Some(problem) = not_dns_name(&name, 253, true) {
+        errors.push(err("metadata.name", problem));
+    }
+    // An empty namespace is the request's, as kubectl sends it.
+    if let Some(problem) = Some(&ns).filter(|n| !n.is_empty()).and_then(|n| not_dns_name(n, 63, false)) {
+        errors.push(err("metadata.namespace", problem));
     }
     let Some(resource) = resource else {
         out.errors.extend(errors);
@@ -258,6 +292,30 @@ fn parse_document(out: &mut Manifests, source: &str, index: usize, value: serde_
     out.documents.push(Document { source: source.to_string(), index, resource });
     if is_valid {
         out.valid.push(out.documents.len() - 1);
+    }
+}
+
+/// The API server's rule for a custom resource's name (`NameIsDNSSubdomain`: an RFC 1123
+/// subdomain, at most 253 characters) or a namespace (`NameIsDNSLabel`: one label, at most 63),
+/// as the problem with `value`.
+fn not_dns_name(value: &str, max: usize, dots: bool) -> Option<String> {
+    let label = |l: &str| {
+        let b = l.as_bytes();
+        !b.is_empty()
+            && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+            && b[0] != b'-'
+            && b[b.len() - 1] != b'-'
+    };
+    let ok = if dots { value.split('.').all(label) } else { label(value) };
+    let what = if dots {
+        "a DNS subdomain (RFC 1123), as the API server requires: parts joined by '.', each of lowercase letters, digits and '-', starting and ending with a letter or digit"
+    } else {
+        "a DNS label (RFC 1123), as the API server requires: lowercase letters, digits and '-', starting and ending with a letter or digit"
+    };
+    match (ok, value.len() > max) {
+        (true, false) => None,
+        (_, true) => Some(format!("is {} characters long: must be at most {max} characters and {what}", value.len())),
+        (false, false) => Some(format!("'{value}' is not allowed: must be {what}")),
     }
 }
 
@@ -292,6 +350,7 @@ fn with<T>(parsed: (Option<T>, Vec<FieldError>), wrap: fn(T) -> Resource) -> (Op
 /// Cross-resource check: a `customRoleRef` should name an IotHubCustomRole of the same set.
 /// Only a note: the role may live in another folder or already be in the cluster.
 fn check_references(out: &mut Manifests) {
+    check_principal_references(out);
     let roles: Vec<(String, String)> = out
         .documents
         .iter()
@@ -314,5 +373,40 @@ fn check_references(out: &mut Manifests) {
                 r.name
             ));
         }
+    }
+}
+
+/// `principal.idFrom`: a ConfigMap in the input must hold the key, and an object id there; one
+/// not in the input is read in the cluster (a note says so; `plan` and `apply` cannot resolve it).
+fn check_principal_references(out: &mut Manifests) {
+    let mut invalid = Vec::new();
+    for (i, d) in out.documents.iter().enumerate() {
+        let Resource::RoleAssignment(ra) = &d.resource else { continue };
+        if !out.valid.contains(&i) || ra.spec.principal.id_from.is_none() {
+            continue;
+        }
+        let ns = d.resource.namespace();
+        let lookup = |n: &str, c: &str, k: &str| out.config_map_value(n, c, k);
+        let error = match desire::resolve_principal(&ra.spec, ns, &lookup) {
+            Ok(_) => None,
+            Err(desire::DesireError::Invalid(errors)) => errors.0.into_iter().next(),
+            Err(desire::DesireError::PrincipalRefNotFound(why)) => {
+                let from = ra.spec.principal.id_from.as_ref().map(|f| &f.config_map_key_ref);
+                if from.is_some_and(|r| out.config_maps.contains_key(&(ns.to_string(), r.name.clone()))) {
+                    Some(FieldError::new("spec.principal.idFrom.configMapKeyRef", why))
+                } else {
+                    out.notes.push(format!("{}: {}: spec.principal.idFrom: {why}", d.source, d.resource.object_ref()));
+                    None
+                }
+            }
+            Err(_) => None,
+        };
+        if let Some(error) = error {
+            invalid.push((i, ManifestError { source: d.source.clone(), object: d.resource.object_ref(), error }));
+        }
+    }
+    for (i, e) in invalid {
+        out.valid.retain(|v| *v != i);
+        out.errors.push(e);
     }
 }

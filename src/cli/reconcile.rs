@@ -43,6 +43,8 @@ pub enum OutputFormat {
     Table,
     /// One JSON document.
     Json,
+    /// Markdown for a pull-request comment (GitHub, Azure DevOps).
+    Markdown,
 }
 
 /// The `iothubaccess.io/reconcile` mode, and the problem with an unknown value, which the
@@ -134,7 +136,9 @@ fn wants(policy: &Policy, manifests: &Manifests) -> Arc<Wants> {
         {
             let ns = doc.resource.namespace();
             let o = owner(policy, doc);
-            if let Ok(d) = desire::desire_role_assignment(&r.spec, &|n| custom_role_in(manifests, ns, n), &o)
+            let principals = |n: &str, c: &str, k: &str| manifests.config_map_value(n, c, k);
+            let Ok(spec) = desire::resolve_principal(&r.spec, ns, &principals) else { continue };
+            if let Ok(d) = desire::desire_role_assignment(&spec, &|n| custom_role_in(manifests, ns, n), &o)
                 && policy.refuse(&d.guarded_scopes()).is_none()
                 && (d.role.definition.is_some()
                     || custom_role_owner(policy, manifests, d.role.guid).is_none_or(|c| c.namespace == ns))
@@ -166,13 +170,14 @@ async fn plan_document(
     let namespace = doc.resource.namespace();
     let lookup = |name: &str| custom_role_in(manifests, namespace, name);
     let roles = |guid| custom_role_owner(policy, manifests, guid);
+    let principals = |ns: &str, name: &str, key: &str| manifests.config_map_value(ns, name, key);
     let src = Sources {
         owner: owner(policy, doc),
         custom_roles: &lookup,
         others: wants.clone(),
         allowed_roles: policy.guard.allowed_roles.clone(),
         custom_role_owner: &roles,
-        principals: &desire::no_principal_refs,
+        principals: &principals,
     };
     match &doc.resource {
         Resource::CustomRole(r) => plan_one(r, obs, &src, policy).await,
@@ -288,6 +293,10 @@ pub async fn run_plan(
             }
             writeln!(out, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
         }
+        OutputFormat::Markdown => {
+            let identity = checked.as_ref().map(|(oid, result)| (*oid, result));
+            super::render::write_markdown(manifests, &planned, identity, out)?;
+        }
     }
     Ok(plan_exit_code(manifests, &planned))
 }
@@ -372,6 +381,7 @@ pub async fn run_apply(
             let doc = super::render::apply_json(manifests, &report);
             writeln!(out, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default())?;
         }
+        OutputFormat::Markdown => super::render::write_apply_markdown(manifests, &report, out)?,
     }
     Ok(apply_exit_code(manifests, &report))
 }

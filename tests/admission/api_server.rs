@@ -75,5 +75,12 @@ pub fn admit(object: &Value) -> Vec<(String, String)> {
             errors.push((e.field_path.trim_start_matches('.').to_string(), e.message));
         }
     }
+    // The server's own check of every custom resource's name (`ValidateObjectMetaAccessor` with
+    // `NameIsDNSSubdomain`), with apimachinery's regex and length.
+    let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let subdomain = regex::Regex::new(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$").unwrap();
+    if name.len() > 253 || !subdomain.is_match(name) {
+        errors.push(("metadata.name".into(), format!("{name:?}: a lowercase RFC 1123 subdomain, at most 253")));
+    }
     errors
 }

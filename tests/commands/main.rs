@@ -239,3 +239,134 @@ async fn plan_reports_what_the_clis_identity_holds_beyond_and_lacks_for_the_mani
     );
     assert!(!text.contains("MissingPermission"), "Owner lacks nothing: {text}");
 }
+
+/// Compare `actual` with the committed `tests/commands/golden/<name>`; `UPDATE_GOLDEN=1` rewrites
+/// it instead (then review the diff).
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/commands/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_default();
+    if let Some((n, (want, got))) =
+        expected.lines().chain([""]).zip(actual.lines().chain([""])).enumerate().find(|(_, (w, g))| w != g)
+    {
+        panic!(
+            "{} differs at line {}:\n  golden: {want}\n  output: {got}\nif the change is meant, run with UPDATE_GOLDEN=1 and review the diff",
+            path.display(),
+            n + 1
+        );
+    }
+    assert_eq!(expected, actual, "{} differs (line endings?)", path.display());
+}
+
+/// `plan -o markdown` (and `apply -o markdown`) as a pull-request comment shows them, byte for
+/// byte against committed golden files. Nothing is normalized: the emulator's seed is fixed, the
+/// names the operator gives are derived (UUID version 5), the order is the table's, and the
+/// emulator's address appears nowhere. Exit codes are the table's.
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_and_apply_as_markdown_match_the_golden_pull_request_comments() {
+    let emu = emulator(DEMO_SEED, |_| {}).await;
+    let url = emu.base_url();
+    let plan = run(&url, &["plan", "-f", "examples", "--allowed-scope", ALLOWED, "-o", "markdown"]);
+    assert_eq!(plan.status.code(), Some(2), "changes pending");
+    golden("plan-examples.md", &stdout(&plan));
+    assert_eq!(emu.stats().writes(), 0, "plan is read-only");
+
+    let apply = run(&url, &["apply", "-f", "examples", "--allowed-scope", ALLOWED, "-o", "markdown"]);
+    assert_eq!(apply.status.code(), Some(0), "Azure matches after apply");
+    golden("apply-examples.md", &stdout(&apply));
+
+    let refused = ["apply", "-f", "data/demo/deny-factory-hub.yaml", "--allowed-scope", ALLOWED, "-o", "markdown"];
+    let refused = run(&url, &refused);
+    assert_eq!(refused.status.code(), Some(2), "refused");
+    golden("apply-refused.md", &stdout(&refused));
+}
+
+/// `validate` judges names as the API server does for a custom resource (`metadata.name` a DNS
+/// subdomain, `metadata.namespace` a DNS label), naming the field and what is allowed; a CI
+/// workflow (no `apiVersion`) is not a manifest.
+#[test]
+fn validate_judges_names_as_the_api_server_does_and_skips_a_ci_workflow() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let names = ["-f", "tests/invalid/name-capitals.yaml", "-f", "tests/invalid/name-too-long.yaml"];
+    let out = bin().arg("validate").args(names).current_dir(root).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("IotHubRoleAssignment/iot/Fleet-Readers: metadata.name: 'Fleet-Readers' is not allowed: must be a DNS subdomain (RFC 1123)"),
+        "{text}"
+    );
+    assert!(text.contains("metadata.name: is 254 characters long: must be at most 253 characters"), "{text}");
+
+    let doc = std::fs::read_to_string(root.join("examples/role-assignment-telemetry-reader.yaml")).unwrap();
+    let bad_namespace = Path::new(env!("CARGO_TARGET_TMPDIR")).join("namespace-not-a-dns-label.yaml");
+    std::fs::write(&bad_namespace, doc.replace("namespace: iot-platform", "namespace: IoT_Platform")).unwrap();
+    let out = bin().arg("validate").arg("-f").arg(&bad_namespace).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("metadata.namespace: 'IoT_Platform' is not allowed: must be a DNS label"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = bin().args(["validate", "-f", "examples", "-f", "docs/ci"]).current_dir(root).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains(" 0 invalid, 0 error(s)"), "{}", stdout(&out));
+}
+
+/// `principal.idFrom` in `validate`, `plan` and `apply`: read from the ConfigMap documents given
+/// with the manifests; one that is not there is said plainly, never guessed.
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_and_apply_read_a_principal_from_a_config_map_in_the_input_and_say_when_it_is_not_there() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("principal-refs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let aso = std::fs::read_to_string(root.join("docs/examples/azure-service-operator.yaml")).unwrap();
+    let ra = dir.join("assignment.yaml");
+    std::fs::write(&ra, &aso).unwrap();
+    let cm = |value: &str| {
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: telemetry-processor-identity\n  namespace: iot-platform\ndata:\n  principalId: {value}\n"
+        )
+    };
+    let cm_file = dir.join("identity.yaml");
+
+    // Without the ConfigMap: valid (it is read in the cluster), said so; plan cannot resolve it.
+    let out = bin().args(["validate", "-f"]).arg(&ra).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("ConfigMap iot-platform/telemetry-processor-identity is not in the input"),
+        "{}",
+        stdout(&out)
+    );
+    let emu = emulator(DEMO_SEED, |_| {}).await;
+    let url = emu.base_url();
+    let plan = run(&url, &["plan", "-f", ra.to_str().unwrap(), "--allowed-scope", ALLOWED]);
+    assert_eq!(plan.status.code(), Some(1), "an error, not a guess");
+    assert!(stdout(&plan).contains("telemetry-processor-identity is not in the input"), "{}", stdout(&plan));
+
+    // A value that is not an object id: invalid, naming the ConfigMap and key.
+    std::fs::write(&cm_file, cm("'not-a-guid'")).unwrap();
+    let out = bin().args(["validate", "-f"]).arg(&ra).arg("-f").arg(&cm_file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("spec.principal.idFrom.configMapKeyRef: ConfigMap iot-platform/telemetry-processor-identity key principalId holds 'not-a-guid'"),
+        "{}",
+        stdout(&out)
+    );
+
+    // With it: granted to the principal it names.
+    std::fs::write(&cm_file, cm(SYNC_SP)).unwrap();
+    let apply =
+        run(&url, &["apply", "-f", ra.to_str().unwrap(), "-f", cm_file.to_str().unwrap(), "--allowed-scope", ALLOWED]);
+    assert_eq!(apply.status.code(), Some(0), "{}", stdout(&apply));
+    assert!(
+        emu.snapshot().role_assignments.iter().any(|a| a.principal_id == SYNC_SP
+            && a.scope.eq_ignore_ascii_case(&hub_scope(FACTORY_HUB))
+            && a.role_definition_id == "b447c946-2db7-41ec-983d-d8bf3b1c77e3"),
+        "the ConfigMap's principal holds the role"
+    );
+}
