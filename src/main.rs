@@ -70,6 +70,9 @@ enum Command {
     /// Print what the operator's own Azure identity needs (least privilege, limited by a
     /// delegation condition), as az commands, Bicep, Terraform or JSON. Offline.
     Setup(cli::setup::SetupArgs),
+    /// Who can reach these hubs: every principal that can read their keys, use their data plane
+    /// or grant roles on them, and through which role, scope and kind of assignment. Read-only.
+    Audit(Box<cli::audit::AuditArgs>),
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -98,6 +101,7 @@ fn main() -> ExitCode {
             runtime().and_then(|rt| rt.block_on(iothub_access_operator::controller::run::run(*args))).map(|()| 0)
         }
         Command::Setup(args) => cli::setup::run(&args, &mut std::io::stdout(), &mut std::io::stderr()),
+        Command::Audit(args) => runtime().and_then(|rt| rt.block_on(cli::audit::run(&args, &mut std::io::stdout()))),
         Command::Plan { paths, output, azure, policy } => runtime().and_then(|rt| {
             rt.block_on(async {
                 let manifests = iothub_access_operator::manifest::load(&paths);

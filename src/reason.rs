@@ -16,6 +16,8 @@ pub enum Reason {
     DeviceUpdateLinked,
     /// Azure Policy refused the write.
     PolicyDenied,
+    /// A principal can newly reach a hub's keys while shared access is allowed (Event).
+    KeyHolderAppeared,
     /// `principal.idFrom` names a ConfigMap or key that is not there (yet).
     PrincipalRefNotFound,
     /// Azure refused a role assignment write or delete (403): the delegation condition on the
@@ -108,6 +110,7 @@ impl Reason {
             Reason::DpsIdentityLacksRole => "DpsIdentityLacksRole",
             Reason::DeviceUpdateLinked => "DeviceUpdateLinked",
             Reason::PolicyDenied => "PolicyDenied",
+            Reason::KeyHolderAppeared => "KeyHolderAppeared",
             Reason::PrincipalRefNotFound => "PrincipalRefNotFound",
             Reason::DelegationDenied => "DelegationDenied",
             Reason::OverriddenByPolicy => "OverriddenByPolicy",

@@ -240,7 +240,7 @@ impl ArmClient {
     /// `nextLink` is followed only to the first request's path (case aside; its query, the skip
     /// token, may differ): each page carries the bearer token, and a link to another path (another
     /// subscription's, or one a URL parser resolved from dot segments) is refused.
-    async fn list_all<T: serde::de::DeserializeOwned>(
+    pub(super) async fn list_all<T: serde::de::DeserializeOwned>(
         &self,
         op: &'static str,
         first: Url,

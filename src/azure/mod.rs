@@ -8,6 +8,7 @@
 
 pub mod args;
 pub mod arm;
+mod audit;
 pub mod credential;
 mod devices;
 pub mod error;
@@ -18,6 +19,7 @@ mod roles;
 mod sdk;
 pub mod wire;
 
+use crate::domain::{ObservedDeny, ObservedEligibility, ObservedPolicy};
 use async_trait::async_trait;
 
 pub use error::AzureError;
@@ -147,4 +149,24 @@ pub trait Azure: Send + Sync {
         &self,
         subscription_id: &str,
     ) -> Result<Vec<ObservedDeviceUpdate>, AzureError>;
+
+    /// Deny assignments at, above and below `scope` (the exposure audit).
+    async fn list_deny_assignments(&self, scope: &Scope) -> Result<Vec<ObservedDeny>, AzureError> {
+        Err(not_here("deny assignments", scope))
+    }
+
+    /// Role eligibilities (PIM) at, above and below `scope` (the exposure audit).
+    async fn list_role_eligibilities(&self, scope: &Scope) -> Result<Vec<ObservedEligibility>, AzureError> {
+        Err(not_here("role eligibilities", scope))
+    }
+
+    /// A hub's shared access policy names and rights, never its keys (the exposure audit, when
+    /// asked: Azure answers them only with the keys).
+    async fn list_hub_policies(&self, hub: &HubId) -> Result<Vec<ObservedPolicy>, AzureError> {
+        Err(not_here("shared access policies", &hub.scope()))
+    }
+}
+
+fn not_here(what: &str, scope: &Scope) -> AzureError {
+    AzureError::Invalid { code: "NotSupported".into(), message: format!("this client does not read {what} ({scope})") }
 }

@@ -3,6 +3,7 @@
 //! in `sdk.rs`), each SDK call held to the path of the id it was given; hubs, DPS, Device Update
 //! and subscriptions are handed to the typed client in `devices.rs`.
 
+use crate::domain::{ObservedDeny, ObservedEligibility, ObservedPolicy};
 use async_trait::async_trait;
 use azure_mgmt_authorization::package_2022_04_01 as authz;
 use futures::StreamExt;
@@ -256,6 +257,18 @@ impl Azure for ArmClient {
 
     async fn list_subscriptions(&self) -> Result<Vec<String>, AzureError> {
         self.subscriptions().await
+    }
+
+    async fn list_deny_assignments(&self, scope: &Scope) -> Result<Vec<ObservedDeny>, AzureError> {
+        self.deny_assignments(scope).await
+    }
+
+    async fn list_role_eligibilities(&self, scope: &Scope) -> Result<Vec<ObservedEligibility>, AzureError> {
+        self.role_eligibilities(scope).await
+    }
+
+    async fn list_hub_policies(&self, hub: &HubId) -> Result<Vec<ObservedPolicy>, AzureError> {
+        self.hub_policies(hub).await
     }
 
     async fn list_dps(&self, subscription_id: &str) -> Result<Vec<ObservedDps>, AzureError> {

@@ -21,13 +21,14 @@ use super::{no_custom_roles, sources};
 use crate::apply::Applied;
 use crate::azure::AzureError;
 use crate::crd::common::Blocker;
-use crate::crd::shared_access::{HubDependent, InterlockStatus, IotHubSharedAccessStatus};
+use crate::crd::shared_access::{ExposureStatus, HubDependent, InterlockStatus, IotHubSharedAccessStatus};
 use crate::crd::{Access, IotHubSharedAccess, ReconcileMode};
 use crate::desire::DesiredSharedAccess;
-use crate::domain::{Dependents, DependentsObservation, LinkAuth, ObservedHub};
+use crate::domain::{Dependents, DependentsObservation, HubId, LinkAuth, ObservedHub};
 use crate::gate::VerdictExt as _;
 use crate::outcome::Outcome;
 use crate::pipeline::{HubView, Pipeline};
+use crate::plan::exposure::Reach;
 use crate::plan::shared_access::{self, HubWriteResult, Tell};
 use crate::plan::{self, Finding, Plan, Reason, Severity};
 use crate::telemetry::ReasonLabels;
@@ -212,6 +213,7 @@ impl Steps for IotHubSharedAccess {
         if let Some(hub) = &hub_after {
             set_access(st, hub);
         }
+        refresh_exposure(self, ctx, st, &desired.hub).await;
         let plan_blockers: Vec<Finding> = plan.blockers().cloned().collect();
         let v = shared_access::verdict(desired, &plan_blockers, &writes, hub_after.as_ref());
         st.blockers = blockers_of(&v.blockers);
@@ -295,4 +297,52 @@ async fn tell(
     count(ctx, &blockers.iter().map(|f| (*f).clone()).collect::<Vec<_>>());
     let lead = if denied { "Shared access is denied, but: " } else { "Deny refused: " };
     driver::tell_once(obj, ctx, st, blockers, lead).await;
+}
+
+/// Most key holders status names.
+const MAX_KEY_HOLDERS: usize = 20;
+
+/// Who can reach the hub, read again once per resync period (or on a reconcile request); a
+/// principal that can newly reach the keys while shared access is allowed is a Warning Event.
+/// Advisory: a failed read keeps the last summary and is logged.
+async fn refresh_exposure(obj: &IotHubSharedAccess, ctx: &Context, st: &mut IotHubSharedAccessStatus, hub: &HubId) {
+    let now = jiff::Timestamp::now();
+    let fresh_enough = st
+        .exposure
+        .as_ref()
+        .and_then(|e| e.checked_at.parse::<jiff::Timestamp>().ok())
+        .is_some_and(|at| now.duration_since(at).unsigned_abs() < ctx.settings.resync_interval);
+    if fresh_enough && driver::requested(obj).is_none() {
+        return;
+    }
+    let exposure = match crate::observe::exposure::audit_hub(ctx.azure.as_ref(), hub, false).await {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(hub = %hub, error = %e, "exposure of the hub not read; keeping the last summary");
+            return;
+        }
+    };
+    let counts = exposure.counts();
+    let holders: Vec<String> =
+        exposure.key_holders_while_allowed().iter().map(|p| p.principal_id.clone()).take(MAX_KEY_HOLDERS).collect();
+    if let Some(before) = &st.exposure {
+        let new: Vec<&String> = holders.iter().filter(|h| !before.key_holders.contains(h)).collect();
+        if !new.is_empty() {
+            let note = format!(
+                "can now reach the keys of hub {} while shared access is allowed: {} (see `iothub-access-operator audit --hub {}`)",
+                hub.name,
+                new.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
+                hub.arm_id()
+            );
+            ctx.event(obj, EventType::Warning, Reason::KeyHolderAppeared, note).await;
+        }
+    }
+    let n = |r| counts.get(&r).copied().unwrap_or(0) as u32;
+    st.exposure = Some(ExposureStatus {
+        checked_at: now.to_string(),
+        keys: n(Reach::Keys),
+        grant: n(Reach::Grant),
+        data: n(Reach::Data),
+        key_holders: holders,
+    });
 }

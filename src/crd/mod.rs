@@ -17,7 +17,7 @@ pub use role_assignment::{
     AssignmentScope, ConfigMapKeyRef, CustomRoleRef, IotHubRoleAssignment, IotHubRoleAssignmentSpec,
     IotHubRoleAssignmentStatus, Principal, PrincipalIdSource, PrincipalType, RoleRef,
 };
-pub use shared_access::{IotHubSharedAccess, IotHubSharedAccessSpec, IotHubSharedAccessStatus};
+pub use shared_access::{ExposureStatus, IotHubSharedAccess, IotHubSharedAccessSpec, IotHubSharedAccessStatus};
 
 /// Every CRD, in a stable order, with the file name it is committed under in `crds/`.
 pub fn all() -> Vec<(&'static str, CustomResourceDefinition)> {

@@ -68,6 +68,26 @@ pub struct IotHubSharedAccessStatus {
     pub blockers: Vec<Blocker>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_actions: Vec<PendingAction>,
+    /// Who can reach the hub (the `audit` engine), refreshed once per resync period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exposure: Option<ExposureStatus>,
+}
+
+/// How many principals can reach the hub's keys, grant roles on it and use its data plane
+/// (active or eligible assignments, at the hub and above, less deny assignments), and who can
+/// reach the keys while shared access is allowed. `iothub-access-operator audit` shows every path.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExposureStatus {
+    /// When it was read (RFC 3339).
+    pub checked_at: String,
+    pub keys: u32,
+    pub grant: u32,
+    pub data: u32,
+    /// The principals who can reach the keys while shared access is allowed (the first 20).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub key_holders: Vec<String>,
 }
 
 /// Where the SAS interlock looked for what reaches the hub by key: a DPS or Device Update

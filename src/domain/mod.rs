@@ -16,5 +16,5 @@ pub use dependents::{
 };
 pub use grant::{Grant, NewRoleAssignment, PrincipalType};
 pub use ids::{HubId, RoleAssignmentId, RoleDefinitionId, Scope};
-pub use observed::{Access, ObservedAssignment, ObservedHub};
+pub use observed::{Access, ObservedAssignment, ObservedDeny, ObservedEligibility, ObservedHub, ObservedPolicy};
 pub use roles::{BuiltInRole, Permission, RoleDefinition, RoleType};

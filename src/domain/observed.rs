@@ -7,7 +7,7 @@ use super::cloud::all_iothub_host_suffixes;
 use serde::{Deserialize, Serialize};
 
 use super::grant::Grant;
-use super::ids::{HubId, RoleAssignmentId};
+use super::ids::{HubId, RoleAssignmentId, Scope};
 
 /// Allow or deny a kind of shared access signature (the CRD's `Allow` / `Deny`; Azure's
 /// `disable*` flags are only spelled out by the client).
@@ -101,4 +101,34 @@ impl ObservedHub {
         let rest = rest.strip_prefix("device.").or_else(|| rest.strip_prefix("service.")).unwrap_or(rest);
         all_iothub_host_suffixes().any(|s| s.eq_ignore_ascii_case(rest))
     }
+}
+
+/// A role eligibility (Privileged Identity Management): a role the principal may activate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedEligibility {
+    pub scope: Scope,
+    pub role_definition: Uuid,
+    pub principal_id: String,
+    pub principal_type: Option<String>,
+    pub condition: Option<String>,
+}
+
+/// A deny assignment: actions taken away from principals at a scope, whatever roles they hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedDeny {
+    /// Its display name (`denyAssignmentName`), else its GUID.
+    pub name: String,
+    pub scope: Scope,
+    pub permissions: Vec<crate::domain::Permission>,
+    /// `(id, type)`.
+    pub principals: Vec<(String, String)>,
+    pub exclude: Vec<(String, String)>,
+    pub do_not_apply_to_child_scopes: bool,
+}
+
+/// A hub's shared access policy, without its keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObservedPolicy {
+    pub key_name: String,
+    pub rights: String,
 }

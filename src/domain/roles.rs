@@ -37,7 +37,7 @@ impl Permission {
             && set(&self.not_data_actions) == set(&other.not_data_actions)
     }
 
-    fn grants_action(&self, action: &str) -> bool {
+    pub fn grants_action(&self, action: &str) -> bool {
         self.actions.iter().any(|p| catalog::action_matches(p, action))
             && !self.not_actions.iter().any(|p| catalog::action_matches(p, action))
     }

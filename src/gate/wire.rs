@@ -7,6 +7,7 @@
 //! allowed it). A refusal is [`AzureError::Withheld`] with its own reason, and nothing is sent.
 //! Reads pass through. Does I/O only by delegating to the wrapped client and to the fence.
 
+use crate::domain::{ObservedDeny, ObservedEligibility, ObservedPolicy};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -146,6 +147,18 @@ impl Azure for GatedAzure {
 
     async fn list_subscriptions(&self) -> Result<Vec<String>, AzureError> {
         self.inner.list_subscriptions().await
+    }
+
+    async fn list_deny_assignments(&self, scope: &Scope) -> Result<Vec<ObservedDeny>, AzureError> {
+        self.inner.list_deny_assignments(scope).await
+    }
+
+    async fn list_role_eligibilities(&self, scope: &Scope) -> Result<Vec<ObservedEligibility>, AzureError> {
+        self.inner.list_role_eligibilities(scope).await
+    }
+
+    async fn list_hub_policies(&self, hub: &HubId) -> Result<Vec<ObservedPolicy>, AzureError> {
+        self.inner.list_hub_policies(hub).await
     }
 
     async fn list_dps(&self, subscription_id: &str) -> Result<Vec<ObservedDps>, AzureError> {

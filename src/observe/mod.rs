@@ -23,6 +23,7 @@ use crate::domain::{
 };
 use crate::memo::Memo;
 
+pub mod exposure;
 pub mod identity;
 mod interlock;
 

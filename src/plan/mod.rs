@@ -7,6 +7,7 @@
 //! change is always make-before-break.
 
 pub mod custom_role;
+pub mod exposure;
 pub mod identity;
 pub mod identity_check;
 pub mod ownership;
