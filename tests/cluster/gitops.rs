@@ -202,3 +202,46 @@ async fn attack_deleting_the_maker_never_revokes_a_grant_another_resource_wants_
     let v = ready_of(&client, &ns, "by-ref").await;
     assert!(ready(&v), "{v}");
 }
+
+/// `status.exposure`: who can reach the hub, with a Warning when someone new can reach its keys
+/// while shared access is allowed.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_shared_access_status_says_who_can_reach_the_keys_and_warns_of_a_new_one() {
+    let Some((server, client, ns)) = setup("exposure").await else { return };
+    let emu = emulator(DEMO_SEED, |_| {}).await;
+    let _op = Operator::start(server, &emu.base_url(), &ns, "exposure", &["--resync-interval", "10m"]);
+    // The Deny on the DPS-linked factory hub is refused: shared access stays allowed there.
+    apply(&client, &ns, &manifests(&["examples", "data/demo/deny-factory-hub.yaml"])).await;
+    let api = Api::<IotHubSharedAccess>::namespaced(client.clone(), &ns);
+    let get = || async { serde_json::to_value(api.get("factory-hub-entra-only").await.expect("get")).unwrap() };
+    let v = eventually("the exposure read", 60, get, |v: &Value| !v["status"]["exposure"].is_null()).await;
+    let exposure = &v["status"]["exposure"];
+    let holders: Vec<&str> = exposure["keyHolders"].as_array().unwrap().iter().map(|h| h.as_str().unwrap()).collect();
+    assert_eq!(holders, [OPS_GROUP], "the legacy Contributor group reaches the keys: {exposure}");
+    assert_eq!(exposure["keys"], 1);
+
+    // Someone gets Owner on the resource group in the portal; the next look says so.
+    emu.with_state(|s| {
+        s.role_assignments.push(iothub_access_emulator::RoleAssignment {
+            name: "0f000000-0000-4000-8000-0000000000f1".into(),
+            scope: rg_scope(),
+            role_definition_id: "8e3af657-a8ff-443c-a75c-2fe8c4bcb635".into(),
+            principal_id: SYNC_SP.into(),
+            principal_type: Some("ServicePrincipal".into()),
+            ..Default::default()
+        })
+    });
+    annotate::<IotHubSharedAccess>(&client, &ns, "factory-hub-entra-only", "look-again").await;
+    let v = eventually("the new key holder", 30, get, |v: &Value| v["status"]["exposure"]["keys"] == 2).await;
+    assert!(v["status"]["exposure"]["keyHolders"].as_array().unwrap().contains(&json!(SYNC_SP)));
+    let events = Api::<k8s_openapi::api::core::v1::Event>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items;
+    assert!(
+        events.iter().any(|e| e.reason.as_deref() == Some("KeyHolderAppeared")
+            && e.message.as_deref().is_some_and(|m| m.contains(SYNC_SP) && m.contains(FACTORY_HUB))),
+        "a Warning Event names the new key holder"
+    );
+}
