@@ -1,6 +1,17 @@
 //! Microsoft.Devices provisioningServices (2022-12-12; at 2026-03-01-preview and from 2026-08-01
 //! on, the identity link shape and the resource's managed identity). Connection strings are
 //! stored and returned with the key masked.
+//!
+//! Creation is a long-running operation, as IotDpsResource_CreateOrUpdate declares
+//! (`x-ms-long-running-operation`, `final-state-via: location`; 201 with `Location` and
+//! `Retry-After`: specification/deviceprovisioningservices/resource-manager/Microsoft.Devices/
+//! DeviceProvisioningServices/stable/2026-11-01/iotdps.json): the 201 carries
+//! `Azure-AsyncOperation` (IotDpsResource_GetOperationResult, `.../operationresults/{id}?asyncinfo`:
+//! `{"status": "Running"}` for `EmulatorConfig::lro_running_polls` polls, then `Succeeded`),
+//! `Location` (the same path without `asyncinfo`: 202 while it runs, then 200 with the
+//! provisioning service) and `Retry-After` (at least 1); `properties.provisioningState` is
+//! `Accepted` until the operation is seen to finish. An update of an existing instance answers
+//! 200, done.
 
 use std::collections::BTreeMap;
 
@@ -8,10 +19,10 @@ use serde_json::{Map, Value, json};
 
 use crate::ctx::{Ctx, Reply, method_not_allowed};
 use crate::fresh::new_etag;
-use crate::iothub::{not_found, rg_not_found};
+use crate::iothub::{not_found, retry_after, rg_not_found};
 use crate::resources::Dps;
 use crate::seed::DpsLinkSeed;
-use crate::state::State;
+use crate::state::{Operation, State};
 
 /// Whether `api_version` returns `hostName`/`authenticationType`/
 /// `selectedUserAssignedIdentityResourceId` per link, drops the connection string of identity
@@ -119,7 +130,7 @@ fn dps_json(st: &State, d: &Dps, api_version: &str) -> Value {
         "sku": {"name": "S1", "tier": "Standard", "capacity": 1},
         "properties": {
             "state": "Active",
-            "provisioningState": "Succeeded",
+            "provisioningState": d.provisioning_state,
             "iotHubs": links,
             "allocationPolicy": "Hashed",
             "serviceOperationsHostName": format!("{lname}.azure-devices-provisioning.net"),
@@ -231,6 +242,7 @@ fn put(ctx: &Ctx, sub: &str, rg: &str, name: &str) -> Reply {
     } else {
         old_identity
     };
+    let op_id = uuid::Uuid::new_v4().simple().to_string();
     let created = match st.dps_mut(sub, rg, name) {
         Some(d) => {
             d.location = location;
@@ -252,11 +264,71 @@ fn put(ctx: &Ctx, sub: &str, rg: &str, name: &str) -> Reply {
                 etag: new_etag(),
                 identity,
                 raw_iot_hubs: None,
+                provisioning_state: "Accepted".into(),
             });
+            let key = (sub.to_string(), rg.to_string(), name.to_string());
+            st.operations.insert(op_id.clone(), Operation { polls: 0, hub: None, dps: Some(key), done: false });
             true
         }
     };
     let d = st.dps.iter().find(|d| d.matches(sub, rg, name)).cloned();
     let v = d.map(|d| dps_json(&st, &d, &ctx.api_version())).unwrap_or(Value::Null);
-    Reply::json(if created { 201 } else { 200 }, v).changed()
+    drop(st);
+    if !created {
+        return Reply::json(200, v).changed();
+    }
+    let status_url = operation_url(ctx, sub, rg, name, &op_id, true);
+    Reply::json(201, v)
+        .header("azure-asyncoperation", status_url)
+        .header("location", operation_url(ctx, sub, rg, name, &op_id, false))
+        .header("retry-after", retry_after(ctx))
+        .changed()
+}
+
+/// Where the creation's status (`asyncinfo`) or, once done, its result is read.
+fn operation_url(ctx: &Ctx, sub: &str, rg: &str, name: &str, op: &str, status: bool) -> String {
+    let api = ctx.query("api-version").unwrap_or_else(|| "2022-12-12".into());
+    let tail = if status { "&asyncinfo" } else { "" };
+    format!(
+        "{}/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Devices/provisioningServices/{name}/operationresults/{op}?api-version={api}{tail}",
+        ctx.inner.base_url
+    )
+}
+
+/// IotDpsResource_GetOperationResult (`asyncinfo` given: `{"status": ...}`), or the `Location`
+/// of a creation (202 while it runs, then the provisioning service).
+pub(crate) fn operation_result(ctx: &Ctx, sub: &str, rg: &str, name: &str, id: &str) -> Reply {
+    let status_form = ctx.query("asyncinfo").is_some();
+    let running = ctx.inner.config.lro_running_polls;
+    let mut st = ctx.inner.lock_state();
+    let owner = |d: &Option<(String, String, String)>| {
+        d.as_ref().is_some_and(|(s, r, n)| {
+            s.eq_ignore_ascii_case(sub) && r.eq_ignore_ascii_case(rg) && n.eq_ignore_ascii_case(name)
+        })
+    };
+    let Some(op) = st.operations.get_mut(id).filter(|o| owner(&o.dps)) else {
+        return Reply::arm_error(404, "OperationNotFound", format!("The operation '{id}' was not found."));
+    };
+    if !op.done && op.polls < running {
+        op.polls += 1;
+        drop(st);
+        return if status_form {
+            Reply::json(200, json!({"status": "Running"})).header("retry-after", retry_after(ctx))
+        } else {
+            Reply::empty(202)
+                .header("location", operation_url(ctx, sub, rg, name, id, false))
+                .header("retry-after", retry_after(ctx))
+        };
+    }
+    op.done = true;
+    if let Some(d) = st.dps_mut(sub, rg, name) {
+        d.provisioning_state = "Succeeded".into();
+    }
+    if status_form {
+        return Reply::json(200, json!({"status": "Succeeded"}));
+    }
+    match st.dps.iter().find(|d| d.matches(sub, rg, name)) {
+        Some(d) => Reply::json(200, dps_json(&st, d, &ctx.api_version())),
+        None => not_found("Microsoft.Devices/ProvisioningServices", name, rg),
+    }
 }

@@ -144,9 +144,13 @@ fn lro_headers(ctx: &Ctx, reply: Reply, sub: &str, location: &str, op_id: &str) 
         "{}/subscriptions/{sub}/providers/Microsoft.Devices/locations/{loc}/operationResults/{op_id}?api-version={api}&operationSource=os_ih",
         ctx.inner.base_url
     );
-    reply
-        .header("azure-asyncoperation", url.clone())
-        .header("retry-after", ctx.inner.config.lro_retry_after_secs.to_string())
+    reply.header("azure-asyncoperation", url.clone()).header("retry-after", retry_after(ctx))
+}
+
+/// `Retry-After` while an operation runs: the configured seconds, at least 1 (a 0 reads as "no
+/// header" to Azure's SDKs, which then wait their own default: 30 s in azure-core).
+pub(crate) fn retry_after(ctx: &Ctx) -> String {
+    ctx.inner.config.lro_retry_after_secs.max(1).to_string()
 }
 
 fn new_operation_id(location: &str) -> String {
@@ -174,7 +178,7 @@ pub(crate) fn hub(ctx: &Ctx, sub: &str, rg: &str, name: &str) -> Reply {
             let h = st.hubs.remove(i);
             st.hub_not_found_until.remove(&h.id().to_ascii_lowercase());
             let op = new_operation_id(&h.location);
-            st.operations.insert(op.clone(), Operation { polls: 0, hub: None, done: false });
+            st.operations.insert(op.clone(), Operation { polls: 0, hub: None, dps: None, done: false });
             drop(st);
             let r = lro_headers(ctx, Reply::empty(202), sub, &h.location, &op);
             let async_url =
@@ -330,6 +334,7 @@ fn put(ctx: &Ctx, sub: &str, rg: &str, name: &str) -> Reply {
         Operation {
             polls: 0,
             hub: Some((hub.subscription_id.clone(), hub.resource_group.clone(), hub.name.clone())),
+            dps: None,
             done: false,
         },
     );
@@ -392,8 +397,7 @@ pub(crate) fn operation_result(ctx: &Ctx, id: &str) -> Reply {
     };
     if !op.done && op.polls < running {
         op.polls += 1;
-        return Reply::json(200, json!({"status": "Running"}))
-            .header("retry-after", ctx.inner.config.lro_retry_after_secs.to_string());
+        return Reply::json(200, json!({"status": "Running"})).header("retry-after", retry_after(ctx));
     }
     let first = !op.done;
     op.done = true;

@@ -1,25 +1,29 @@
-//! Local Azure Resource Manager emulator: role assignments and definitions
-//! (Microsoft.Authorization 2022-04-01), IoT Hub (Microsoft.Devices 2023-06-30; device and
-//! service host names of gateway v2 hubs from 2026-03-01-preview), Device Provisioning Service
-//! (2022-12-12; the identity link shape and the resource identity at 2026-03-01-preview and
-//! from 2026-08-01), Device Update for IoT Hub (Microsoft.DeviceUpdate 2023-07-01 accounts and
-//! instances), resource groups, subscriptions (`GET /subscriptions`, per-subscription access:
-//! readable, forbidden or hidden), resource provider registrations
-//! (`GET /subscriptions/{sub}/providers/{namespace}`, with each resource type's supported
-//! api-versions enforced), Azure Policy on hub writes (Deny and Modify), the Entra ID v2 token
-//! endpoint, MSAL discovery and IMDS; with ARM throttling, fault injection, persistence and an
-//! admin API under `/_emulator/` (state, stats, faults, throttle, principals, subscriptions,
-//! policies). Served over plain HTTP on loopback.
+//! Local Azure Resource Manager emulator: role assignments, role definitions and deny assignments
+//! (Microsoft.Authorization 2022-04-01), role eligibility schedule instances (PIM, 2020-10-01),
+//! management groups and entities (Microsoft.Management 2023-04-01), IoT Hub (Microsoft.Devices
+//! 2023-06-30; device and service host names of gateway v2 hubs from 2026-03-01-preview), Device
+//! Provisioning Service (2022-12-12; the identity link shape and the resource identity at
+//! 2026-03-01-preview and from 2026-08-01; creation a long-running operation), Device Update for
+//! IoT Hub (Microsoft.DeviceUpdate 2023-07-01 accounts and instances), resource groups,
+//! subscriptions (`GET /subscriptions`, per-subscription access: readable, forbidden or hidden),
+//! resource provider registrations (`GET /subscriptions/{sub}/providers/{namespace}`, with each
+//! resource type's supported api-versions enforced), Azure Policy on hub writes (Deny and Modify),
+//! the Entra ID v2 token endpoint, MSAL discovery and IMDS; with ARM throttling, fault injection,
+//! persistence and an admin API under `/_emulator/` (state, stats, faults, throttle, principals,
+//! subscriptions, policies). Served over plain HTTP on loopback.
 
 mod admin;
 mod authz;
 mod ctx;
 mod definitions;
+mod deny;
 mod device_update;
 mod dps;
 mod faults;
 mod fresh;
 mod iothub;
+mod mgmt;
+mod pim;
 mod policy;
 mod providers;
 mod rbac;
@@ -45,9 +49,9 @@ use serde::{Deserialize, Serialize};
 pub use faults::{Faults, parse_duration};
 pub use resources::{Dps, Hub};
 pub use seed::{
-    ClientApp, DeviceUpdateAccount, DeviceUpdateInstance, DpsLinkSeed, DpsSeed, HubSeed, ManagementGroup, Permission,
-    PolicyAssignment, PolicyEffect, Principal, ResourceGroup, RoleAssignment, RoleDefinition, SasPolicy, Seed,
-    SeedError, Subscription, SubscriptionAccess,
+    ClientApp, DenyAssignment, DenyPermission, DenyPrincipal, DeviceUpdateAccount, DeviceUpdateInstance, DpsLinkSeed,
+    DpsSeed, HubSeed, ManagementGroup, Permission, PolicyAssignment, PolicyEffect, Principal, ResourceGroup,
+    RoleAssignment, RoleDefinition, RoleEligibility, SasPolicy, Seed, SeedError, Subscription, SubscriptionAccess,
 };
 pub use state::{DirectoryEntry, Operation, State, normalize_scope};
 pub use throttle::{Bucket, ThrottleConfig};
@@ -76,7 +80,8 @@ pub struct EmulatorConfig {
     pub hub_host_suffix: String,
     /// `{"status":"Running"}` answers before `Succeeded` for each long-running operation.
     pub lro_running_polls: u32,
-    /// `Retry-After` on long-running operation answers.
+    /// `Retry-After` on long-running operation answers, in seconds; at least 1 is sent (a 0 reads
+    /// as "none" to Azure's SDKs, which then wait their own default, 30 s in azure-core).
     pub lro_retry_after_secs: u32,
     /// ARM requests need a bearer token issued by this emulator for an ARM audience.
     pub require_auth: bool,
@@ -122,7 +127,7 @@ impl Default for EmulatorConfig {
             persist_to: None,
             hub_host_suffix: "azure-devices.net".into(),
             lro_running_polls: 1,
-            lro_retry_after_secs: 0,
+            lro_retry_after_secs: 1,
             require_auth: true,
             require_if_match: true,
             missing_if_match_status: 412,
@@ -170,6 +175,13 @@ const READ_OPS: &[&str] = &[
     "iotHubs.operationResult",
     "provisioningServices.get",
     "provisioningServices.list",
+    "provisioningServices.operationResult",
+    "denyAssignments.list",
+    "denyAssignments.get",
+    "roleEligibilityScheduleInstances.list",
+    "roleEligibilityScheduleInstances.get",
+    "managementGroups.get",
+    "entities.list",
     "resourceGroups.get",
     "subscriptions.list",
     "subscriptions.get",

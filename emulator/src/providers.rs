@@ -54,8 +54,12 @@ pub(crate) fn default_api_versions() -> BTreeMap<String, Vec<String>> {
             ]),
         ),
         (
+            // 2026-11-01: stable (specification/deviceprovisioningservices/resource-manager/
+            // Microsoft.Devices/DeviceProvisioningServices/stable/2026-11-01/iotdps.json), the only
+            // version the 2026 DPS management SDKs know; links as from 2026-08-01.
             "Microsoft.Devices/ProvisioningServices".to_string(),
             v(&[
+                "2026-11-01",
                 "2026-08-01",
                 "2026-04-01",
                 "2026-03-01-preview",

@@ -14,22 +14,36 @@
 //!
 //! A role definition PUT is authorized at its route scope and at each of the `assignableScopes` it
 //! asks for. Subscriptions are listed when the caller holds any assignment at, above or inside them.
+//!
+//! Deny assignments are evaluated as well, and win (Azure evaluates them before role
+//! assignments): one denies the request when it applies at the request's scope (at or above it;
+//! only at it with `doNotApplyToChildScopes`), names the caller or one of its groups in
+//! `principals` (or names everyone: the zero GUID of type `SystemDefined`), names neither in
+//! `excludePrincipals`, and has a permission block whose `actions` match the action and whose
+//! `notActions` do not (a deny condition that does not parse denies: fail closed). A caller whom
+//! a role permits gets ARM's 403 `DenyAssignmentAuthorizationFailed` naming the deny assignment
+//! (the message as ARM writes it in the wild: "... has permission to perform action '{action}' on
+//! scope '{scope}'; however, the access is denied because of the deny assignment with name
+//! '{denyAssignmentName}' and Id '{id}' at scope '{scope}'."); one that no role permits, the plain
+//! `AuthorizationFailed`. Data actions are not served, so `dataActions` deny nothing here.
 
 use iothub_access_abac::{Attributes, Source};
 use serde_json::Value;
 
-use crate::authz::builtin;
+use crate::authz::{builtin, hex32};
 use crate::ctx::{Ctx, Reply};
+use crate::deny::EVERYONE;
 use crate::routes::{Route, action};
-use crate::seed::{RoleAssignment, RoleDefinition};
-use crate::state::{State, guid_of, normalize_scope};
+use crate::seed::{DenyAssignment, DenyPrincipal, RoleAssignment, RoleDefinition};
+use crate::state::{State, canonical_scope, guid_of, normalize_scope};
 
 const NOBODY: &str = "00000000-0000-0000-0000-000000000000";
 const ASSIGNMENTS: &str = "Microsoft.Authorization/roleAssignments";
 
 /// `None` when the request may go on; ARM's 403 otherwise.
 pub(crate) fn authorize(ctx: &Ctx, route: &Route) -> Option<Reply> {
-    if matches!(route, Route::SubscriptionList | Route::NotFound) {
+    // The subscription and entity lists show what the caller may see; they are not refused.
+    if matches!(route, Route::SubscriptionList | Route::Entities | Route::NotFound) {
         return None;
     }
     let st = ctx.inner.lock_state();
@@ -40,26 +54,81 @@ pub(crate) fn authorize(ctx: &Ctx, route: &Route) -> Option<Reply> {
     let act = action(route, &ctx.method);
     let (scope, extra) = scopes(ctx, route);
     let request = RequestAttributes::of(ctx, &st, route, &act);
+    let resource = normalize_scope(&ctx.raw_path);
     for s in std::iter::once(&scope).chain(extra.iter()) {
         if !permitted(&st, &oid, &act, s, &request) {
-            let resource = normalize_scope(&ctx.raw_path);
             return Some(denied(&oid, &act, &resource));
+        }
+        if let Some(d) = deny_blocking(&st, &oid, &act, s, &request) {
+            return Some(denied_by_assignment(&oid, &act, &resource, d));
         }
     }
     None
 }
 
+/// ARM's 403 when a deny assignment takes away what a role grants.
+fn denied_by_assignment(oid: &str, act: &str, scope: &str, d: &DenyAssignment) -> Reply {
+    Reply::arm_error(
+        403,
+        "DenyAssignmentAuthorizationFailed",
+        format!(
+            "The client '{oid}' with object id '{oid}' has permission to perform action '{act}' on scope '{scope}'; however, the access is denied because of the deny assignment with name '{}' and Id '{}' at scope '{}'.",
+            d.deny_assignment_name,
+            hex32(&d.name),
+            d.scope
+        ),
+    )
+}
+
+/// The deny assignment that takes `act` at `scope` away from the caller, if any.
+pub(crate) fn deny_blocking<'a>(
+    st: &'a State,
+    oid: &str,
+    act: &str,
+    scope: &str,
+    request: &RequestAttributes,
+) -> Option<&'a DenyAssignment> {
+    let ids = identities(st, oid);
+    let named = |p: &DenyPrincipal| ids.iter().any(|i| p.id.eq_ignore_ascii_case(i));
+    st.deny_assignments.iter().find(|d| {
+        let here = if d.do_not_apply_to_child_scopes {
+            d.scope.eq_ignore_ascii_case(scope)
+        } else {
+            st.at_or_above(&d.scope, scope)
+        };
+        here && d.principals.iter().any(|p| p.id == EVERYONE || named(p))
+            && !d.exclude_principals.iter().any(named)
+            && deny_condition_holds(d.condition.as_deref(), request)
+            && d.permissions.iter().any(|p| {
+                p.actions.iter().any(|pat| wildcard_match(pat, act))
+                    && !p.not_actions.iter().any(|pat| wildcard_match(pat, act))
+                    && deny_condition_holds(p.condition.as_deref(), request)
+            })
+    })
+}
+
+/// A deny assignment's (or permission's) condition: none applies; one that does not parse
+/// applies too (fail closed: it denies).
+fn deny_condition_holds(condition: Option<&str>, request: &RequestAttributes) -> bool {
+    let Some(text) = condition.filter(|c| !c.trim().is_empty()) else { return true };
+    iothub_access_abac::parse(text).map_or(true, |c| c.evaluate(request))
+}
+
 /// Whether the caller holds any assignment at, above or inside `/subscriptions/{sub}` (what
 /// `GET /subscriptions` lists under RBAC).
 pub(crate) fn sees_subscription(st: &State, oid: Option<&str>, sub: &str) -> bool {
+    sees_scope(st, oid, &format!("/subscriptions/{sub}"))
+}
+
+/// Whether the caller holds any assignment at, above or inside `scope` (always, without RBAC).
+pub(crate) fn sees_scope(st: &State, oid: Option<&str>, scope: &str) -> bool {
     if !st.enforce_rbac {
         return true;
     }
-    let scope = format!("/subscriptions/{sub}");
     let ids = identities(st, oid.unwrap_or(NOBODY));
     st.role_assignments.iter().any(|a| {
         ids.contains(&a.principal_id.to_ascii_lowercase())
-            && (st.at_or_above(&a.scope, &scope) || st.at_or_above(&scope, &a.scope))
+            && (st.at_or_above(&a.scope, scope) || st.at_or_above(scope, &a.scope))
     })
 }
 
@@ -103,6 +172,13 @@ fn scopes(ctx: &Ctx, route: &Route) -> (String, Vec<String>) {
                 Vec::new()
             };
             (normalize_scope(scope), extra)
+        }
+        Route::DenyAssignments { scope, .. } | Route::Eligibilities { scope, .. } => {
+            (canonical_scope(scope), Vec::new())
+        }
+        // The hub's keys are read at the hub.
+        Route::HubKeys { sub, rg, name, .. } => {
+            (format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Devices/IotHubs/{name}"), Vec::new())
         }
         _ => (normalize_scope(&ctx.raw_path), Vec::new()),
     }
@@ -175,7 +251,7 @@ fn condition_holds(a: &RoleAssignment, request: &RequestAttributes) -> bool {
 }
 
 /// The attributes a role assignment condition reads, for one request.
-struct RequestAttributes {
+pub(crate) struct RequestAttributes {
     action: String,
     /// `@Request[...]`: what a role assignment PUT asks for.
     request: Vec<(String, String)>,

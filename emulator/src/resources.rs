@@ -105,6 +105,8 @@ pub struct Dps {
     pub identity: Option<Value>,
     /// When set, returned verbatim as `properties.iotHubs` instead of `links`.
     pub raw_iot_hubs: Option<Vec<Value>>,
+    /// `Accepted` while its creation runs, then `Succeeded`.
+    pub provisioning_state: String,
 }
 
 impl Dps {

@@ -1,7 +1,7 @@
 //! Routing: where a request goes, its operation name (stats, `Faults::only_operations`), its
 //! subscription, the ARM action it needs and the resource type whose api-versions apply.
 
-use crate::state::subscription_of;
+use crate::state::{canonical_scope, subscription_of};
 
 /// Where a request goes.
 #[derive(Clone, Debug)]
@@ -13,6 +13,10 @@ pub(crate) enum Route {
     Imds,
     Assignments { scope: String, name: Option<String> },
     Definitions { scope: String, name: Option<String> },
+    DenyAssignments { scope: String, name: Option<String> },
+    Eligibilities { scope: String, name: Option<String> },
+    ManagementGroup { id: String },
+    Entities,
     SubscriptionList,
     Subscription { sub: String },
     Provider { sub: String, ns: String },
@@ -23,6 +27,7 @@ pub(crate) enum Route {
     OperationResult { sub: String, id: String },
     DpsList { sub: String, rg: Option<String> },
     Dps { sub: String, rg: String, name: String },
+    DpsOperationResult { sub: String, rg: String, name: String, id: String },
     DuAccountList { sub: String, rg: Option<String> },
     DuAccount { sub: String, rg: String, name: String },
     DuInstanceList { sub: String, rg: String, account: String },
@@ -50,7 +55,8 @@ pub(crate) fn classify(segs: &[String]) -> Route {
         [t, o, v, tok] if eq(o, "oauth2") && eq(v, "v2.0") && eq(tok, "token") => return Route::Token(t.to_string()),
         _ => {}
     }
-    // Authorization: the last `providers/Microsoft.Authorization/{roleAssignments|roleDefinitions}`.
+    // Authorization: the last `providers/Microsoft.Authorization/{roleAssignments|roleDefinitions|
+    // denyAssignments|roleEligibilityScheduleInstances}`.
     for i in (0..s.len().saturating_sub(2)).rev() {
         if eq(s[i], "providers") && eq(s[i + 1], "Microsoft.Authorization") {
             let kind = s[i + 2];
@@ -66,11 +72,21 @@ pub(crate) fn classify(segs: &[String]) -> Route {
             if eq(kind, "roleDefinitions") {
                 return Route::Definitions { scope, name };
             }
+            if eq(kind, "denyAssignments") {
+                return Route::DenyAssignments { scope, name };
+            }
+            if eq(kind, "roleEligibilityScheduleInstances") {
+                return Route::Eligibilities { scope, name };
+            }
             return Route::NotFound;
         }
     }
     let st = |x: &str| x.to_string();
     match s.as_slice() {
+        [p, m, g] if eq(p, "providers") && eq(m, "Microsoft.Management") && eq(g, "getEntities") => Route::Entities,
+        [p, m, g, id] if eq(p, "providers") && eq(m, "Microsoft.Management") && eq(g, "managementGroups") => {
+            Route::ManagementGroup { id: st(id) }
+        }
         [su] if eq(su, "subscriptions") => Route::SubscriptionList,
         [su, sub] if eq(su, "subscriptions") => Route::Subscription { sub: st(sub) },
         [su, sub, p, ns] if eq(su, "subscriptions") && eq(p, "providers") => {
@@ -117,6 +133,9 @@ pub(crate) fn classify(segs: &[String]) -> Route {
                 [t] if eq(t, "provisioningServices") => Route::DpsList { sub, rg: Some(rg) },
                 [t, n] if eq(t, "IotHubs") => Route::Hub { sub, rg, name: st(n) },
                 [t, n] if eq(t, "provisioningServices") => Route::Dps { sub, rg, name: st(n) },
+                [t, n, o, id] if eq(t, "provisioningServices") && eq(o, "operationresults") => {
+                    Route::DpsOperationResult { sub, rg, name: st(n), id: st(id) }
+                }
                 [t, n, l] if eq(t, "IotHubs") && eq(l, "listkeys") => {
                     Route::HubKeys { sub, rg, name: st(n), key: None }
                 }
@@ -159,6 +178,12 @@ pub(crate) fn op_name(route: &Route, method: &str) -> &'static str {
         (Route::Definitions { name: Some(_), .. }, "GET") => "roleDefinitions.get",
         (Route::Definitions { name: Some(_), .. }, "PUT") => "roleDefinitions.put",
         (Route::Definitions { name: Some(_), .. }, "DELETE") => "roleDefinitions.delete",
+        (Route::DenyAssignments { name: None, .. }, "GET") => "denyAssignments.list",
+        (Route::DenyAssignments { name: Some(_), .. }, "GET") => "denyAssignments.get",
+        (Route::Eligibilities { name: None, .. }, "GET") => "roleEligibilityScheduleInstances.list",
+        (Route::Eligibilities { name: Some(_), .. }, "GET") => "roleEligibilityScheduleInstances.get",
+        (Route::ManagementGroup { .. }, "GET") => "managementGroups.get",
+        (Route::Entities, "POST") => "entities.list",
         (Route::SubscriptionList, "GET") => "subscriptions.list",
         (Route::Subscription { .. }, "GET") => "subscriptions.get",
         (Route::Provider { .. }, "GET") => "providers.get",
@@ -174,6 +199,7 @@ pub(crate) fn op_name(route: &Route, method: &str) -> &'static str {
         (Route::DpsList { .. }, "GET") => "provisioningServices.list",
         (Route::Dps { .. }, "GET") => "provisioningServices.get",
         (Route::Dps { .. }, "PUT") => "provisioningServices.put",
+        (Route::DpsOperationResult { .. }, "GET") => "provisioningServices.operationResult",
         (Route::DuAccountList { .. }, "GET") => "deviceUpdate.accounts.list",
         (Route::DuAccount { .. }, "GET") => "deviceUpdate.accounts.get",
         (Route::DuInstanceList { .. }, "GET") => "deviceUpdate.instances.list",
@@ -186,7 +212,10 @@ pub(crate) fn op_name(route: &Route, method: &str) -> &'static str {
 /// The subscription a request is routed to, if any.
 pub(crate) fn route_subscription(route: &Route) -> Option<String> {
     match route {
-        Route::Assignments { scope, .. } | Route::Definitions { scope, .. } => subscription_of(scope),
+        Route::Assignments { scope, .. }
+        | Route::Definitions { scope, .. }
+        | Route::DenyAssignments { scope, .. }
+        | Route::Eligibilities { scope, .. } => subscription_of(&canonical_scope(scope)),
         Route::Subscription { sub }
         | Route::Provider { sub, .. }
         | Route::ResourceGroup { sub, .. }
@@ -196,6 +225,7 @@ pub(crate) fn route_subscription(route: &Route) -> Option<String> {
         | Route::OperationResult { sub, .. }
         | Route::DpsList { sub, .. }
         | Route::Dps { sub, .. }
+        | Route::DpsOperationResult { sub, .. }
         | Route::DuAccountList { sub, .. }
         | Route::DuAccount { sub, .. }
         | Route::DuInstanceList { sub, .. }
@@ -215,6 +245,10 @@ pub(crate) fn action(route: &Route, method: &str) -> String {
     let kind = match route {
         Route::Assignments { .. } => "Microsoft.Authorization/roleAssignments",
         Route::Definitions { .. } => "Microsoft.Authorization/roleDefinitions",
+        Route::DenyAssignments { .. } => "Microsoft.Authorization/denyAssignments",
+        Route::Eligibilities { .. } => "Microsoft.Authorization/roleEligibilityScheduleInstances",
+        Route::ManagementGroup { .. } => "Microsoft.Management/managementGroups",
+        Route::Entities => return "Microsoft.Management/getEntities/action".into(),
         Route::SubscriptionList | Route::Subscription { .. } => "Microsoft.Resources/subscriptions",
         Route::Provider { .. } => "Microsoft.Resources/subscriptions/providers",
         Route::ResourceGroup { .. } => "Microsoft.Resources/subscriptions/resourceGroups",
@@ -222,6 +256,7 @@ pub(crate) fn action(route: &Route, method: &str) -> String {
         Route::HubKeys { .. } => return "Microsoft.Devices/IotHubs/listkeys/action".into(),
         Route::OperationResult { .. } => "Microsoft.Devices/locations/operationResults",
         Route::DpsList { .. } | Route::Dps { .. } => "Microsoft.Devices/provisioningServices",
+        Route::DpsOperationResult { .. } => "Microsoft.Devices/provisioningServices/operationresults",
         Route::DuAccountList { .. } | Route::DuAccount { .. } => "Microsoft.DeviceUpdate/accounts",
         Route::DuInstanceList { .. } | Route::DuInstance { .. } => "Microsoft.DeviceUpdate/accounts/instances",
         _ => "Microsoft.Resources/resources",
@@ -233,7 +268,9 @@ pub(crate) fn action(route: &Route, method: &str) -> String {
 pub(crate) fn provider_type(route: &Route) -> Option<&'static str> {
     match route {
         Route::HubList { .. } | Route::Hub { .. } | Route::HubKeys { .. } => Some("Microsoft.Devices/IotHubs"),
-        Route::DpsList { .. } | Route::Dps { .. } => Some("Microsoft.Devices/ProvisioningServices"),
+        Route::DpsList { .. } | Route::Dps { .. } | Route::DpsOperationResult { .. } => {
+            Some("Microsoft.Devices/ProvisioningServices")
+        }
         Route::DuAccountList { .. } | Route::DuAccount { .. } => Some("Microsoft.DeviceUpdate/accounts"),
         Route::DuInstanceList { .. } | Route::DuInstance { .. } => Some("Microsoft.DeviceUpdate/accounts/instances"),
         _ => None,

@@ -35,6 +35,14 @@ pub struct Seed {
     pub policies: Vec<PolicyAssignment>,
     /// Device Update for IoT Hub accounts with their instances.
     pub device_update_accounts: Vec<DeviceUpdateAccount>,
+    /// Privileged Identity Management role eligibilities, served as their schedule instances
+    /// (`roleEligibilityScheduleInstances`, 2020-10-01).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub role_eligibilities: Vec<RoleEligibility>,
+    /// Deny assignments (read-only in Azure: created by Blueprints, managed applications and
+    /// deployment stacks), served at 2022-04-01 and enforced with `enforceRbac`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deny_assignments: Vec<DenyAssignment>,
 }
 
 /// What the caller may do in a subscription.
@@ -129,6 +137,9 @@ pub struct DeviceUpdateInstance {
 #[serde(rename_all = "camelCase", default)]
 pub struct ManagementGroup {
     pub id: String,
+    /// Default: the id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
     pub subscriptions: Vec<String>,
@@ -319,6 +330,95 @@ pub struct RoleAssignment {
     pub created_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_by: Option<String>,
+}
+
+/// A PIM role eligibility: `principalId` may activate `roleDefinitionId` at `scope`. In the state
+/// `name` is a lowercase hyphenated GUID (the eligibility schedule's name) and `roleDefinitionId`
+/// the role's lowercase GUID.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RoleEligibility {
+    /// GUID of the eligibility schedule; random when empty in a seed.
+    pub name: String,
+    pub scope: String,
+    /// Role GUID or full role definition id in seeds.
+    pub role_definition_id: String,
+    pub principal_id: String,
+    /// `User`, `Group`, `ServicePrincipal` or `ForeignGroup`; default: the directory's type, else
+    /// `User`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal_type: Option<String>,
+    /// RFC 3339; default: when the seed was loaded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_date_time: Option<String>,
+    /// RFC 3339; none: permanently eligible. An eligibility that has ended is not listed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_date_time: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_on: Option<String>,
+}
+
+/// A principal a deny assignment names: `{id, type}`. The zero GUID with type `SystemDefined`
+/// stands for every principal of the directory (only in `principals`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DenyPrincipal {
+    pub id: String,
+    /// `User`, `Group`, `ServicePrincipal` or `SystemDefined`; default: `SystemDefined` for the
+    /// zero GUID, else the directory's type, else `User`.
+    #[serde(rename = "type")]
+    pub principal_type: String,
+}
+
+/// One permission block of a deny assignment: what it denies (actions less notActions, data
+/// actions less notDataActions).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DenyPermission {
+    pub actions: Vec<String>,
+    pub not_actions: Vec<String>,
+    pub data_actions: Vec<String>,
+    pub not_data_actions: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition_version: Option<String>,
+}
+
+/// A deny assignment (Microsoft.Authorization/denyAssignments). In the state `name` is a
+/// lowercase hyphenated GUID.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DenyAssignment {
+    /// GUID; random when empty in a seed.
+    pub name: String,
+    /// The display name, unique at its scope.
+    pub deny_assignment_name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub scope: String,
+    pub permissions: Vec<DenyPermission>,
+    pub principals: Vec<DenyPrincipal>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub exclude_principals: Vec<DenyPrincipal>,
+    /// Applies at `scope` only, not below it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub do_not_apply_to_child_scopes: bool,
+    /// Default: true ("currently, all deny assignments are system protected").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_system_protected: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created_on: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_on: Option<String>,
 }
 
 /// Errors reading a seed.

@@ -104,7 +104,8 @@ async fn handle(inner: Arc<Inner>, req: Request<Incoming>) -> Result<Response<Fu
         let mut f = inner.faults.lock().unwrap_or_else(|e| e.into_inner());
         if f.applies(op, is_token) {
             let (l, fault) = f.roll();
-            (l, fault, f.faults.throttle_retry_after_secs)
+            // Never `Retry-After: 0`: SDKs read it as no header and wait their own default.
+            (l, fault, f.faults.throttle_retry_after_secs.max(1))
         } else {
             (std::time::Duration::ZERO, None, 0)
         }
@@ -258,6 +259,12 @@ fn dispatch(ctx: &Ctx, route: &Route) -> Reply {
         Route::Imds if m == "GET" => token::imds(ctx),
         Route::Assignments { scope, name } => crate::authz::assignments(ctx, scope, name.as_deref()),
         Route::Definitions { scope, name } => crate::definitions::definitions(ctx, scope, name.as_deref()),
+        Route::DenyAssignments { scope, name } if m == "GET" => {
+            crate::deny::deny_assignments(ctx, scope, name.as_deref())
+        }
+        Route::Eligibilities { scope, name } if m == "GET" => crate::pim::eligibilities(ctx, scope, name.as_deref()),
+        Route::ManagementGroup { id } if m == "GET" => crate::mgmt::management_group(ctx, id),
+        Route::Entities if m == "POST" => crate::mgmt::entities(ctx),
         Route::ResourceGroup { sub, rg } => crate::iothub::resource_group(ctx, sub, rg),
         Route::HubList { sub, rg } if m == "GET" => crate::iothub::list(ctx, sub, rg.as_deref()),
         Route::Hub { sub, rg, name } => crate::iothub::hub(ctx, sub, rg, name),
@@ -267,6 +274,9 @@ fn dispatch(ctx: &Ctx, route: &Route) -> Reply {
         Route::OperationResult { id, .. } if m == "GET" => crate::iothub::operation_result(ctx, id),
         Route::DpsList { sub, rg } if m == "GET" => crate::dps::list(ctx, sub, rg.as_deref()),
         Route::Dps { sub, rg, name } => crate::dps::dps(ctx, sub, rg, name),
+        Route::DpsOperationResult { sub, rg, name, id } if m == "GET" => {
+            crate::dps::operation_result(ctx, sub, rg, name, id)
+        }
         Route::SubscriptionList if m == "GET" => crate::subscriptions::list(ctx),
         Route::Subscription { sub } if m == "GET" => crate::subscriptions::get(ctx, sub),
         Route::Provider { sub, ns } if m == "GET" => crate::providers::get(ctx, sub, ns),

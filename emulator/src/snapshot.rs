@@ -2,10 +2,11 @@
 
 use serde_json::Value;
 
+use crate::deny::EVERYONE;
 use crate::fresh::{new_etag, now_rfc3339};
 use crate::resources::{Dps, Hub, default_hub_properties, default_policies, normalize_sku};
-use crate::seed::{DpsSeed, HubSeed, Seed};
-use crate::state::{DEFAULT_TENANT, DirectoryEntry, State, guid_of, normalize_scope, subscription_of};
+use crate::seed::{DenyAssignment, DpsSeed, HubSeed, RoleEligibility, Seed};
+use crate::state::{DEFAULT_TENANT, DirectoryEntry, State, canonical_scope, guid_of, normalize_scope, subscription_of};
 
 impl State {
     /// Build from a seed. Hubs and DPS imply their resource groups; subscriptions are implied
@@ -81,6 +82,7 @@ impl State {
                 etag: d.etag.unwrap_or_else(new_etag),
                 identity: d.identity,
                 raw_iot_hubs: d.raw_iot_hubs,
+                provisioning_state: "Succeeded".into(),
             });
         }
         for a in seed.device_update_accounts {
@@ -130,7 +132,105 @@ impl State {
             ra.updated_on.get_or_insert_with(|| now.clone());
             st.role_assignments.push(ra);
         }
+        for e in seed.role_eligibilities {
+            let e = st.eligibility_from_seed(e, &now)?;
+            st.role_eligibilities.push(e);
+        }
+        for d in seed.deny_assignments {
+            let d = st.deny_from_seed(d, &now)?;
+            st.deny_assignments.push(d);
+        }
         Ok(st)
+    }
+
+    /// A seeded eligibility, checked and completed: GUID name (random when empty), scope in
+    /// `/subscriptions/...` form, role GUID, principal type (the directory's, else `User`), start.
+    fn eligibility_from_seed(&mut self, mut e: RoleEligibility, now: &str) -> Result<RoleEligibility, String> {
+        e.name = if e.name.trim().is_empty() {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            guid_of(&e.name).ok_or_else(|| format!("role eligibility {:?}: name must be a GUID", e.name))?
+        };
+        if e.scope.trim().is_empty() || e.principal_id.trim().is_empty() {
+            return Err(format!("role eligibility {}: scope and principalId are required", e.name));
+        }
+        e.scope = canonical_scope(&e.scope);
+        e.role_definition_id = guid_of(&e.role_definition_id)
+            .ok_or_else(|| format!("role eligibility {}: bad roleDefinitionId {:?}", e.name, e.role_definition_id))?;
+        for (what, t) in [("startDateTime", &e.start_date_time), ("endDateTime", &e.end_date_time)] {
+            if let Some(t) = t
+                && t.parse::<jiff::Timestamp>().is_err()
+            {
+                return Err(format!("role eligibility {}: {what} {t:?} is not an RFC 3339 time", e.name));
+            }
+        }
+        if let Some(sub) = subscription_of(&e.scope) {
+            self.subscriptions.insert(sub.to_ascii_lowercase());
+        }
+        if e.principal_type.is_none() {
+            e.principal_type =
+                Some(self.principal(&e.principal_id).map_or("User".into(), |p| p.principal_type.clone()));
+        }
+        e.start_date_time.get_or_insert_with(|| now.to_string());
+        e.created_on.get_or_insert_with(|| now.to_string());
+        Ok(e)
+    }
+
+    /// A seeded deny assignment, checked as Azure's deny assignment rules say (a display name,
+    /// unique at its scope; at least one action or data action; principals; `SystemDefined` only
+    /// in `principals`) and completed: GUID name (random when empty), scope, principal types.
+    fn deny_from_seed(&mut self, mut d: DenyAssignment, now: &str) -> Result<DenyAssignment, String> {
+        d.name = if d.name.trim().is_empty() {
+            uuid::Uuid::new_v4().to_string()
+        } else {
+            guid_of(&d.name).ok_or_else(|| format!("deny assignment {:?}: name must be a GUID", d.name))?
+        };
+        let err = |m: &str| format!("deny assignment {}: {m}", d.name);
+        if d.deny_assignment_name.trim().is_empty() {
+            return Err(err("denyAssignmentName is required"));
+        }
+        if d.scope.trim().is_empty() {
+            return Err(err("scope is required"));
+        }
+        d.scope = canonical_scope(&d.scope);
+        if !d.permissions.iter().any(|p| !p.actions.is_empty() || !p.data_actions.is_empty()) {
+            return Err(err("permissions need at least one action or data action"));
+        }
+        if d.principals.is_empty() {
+            return Err(err(
+                "principals are required (00000000-0000-0000-0000-000000000000 of type SystemDefined: everyone)",
+            ));
+        }
+        if d.exclude_principals
+            .iter()
+            .any(|p| p.id == EVERYONE || p.principal_type.eq_ignore_ascii_case("SystemDefined"))
+        {
+            return Err(err("the SystemDefined principal can be used only in principals"));
+        }
+        if self.deny_assignments.iter().any(|o| {
+            o.scope.eq_ignore_ascii_case(&d.scope)
+                && o.deny_assignment_name.eq_ignore_ascii_case(&d.deny_assignment_name)
+        }) {
+            return Err(err("denyAssignmentName must be unique at its scope"));
+        }
+        for p in d.principals.iter_mut().chain(d.exclude_principals.iter_mut()) {
+            if p.principal_type.trim().is_empty() {
+                p.principal_type = if p.id == EVERYONE {
+                    "SystemDefined".into()
+                } else {
+                    self.principal(&p.id).map_or("User".into(), |x| x.principal_type.clone())
+                };
+            }
+        }
+        if d.principals.iter().any(|p| p.id == EVERYONE && !p.principal_type.eq_ignore_ascii_case("SystemDefined")) {
+            return Err(err("the zero GUID stands for everyone only with type SystemDefined"));
+        }
+        if let Some(sub) = subscription_of(&d.scope) {
+            self.subscriptions.insert(sub.to_ascii_lowercase());
+        }
+        d.created_on.get_or_insert_with(|| now.to_string());
+        d.updated_on.get_or_insert_with(|| now.to_string());
+        Ok(d)
     }
 
     /// The state in seed form.
@@ -183,6 +283,8 @@ impl State {
             role_assignments: self.role_assignments.clone(),
             policies: self.policies.clone(),
             device_update_accounts: self.device_update_accounts.clone(),
+            role_eligibilities: self.role_eligibilities.clone(),
+            deny_assignments: self.deny_assignments.clone(),
         }
     }
 }

@@ -9,8 +9,8 @@ use std::time::Instant;
 use crate::fresh::new_key;
 use crate::resources::{Dps, Hub};
 use crate::seed::{
-    ClientApp, DeviceUpdateAccount, DpsLinkSeed, ManagementGroup, PolicyAssignment, Principal, ResourceGroup,
-    RoleAssignment, RoleDefinition, Subscription,
+    ClientApp, DenyAssignment, DeviceUpdateAccount, DpsLinkSeed, ManagementGroup, PolicyAssignment, Principal,
+    ResourceGroup, RoleAssignment, RoleDefinition, RoleEligibility, Subscription,
 };
 
 /// Tenant used when the seed names none.
@@ -22,12 +22,15 @@ pub struct DirectoryEntry {
     pub principal: Principal,
     pub registered: Option<Instant>,
 }
-/// A long-running operation (hub PUT or DELETE).
+/// A long-running operation (hub PUT or DELETE, DPS creation).
 #[derive(Clone, Debug)]
 pub struct Operation {
     pub polls: u32,
     /// The hub whose provisioningState becomes Succeeded when the operation completes.
     pub hub: Option<(String, String, String)>,
+    /// The DPS (subscription, resource group, name) whose provisioningState becomes Succeeded
+    /// when the operation completes.
+    pub dps: Option<(String, String, String)>,
     pub done: bool,
 }
 
@@ -48,6 +51,10 @@ pub struct State {
     /// Custom roles.
     pub role_definitions: Vec<RoleDefinition>,
     pub role_assignments: Vec<RoleAssignment>,
+    /// PIM role eligibilities (served as schedule instances).
+    pub role_eligibilities: Vec<RoleEligibility>,
+    /// Deny assignments (read-only over ARM; enforced with `enforce_rbac`).
+    pub deny_assignments: Vec<DenyAssignment>,
     pub operations: HashMap<String, Operation>,
     /// Subscriptions with a display name, state or access of their own, by lowercase id.
     pub subscription_details: BTreeMap<String, Subscription>,
@@ -69,6 +76,18 @@ pub(crate) fn guid_of(s: &str) -> Option<String> {
 pub fn normalize_scope(s: &str) -> String {
     let parts: Vec<&str> = s.split('/').filter(|p| !p.is_empty()).collect();
     format!("/{}", parts.join("/"))
+}
+
+/// `normalize_scope`, and the alias `/providers/Microsoft.Subscription/subscriptions/{id}...`
+/// (the PIM examples' scope) as `/subscriptions/{id}...`.
+pub(crate) fn canonical_scope(s: &str) -> String {
+    let n = normalize_scope(s);
+    let alias = "/providers/microsoft.subscription/subscriptions/";
+    if n.len() > alias.len() && n[..alias.len()].eq_ignore_ascii_case(alias) {
+        format!("/subscriptions/{}", &n[alias.len()..])
+    } else {
+        n
+    }
 }
 
 /// Subscription of a scope, if it is a subscription or below.

@@ -315,7 +315,9 @@ async fn refresh_exposure(obj: &IotHubSharedAccess, ctx: &Context, st: &mut IotH
     if fresh_enough && driver::requested(obj).is_none() {
         return;
     }
-    let exposure = match crate::observe::exposure::audit_hub(ctx.azure.as_ref(), hub, false).await {
+    // The hub itself was just read (plan, write, read-back): its setting is in status.
+    let shared_access = st.shared_access_policies.unwrap_or(Access::Allow);
+    let exposure = match crate::observe::exposure::exposure_of(ctx.azure.as_ref(), hub, shared_access, false).await {
         Ok(e) => e,
         Err(e) => {
             tracing::warn!(hub = %hub, error = %e, "exposure of the hub not read; keeping the last summary");

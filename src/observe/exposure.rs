@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 use crate::azure::{AssignmentFilter, Azure, AzureError};
-use crate::domain::{HubId, RoleDefinition, RoleDefinitionId, Scope};
+use crate::domain::{Access, HubId, RoleDefinition, RoleDefinitionId, Scope};
 use crate::plan::exposure::{Deny, Grantee, HubExposure, PathKind, SharedAccessPolicy, judge};
 
 /// Does an assignment at `at`, listed at `hub`'s scope, apply to the hub? At or above it: ARM
@@ -24,6 +24,16 @@ pub async fn audit_hub(azure: &dyn Azure, hub: &HubId, read_policies: bool) -> R
         code: "ResourceNotFound".into(),
         message: format!("IoT hub {hub} not found"),
     })?;
+    exposure_of(azure, hub, observed.shared_access, read_policies).await
+}
+
+/// The same, for a hub whose shared access setting the caller has just read.
+pub async fn exposure_of(
+    azure: &dyn Azure,
+    hub: &HubId,
+    shared_access: Access,
+    read_policies: bool,
+) -> Result<HubExposure, AzureError> {
     let scope = hub.scope();
     let assignments = azure.list_role_assignments(&scope, &AssignmentFilter::All).await?;
     let eligibilities = azure.list_role_eligibilities(&scope).await?;
@@ -85,5 +95,5 @@ pub async fn audit_hub(azure: &dyn Azure, hub: &HubId, read_policies: bool) -> R
     } else {
         None
     };
-    Ok(judge(&scope, observed.shared_access, policies, &grantees, &denies))
+    Ok(judge(&scope, shared_access, policies, &grantees, &denies))
 }

@@ -491,7 +491,8 @@ async fn hubs_are_read_with_their_device_and_service_host_names_when_the_provide
 async fn hub_writes_send_no_read_only_property_keep_the_rest_and_survive_the_short_404_window() {
     let emu = emulator(DEMO_SEED, |c| {
         c.reject_read_only_properties = true;
-        c.hub_not_found_after_local_auth_change = Duration::from_millis(1500);
+        // Longer than the operation's polls (Retry-After is at least 1 s, as ARM sends it).
+        c.hub_not_found_after_local_auth_change = Duration::from_millis(4500);
     })
     .await;
     let c = client(&emu);
