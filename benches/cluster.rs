@@ -9,14 +9,21 @@
 //!   resource must be Ready. A short version runs in CI (`tests/cluster/soak.rs`).
 //! - memory: resident memory of the `run` process, read from outside (`/proc/PID/status`), with
 //!   10,000 `IotHubRoleAssignment` resources served by the real API server and reconciled (Azure
-//!   already holds their grants, so the run is reads and status writes). Target: under 100 MiB.
+//!   already holds their grants, so the run is reads and status writes), beside 10,000 unrelated
+//!   ConfigMaps (the operator watches ConfigMaps by metadata for `principal.idFrom`). Target:
+//!   under 100 MiB.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use iothub_access_emulator::EmulatorConfig;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kube::api::PostParams;
+use serde_json::json;
 use support::cluster::*;
 use support::proof::{assignments, converged_seed, crash_soak, memory_mib};
 
@@ -31,7 +38,7 @@ async fn soak() {
 
 async fn memory() {
     const N: usize = 10_000;
-    println!("\n== memory of `run` with {N} role assignments on the real API server");
+    println!("\n== memory of `run` with {N} role assignments and {N} unrelated ConfigMaps on the real API server");
     let Some((server, client, ns)) = setup("bench-memory").await else { return };
     let emu = support::emulator(support::DEMO_SEED, |c: &mut EmulatorConfig| {
         c.seed = converged_seed(N, "bench", &ns);
@@ -41,6 +48,26 @@ async fn memory() {
     let t = Instant::now();
     apply(&client, &ns, &assignments(N)).await;
     println!("  {N} resources created in {:.1} s", t.elapsed().as_secs_f64());
+    // As many unrelated ConfigMaps (1 KiB of data each): the operator watches ConfigMaps (by
+    // metadata) for `principal.idFrom`, and must not grow with them.
+    let t = Instant::now();
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), &ns);
+    futures::stream::iter(0..N)
+        .map(|i| {
+            let api = config_maps.clone();
+            async move {
+                let cm: ConfigMap = serde_json::from_value(json!({
+                    "metadata": {"name": format!("unrelated-{i}")},
+                    "data": {"settings": "x".repeat(1024)}
+                }))
+                .expect("a ConfigMap");
+                api.create(&PostParams::default(), &cm).await.expect("ConfigMap created");
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<()>>()
+        .await;
+    println!("  {N} unrelated ConfigMaps created in {:.1} s", t.elapsed().as_secs_f64());
     let op = Operator::start(
         server,
         &emu.base_url(),
