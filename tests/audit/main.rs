@@ -21,8 +21,9 @@ const ELIGIBLE_ADMIN: &str = "a0000000-0000-4000-8000-0000000000a6";
 const ONBOARDING: &str = "a0000000-0000-4000-8000-0000000000a7";
 const IOT_OPS: &str = "a0000000-0000-4000-8000-0000000000a8";
 const KEY_ROLE: &str = "c0000000-0000-4000-8000-0000000000c1";
-const DEVICE_REGISTRY_ONBOARDING: &str = "c0000000-0000-4000-8000-0000000000c2";
-const IOT_OPERATIONS_ONBOARDING: &str = "c0000000-0000-4000-8000-0000000000c3";
+/// The 2025 built-ins (their published permissions: `data/builtin-roles.json`).
+const DEVICE_REGISTRY_ONBOARDING: &str = "547f7f0a-69c0-4807-bd9e-0321dfb66a84";
+const IOT_OPERATIONS_ONBOARDING: &str = "7b7c71ed-33fa-4ed2-a91a-e56d5da260b5";
 
 fn seed() -> String {
     let sub = format!("/subscriptions/{SUB}");
@@ -33,12 +34,6 @@ fn seed() -> String {
     v["roleDefinitions"] = json!([
         {"name": KEY_ROLE, "roleName": "Hub key reader", "description": "listkeys", "assignableScopes": [sub],
          "permissions": [{"actions": ["Microsoft.Devices/IotHubs/listkeys/action", "Microsoft.Devices/IotHubs/read"]}]},
-        // The 2025 built-ins, by their published permissions (custom roles here: judged by what
-        // they grant, never by name).
-        {"name": DEVICE_REGISTRY_ONBOARDING, "roleName": "Azure Device Registry Onboarding (as published)", "description": "",
-         "assignableScopes": [sub], "permissions": [{"actions": ["Microsoft.Devices/iothubs/*", "Microsoft.DeviceRegistry/*"]}]},
-        {"name": IOT_OPERATIONS_ONBOARDING, "roleName": "Azure IoT Operations Onboarding (as published)", "description": "",
-         "assignableScopes": [sub], "permissions": [{"actions": ["Microsoft.Authorization/*/write", "*/read"]}]},
     ]);
     let ra = |n: u32, scope: &str, role: &str, p: &str, t: &str| json!({"name": format!("b0000000-0000-4000-8000-{n:012}"), "scope": scope, "roleDefinitionId": role, "principalId": p, "principalType": t});
     v["roleAssignments"] = json!([
