@@ -11,8 +11,8 @@ use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
 
 use super::driver::{self, Steps, Stop, Verdict, cleanup_apply, cleanup_managed, finish};
+use super::plain_sources;
 use super::{Context, ReconcileError, owner_of};
-use super::{no_custom_roles, sources};
 use crate::apply::Applied;
 use crate::azure::AzureError;
 use crate::crd::{IotHubCustomRole, IotHubCustomRoleStatus};
@@ -53,17 +53,12 @@ impl Steps for IotHubCustomRole {
     const SUBJECT: &'static str = "the role definition";
 
     async fn desire(&self, ctx: &Context, st: &mut IotHubCustomRoleStatus) -> Result<DesiredCustomRole, Stop> {
-        let d = Pipeline::desire(
-            self,
-            &sources(
-                ctx,
-                self,
-                &no_custom_roles,
-                &crate::pipeline::no_custom_role_owner,
-                &crate::desire::no_principal_refs,
-            ),
-        )
-        .map_err(|e| Stop { reason: Reason::InvalidSpec, message: e.detail(), event: true, retry: None })?;
+        let d = Pipeline::desire(self, &plain_sources(ctx, self)).map_err(|e| Stop {
+            reason: Reason::InvalidSpec,
+            message: e.detail(),
+            event: true,
+            retry: None,
+        })?;
         st.effective_data_actions = d.definition().effective_data_actions().into_iter().map(str::to_string).collect();
         Ok(d)
     }
@@ -74,13 +69,7 @@ impl Steps for IotHubCustomRole {
         desired: &DesiredCustomRole,
         st: &IotHubCustomRoleStatus,
     ) -> Result<(Plan, Vec<RoleDefinitionId>), AzureError> {
-        let src = sources(
-            ctx,
-            self,
-            &no_custom_roles,
-            &crate::pipeline::no_custom_role_owner,
-            &crate::desire::no_principal_refs,
-        );
+        let src = plain_sources(ctx, self);
         let owned = owned_of(ctx, self, st)
             .map_err(|e| AzureError::Withheld { reason: Reason::ScopesUnknown, message: e.to_string() })?;
         Pipeline::plan(self, &ctx.observer_for(self), &src, desired, owned).await
@@ -143,8 +132,7 @@ async fn cleanup(
         ctx.event(obj, EventType::Warning, Reason::DeletionRefused, msg.clone()).await;
         return Err(ReconcileError::Refused(msg));
     }
-    let src =
-        sources(ctx, obj, &no_custom_roles, &crate::pipeline::no_custom_role_owner, &crate::desire::no_principal_refs);
+    let src = plain_sources(ctx, obj);
     let desired = Pipeline::desire(obj, &src).ok();
     let owned = owned_of(ctx, obj, &st)?;
     let subject = desired.as_ref().map(|d| d.id().to_string());

@@ -498,6 +498,12 @@ pub fn sources<'a, K: ResourceExt>(
     }
 }
 
+/// The sources of a kind that names no custom role and no principal (custom roles, shared
+/// access).
+pub fn plain_sources<'a, K: ResourceExt>(ctx: &'a Context, obj: &K) -> crate::pipeline::Sources<'a> {
+    sources(ctx, obj, &no_custom_roles, &crate::pipeline::no_custom_role_owner, &crate::desire::no_principal_refs)
+}
+
 /// No custom role (kinds that do not reference one).
 pub fn no_custom_roles(_: &str) -> Option<crate::crd::IotHubCustomRoleSpec> {
     None

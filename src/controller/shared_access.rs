@@ -15,9 +15,9 @@ use kube::runtime::controller::Action as Requeue;
 use kube::runtime::events::EventType;
 
 use super::driver::{self, Steps, Stop, Verdict};
+use super::plain_sources;
 use super::status;
 use super::{Context, Kind, ReconcileError, key_of, owner_of};
-use super::{no_custom_roles, sources};
 use crate::apply::Applied;
 use crate::azure::AzureError;
 use crate::crd::common::Blocker;
@@ -113,17 +113,12 @@ impl Steps for IotHubSharedAccess {
     const SUBJECT: &'static str = "the hub";
 
     async fn desire(&self, ctx: &Context, st: &mut IotHubSharedAccessStatus) -> Result<DesiredSharedAccess, Stop> {
-        let d = Pipeline::desire(
-            self,
-            &sources(
-                ctx,
-                self,
-                &no_custom_roles,
-                &crate::pipeline::no_custom_role_owner,
-                &crate::desire::no_principal_refs,
-            ),
-        )
-        .map_err(|e| Stop { reason: Reason::InvalidSpec, message: e.detail(), event: true, retry: None })?;
+        let d = Pipeline::desire(self, &plain_sources(ctx, self)).map_err(|e| Stop {
+            reason: Reason::InvalidSpec,
+            message: e.detail(),
+            event: true,
+            retry: None,
+        })?;
         st.hub_id = Some(d.hub.arm_id());
         if let Some(f) = claimed_elsewhere(ctx, self, &d) {
             // Looked at again at the re-check interval: the keeper may go.
@@ -143,20 +138,7 @@ impl Steps for IotHubSharedAccess {
         desired: &DesiredSharedAccess,
         _st: &IotHubSharedAccessStatus,
     ) -> Result<(Plan, HubView), AzureError> {
-        Pipeline::plan(
-            self,
-            &ctx.observer_for(self),
-            &sources(
-                ctx,
-                self,
-                &no_custom_roles,
-                &crate::pipeline::no_custom_role_owner,
-                &crate::desire::no_principal_refs,
-            ),
-            desired,
-            (),
-        )
-        .await
+        Pipeline::plan(self, &ctx.observer_for(self), &plain_sources(ctx, self), desired, ()).await
     }
 
     fn observed(&self, st: &mut IotHubSharedAccessStatus, desired: &DesiredSharedAccess, plan: &Plan, seen: &HubView) {
