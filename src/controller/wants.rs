@@ -91,7 +91,7 @@ impl ClusterWants {
                 let mut spec = a.spec.clone();
                 spec.principal.id = Some(grant.principal_id.clone());
                 spec.principal.id_from = None;
-                (spec, true)
+                (std::borrow::Cow::Owned(spec), true)
             }
             Err(_) => return false,
         };

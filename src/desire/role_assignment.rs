@@ -106,12 +106,13 @@ pub fn no_principal_refs(ns: &str, name: &str, _key: &str) -> RefValue {
 /// The spec with `principal.idFrom` replaced by the object id it reads (`ns`: the resource's
 /// namespace; a reference never leaves it). A value that is not a GUID is an invalid spec naming
 /// the ConfigMap and key; a missing ConfigMap or key is `PrincipalRefNotFound`.
-pub fn resolve_principal(
-    spec: &IotHubRoleAssignmentSpec,
+pub fn resolve_principal<'s>(
+    spec: &'s IotHubRoleAssignmentSpec,
     ns: &str,
     lookup: PrincipalLookup<'_>,
-) -> Result<IotHubRoleAssignmentSpec, DesireError> {
-    let Some(from) = &spec.principal.id_from else { return Ok(spec.clone()) };
+) -> Result<std::borrow::Cow<'s, IotHubRoleAssignmentSpec>, DesireError> {
+    // Borrowed when there is nothing to read: the wants of every other resource go through here.
+    let Some(from) = &spec.principal.id_from else { return Ok(std::borrow::Cow::Borrowed(spec)) };
     let r = &from.config_map_key_ref;
     let value = match lookup(ns, &r.name, &r.key) {
         RefValue::Value(v) => v.trim().to_string(),
@@ -131,7 +132,7 @@ pub fn resolve_principal(
     let mut resolved = spec.clone();
     resolved.principal.id = Some(value);
     resolved.principal.id_from = None;
-    Ok(resolved)
+    Ok(std::borrow::Cow::Owned(resolved))
 }
 
 impl DesireError {
