@@ -169,8 +169,11 @@ async fn controllers(
     // ConfigMaps by metadata only (nothing cached): one that a role assignment reads its principal
     // from reconciles that assignment when it appears, changes or goes.
     let (refs, referencing) = (ctx.principals.clone(), ctx.assignments.clone());
+    // Listed in pages (the most recent semantic: the API server ignores `limit` when it serves
+    // resourceVersion 0 from its cache), so ten thousand unrelated ConfigMaps never arrive at once.
+    let paged = watcher::Config::default();
     let config_maps =
-        watcher(api::<PartialObjectMeta<ConfigMap>>(client, ns), wc.clone()).default_backoff().touched_objects();
+        watcher(api::<PartialObjectMeta<ConfigMap>>(client, ns), paged).default_backoff().touched_objects();
     let ra_ctrl = ra_ctrl.watches_stream(config_maps, move |cm: PartialObjectMeta<ConfigMap>| {
         let (cns, cname) = (cm.namespace(), cm.name_any());
         if !refs.changed(cns.as_deref().unwrap_or_default(), &cname) {
