@@ -317,6 +317,17 @@ impl Needs {
                         continue;
                     }
                     let lookup = |name: &str| custom_role_in(manifests, &d.namespace, name);
+                    // A principal read from a ConfigMap: only its type matters here.
+                    let placeholder;
+                    let spec = if spec.principal.id_from.is_some() {
+                        let mut s = spec.clone();
+                        s.principal.id = Some(Uuid::nil().to_string());
+                        s.principal.id_from = None;
+                        placeholder = s;
+                        &placeholder
+                    } else {
+                        spec
+                    };
                     let wanted = match desire::desire_role_assignment(spec, &lookup, &owner(d)) {
                         Err(DesireError::CustomRoleNotFound(name)) => {
                             // Defined in the cluster, not here: the same assignment, its role named
@@ -334,6 +345,32 @@ impl Needs {
                         other => other,
                     };
                     let Ok(wanted) = wanted else { continue };
+                    // Azure will let the operator grant whatever the condition lists: a role a
+                    // manifest names by `definitionId` enters it only when it is known here and
+                    // grants nothing beyond IoT Hub data access (the operator's own rule), or when
+                    // the admin allowed it with --allowed-role. Never because a manifest says so.
+                    let derived = manifests.iter().any(|c| {
+                        matches!(c.spec, DeclaredSpec::CustomRole(_)) && owner(c).definition_name() == wanted.role.guid
+                    }) || spec.role.custom_role_ref.is_some();
+                    let judged = match &wanted.role.definition {
+                        _ if derived || input.allowed_roles.contains(&wanted.role.guid) => Ok(()),
+                        Some(def) => def.grantable(),
+                        None => Err(format!(
+                            "role {} is not known offline (a custom role defined elsewhere)",
+                            wanted.role.guid
+                        )),
+                    };
+                    if let Err(why) = judged {
+                        n.notes.push(note(
+                            format!("IotHubRoleAssignment {}/{}", d.namespace, d.name),
+                            format!("its role is left out of the condition: {why}; Azure will refuse to grant it"),
+                            format!(
+                                "check what role {} grants; if it is only IoT Hub data access (or you accept more), pass --allowed-role {} here and to the operator",
+                                wanted.role.guid, wanted.role.guid
+                            ),
+                        ));
+                        continue;
+                    }
                     match (input.allowed)(&wanted.guarded_scopes()) {
                         Ok(()) => {
                             n.roles.insert(wanted.role.guid);

@@ -463,3 +463,39 @@ fn with_no_role_assignment_to_write_the_identity_only_reads() {
     assert!(reader[0]["condition"].is_null());
     assert_eq!(holder_of(&doc, HUB_WRITE).expect("a hub writer").1, vec![FLEET_HUB.to_string()]);
 }
+
+/// Attack: a manifest that names a powerful role by `definitionId` must not widen the condition
+/// the admin pastes into Azure. Only the admin can (`--allowed-role`).
+#[test]
+fn a_manifest_cannot_put_a_role_that_grants_more_into_the_condition() {
+    // Azure IoT Operations Onboarding: Microsoft.Authorization/*/write (it can grant any role).
+    let iot_ops = "7b7c71ed-33fa-4ed2-a91a-e56d5da260b5";
+    // A custom role defined elsewhere: not known offline.
+    let unknown = "22222222-3333-4444-8555-666666666666";
+    for role in [iot_ops, unknown] {
+        let manifest = ROLE_ASSIGNMENT.replace("role: {builtIn: Reader}", &format!("role: {{definitionId: {role}}}"));
+        let doc = from_stdin(&manifest, &[]);
+        let text = serde_json::to_string(&doc["roleAssignments"]).unwrap();
+        assert!(!text.contains(role), "{role} must not enter the condition: {doc:#}");
+        assert!(
+            doc["notes"].as_array().unwrap().iter().any(|n| n["risk"]
+                .as_str()
+                .unwrap()
+                .contains("left out of the condition")
+                && n["avoid"].as_str().unwrap().contains(&format!("--allowed-role {role}"))),
+            "{doc:#}"
+        );
+        let allowed = from_stdin(&manifest, &["--allowed-role", role]);
+        assert!(parse(&condition(&allowed)).unwrap().evaluate(&write(role, Some("User"))), "the admin's choice");
+    }
+    // A principal read from a ConfigMap still brings its type into the condition.
+    let by_ref = ROLE_ASSIGNMENT.replace(
+        "principal: {id: e4d3c2b1-a0f9-4e8d-b7c6-a5b4c3d2e1f0, type: User}",
+        "principal: {idFrom: {configMapKeyRef: {name: identity, key: principalId}}, type: Group}",
+    );
+    let doc = from_stdin(&by_ref, &[]);
+    assert!(
+        parse(&condition(&doc)).unwrap().evaluate(&write("acdd72a7-3385-48ef-bd42-f606fba81ae7", Some("Group"))),
+        "{doc:#}"
+    );
+}
