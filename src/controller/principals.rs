@@ -17,12 +17,15 @@ use crate::desire::RefValue;
 pub struct PrincipalRefs {
     values: Mutex<HashMap<(String, String, String), RefValue>>,
     referenced: Mutex<HashSet<(String, String)>>,
+    /// Changes seen per ConfigMap: a read that started before a change is not remembered.
+    changes: Mutex<HashMap<(String, String), u64>>,
 }
 
 impl PrincipalRefs {
     /// Read `key` of ConfigMap `ns/name` now (and remember it). A failed read is `Unknown`.
     pub async fn read(&self, client: &Client, ns: &str, name: &str, key: &str) -> RefValue {
         self.referenced.lock().unwrap_or_else(|e| e.into_inner()).insert((ns.into(), name.into()));
+        let generation = self.generation(ns, name);
         let value = match Api::<ConfigMap>::namespaced(client.clone(), ns).get_opt(name).await {
             Ok(Some(cm)) => match cm.data.as_ref().and_then(|d| d.get(key)) {
                 Some(v) => RefValue::Value(v.clone()),
@@ -36,11 +39,20 @@ impl PrincipalRefs {
                 RefValue::Unknown
             }
         };
-        self.values
+        let mut values = self.values.lock().unwrap_or_else(|e| e.into_inner());
+        if self.generation(ns, name) == generation {
+            values.insert((ns.into(), name.into(), key.into()), value.clone());
+        }
+        value
+    }
+
+    fn generation(&self, ns: &str, name: &str) -> u64 {
+        self.changes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert((ns.into(), name.into(), key.into()), value.clone());
-        value
+            .get(&(ns.to_string(), name.to_string()))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// What `key` of `ns/name` held when last read (`Unknown` when not read since it changed).
@@ -58,6 +70,12 @@ impl PrincipalRefs {
         if !self.referenced.lock().unwrap_or_else(|e| e.into_inner()).contains(&(ns.to_string(), name.to_string())) {
             return false;
         }
+        *self
+            .changes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((ns.to_string(), name.to_string()))
+            .or_default() += 1;
         self.values.lock().unwrap_or_else(|e| e.into_inner()).retain(|(n, c, _), _| !(n == ns && c == name));
         true
     }

@@ -253,6 +253,12 @@ async fn cleanup(obj: &IotHubRoleAssignment, ctx: &Context) -> Result<Requeue, R
     if !wants::synced(ctx) {
         return Err(ReconcileError::NotSynced);
     }
+    // Nor while a principal reference that may ask for a grant here is being read again.
+    let near: Vec<crate::domain::Scope> =
+        desired.iter().map(|d| d.scope.clone()).chain(owned.iter().map(|id| id.scope.clone())).collect();
+    if wants::unresolved_near(ctx, &near) {
+        return Err(ReconcileError::NotSynced);
+    }
     let src = sources(ctx, obj, &lookup, &roles, &principals);
     let subject = desired.as_ref().map(|d| d.id().to_string());
     let plan = driver::cleanup_plan(obj, ctx, &src, desired.as_ref(), owned, subject).await?;

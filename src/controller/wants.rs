@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::Context;
 use crate::crd::{IotHubCustomRole, IotHubRoleAssignment, ReconcileMode};
-use crate::desire::{DesireError, Guarded as _};
+use crate::desire::{Guarded as _, RefValue};
 use crate::domain::Grant;
 use crate::domain::naming::Owner;
 use crate::gate::{Gate, VerdictExt as _};
@@ -82,25 +82,15 @@ impl ClusterWants {
         }
         let ns = owner.namespace.clone();
         let lookup = |name: &str| self.custom_roles.get(&ObjectRef::new(name).within(&ns)).map(|r| r.spec.clone());
-        // A principal read from a ConfigMap counts as last read; one not read since it changed
-        // could be anyone: it counts as wanting every principal's grant of that role and scope.
+        // A principal read from a ConfigMap counts as last read. One not read since it changed
+        // wants nothing here: inferring "anyone" would let a tenant pin any team's grant of that
+        // role and scope (it would be handed over to it). Cleanup waits instead while such a
+        // reference could want what it releases (`unresolved_near`).
         let principals = |n: &str, c: &str, k: &str| self.principals.lookup(n, c, k);
-        let (spec, anyone) = match crate::desire::resolve_principal(&a.spec, &ns, &principals) {
-            Ok(spec) => (spec, false),
-            Err(DesireError::PrincipalRefUnknown(_)) => {
-                let mut spec = a.spec.clone();
-                spec.principal.id = Some(grant.principal_id.clone());
-                spec.principal.id_from = None;
-                (std::borrow::Cow::Owned(spec), true)
-            }
-            Err(_) => return false,
-        };
+        let Ok(spec) = crate::desire::resolve_principal(&a.spec, &ns, &principals) else { return false };
         let Ok(d) = crate::desire::desire_role_assignment(&spec, &lookup, owner) else { return false };
         if d.grant() != *grant {
             return false;
-        }
-        if anyone {
-            tracing::debug!(resource = %format!("{ns}/{}", a.name_any()), "principal reference not read yet: counted as wanting the grant");
         }
         // Only a `definitionId` can name another namespace's custom role.
         if d.role.definition.is_none()
@@ -142,4 +132,32 @@ impl Others for ClusterWants {
             .get(&ObjectRef::new(&owner.name).within(&owner.namespace))
             .is_some_and(|a| a.metadata.deletion_timestamp.is_none())
     }
+}
+
+/// Is there a managed role assignment (not being deleted) whose `principal.idFrom` has not been
+/// read since its ConfigMap changed, and which asks for a grant at one of `scopes`? Such a
+/// resource may want what a cleanup would release: the cleanup waits until it has been read (its
+/// own reconcile reads it within seconds of the change).
+pub fn unresolved_near(ctx: &Context, scopes: &[crate::domain::Scope]) -> bool {
+    ctx.assignments
+        .find(|a| {
+            let Some(from) = &a.spec.principal.id_from else { return false };
+            if a.metadata.deletion_timestamp.is_some() || super::reconcile_mode(a).0 != ReconcileMode::Manage {
+                return false;
+            }
+            let ns = a.namespace().unwrap_or_default();
+            let r = &from.config_map_key_ref;
+            if ctx.principals.lookup(&ns, &r.name, &r.key) != RefValue::Unknown {
+                return false;
+            }
+            // Its scope, whoever the principal turns out to be.
+            let mut spec = a.spec.clone();
+            spec.principal.id = Some(uuid::Uuid::nil().to_string());
+            spec.principal.id_from = None;
+            let owner = super::owner_of(ctx, a);
+            let lookup = |name: &str| ctx.custom_roles.get(&ObjectRef::new(name).within(&ns)).map(|r| r.spec.clone());
+            crate::desire::desire_role_assignment(&spec, &lookup, &owner)
+                .is_ok_and(|d| scopes.iter().any(|s| s.key() == d.scope.key()))
+        })
+        .is_some()
 }

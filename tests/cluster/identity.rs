@@ -129,7 +129,9 @@ async fn with_exactly_what_setup_prints_examples_converge_and_azure_refuses_ever
         || async {
             let log = std::fs::read_to_string(&op.log).unwrap_or_default();
             log.lines()
-                .filter(|l| l.contains("reconcile failed") && l.contains("legacy-operator"))
+                .filter(|l| {
+                    l.contains("reconcile failed") && l.contains("legacy-operator") && l.contains("Azure refused")
+                })
                 .filter_map(|l| serde_json::from_str::<Value>(l).ok())
                 .map(|v| v["retry_in"].as_str().unwrap_or_default().to_string())
                 .next_back()

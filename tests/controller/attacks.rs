@@ -502,3 +502,30 @@ async fn attack_a_stale_hand_over_never_lets_the_old_heir_take_an_orphan() {
     assert_eq!(h.azure_assignments(TELEMETRY_SP).len(), 1, "the orphan belongs to nobody: not deleted");
     assert!(!h.api.events().iter().any(|(r, _)| r == "TakenOver"), "{:?}", h.api.events());
 }
+
+/// Attack: a principal reference not read yet (its ConfigMap just changed, or the operator just
+/// started) must not count as wanting whatever grant of its role and scope: the maker's cleanup
+/// would hand the grant over to it, and nobody would ever remove it. The cleanup waits instead.
+#[tokio::test]
+async fn attack_an_unread_principal_reference_never_pins_another_resources_grant() {
+    let a = allowed();
+    let h = H::new(&allowed_refs(&a), None).await;
+    h.api.put(&IotHubRoleAssignment::test("victim"));
+    h.ra("victim").await.expect("reconciles");
+    assert_eq!(h.azure_assignments(TELEMETRY_SP).len(), 1);
+    // Same role and hub, its principal from a ConfigMap; not reconciled: the reference is unread.
+    let mut pin = IotHubRoleAssignment::test("pin");
+    pin.spec.principal = serde_json::from_value(serde_json::json!({
+        "idFrom": {"configMapKeyRef": {"name": "x", "key": "id"}}, "type": "ServicePrincipal"
+    }))
+    .unwrap();
+    h.api.put(&pin);
+    h.api.delete::<IotHubRoleAssignment>(NS, "victim");
+    assert!(h.ra("victim").await.is_err(), "the cleanup waits for the reference to be read");
+    assert!(!h.api.events().iter().any(|(r, _)| r == "HandedOver"), "{:?}", h.api.events());
+    assert_eq!(h.azure_assignments(TELEMETRY_SP).len(), 1);
+    // Once read (no such ConfigMap: it wants nothing), the grant goes with the resource that made it.
+    let _ = h.ra("pin").await;
+    h.ra("victim").await.expect("cleanup");
+    assert_eq!(h.azure_assignments(TELEMETRY_SP).len(), 0, "not pinned by the reference");
+}
