@@ -87,11 +87,19 @@ impl Context {
     /// The observation `obj` plans on: the one shared within the resync period, or a fresh one
     /// (every read made anew) while it carries a reconcile request not handled yet
     /// (`iothubaccess.io/reconcile-requested-at`).
+    ///
+    /// At most one fresh observation per resource per `--interlock-recheck` (the same one serves
+    /// every request in that time): a tenant changing the token in a loop never gets Azure reads
+    /// at the rate it writes annotations.
     pub fn observer_for<K: Kind>(&self, obj: &K) -> Arc<Observer> {
-        match driver::requested(obj) {
-            Some(_) => Arc::new(self.observer.fresh()),
-            None => self.observer.get(),
+        if driver::requested(obj).is_none() {
+            return self.observer.get();
         }
+        let key = format!("{}/{}/{}", K::KIND, obj.namespace().unwrap_or_default(), obj.name_any());
+        let mut fresh = self.fresh_at.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        fresh.retain(|_, (at, _)| now.duration_since(*at) < self.settings.interlock_recheck);
+        fresh.entry(key).or_insert_with(|| (now, Arc::new(self.observer.fresh()))).1.clone()
     }
 }
 
@@ -168,6 +176,8 @@ pub struct Context {
     pub turns: Arc<fair::Turns>,
     /// The ConfigMap keys role assignments read their principal from (`principals.rs`).
     pub principals: Arc<principals::PrincipalRefs>,
+    /// When each resource last planned on a fresh observation (a reconcile request).
+    fresh_at: Mutex<HashMap<String, (Instant, Arc<Observer>)>>,
     failures: Mutex<HashMap<String, u32>>,
 }
 
@@ -186,6 +196,7 @@ impl Context {
             shared_access: stores.shared_access,
             turns: fair::Turns::new(settings.reconcile_concurrency),
             principals: Arc::default(),
+            fresh_at: Mutex::new(HashMap::new()),
             settings,
             failures: Mutex::new(HashMap::new()),
         }

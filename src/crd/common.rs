@@ -35,8 +35,14 @@ pub fn reconcile_requested<'a>(
     annotations: &'a std::collections::BTreeMap<String, String>,
     last_handled: Option<&str>,
 ) -> Option<&'a str> {
-    annotations.get(RECONCILE_REQUESTED_AT).map(String::as_str).filter(|t| Some(*t) != last_handled)
+    annotations
+        .get(RECONCILE_REQUESTED_AT)
+        .map(String::as_str)
+        .filter(|t| !t.is_empty() && t.len() <= MAX_RECONCILE_TOKEN && Some(*t) != last_handled)
 }
+
+/// The longest reconcile request token honoured (and recorded in status); a longer one is ignored.
+pub const MAX_RECONCILE_TOKEN: usize = 128;
 /// Namespace annotation (set by the cluster admin) narrowing the scopes a namespace may manage.
 pub const ALLOWED_SCOPES_ANNOTATION: &str = "iothubaccess.io/allowed-scopes";
 

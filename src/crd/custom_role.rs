@@ -86,6 +86,7 @@ pub struct IotHubCustomRoleStatus {
     pub conditions: Vec<StatusCondition>,
     /// The last `iothubaccess.io/reconcile-requested-at` token handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
     pub last_handled_reconcile_at: Option<String>,
     /// The role definition this resource created and owns.
     #[serde(default, skip_serializing_if = "Option::is_none")]

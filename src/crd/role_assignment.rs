@@ -160,6 +160,7 @@ pub struct IotHubRoleAssignmentStatus {
     pub conditions: Vec<StatusCondition>,
     /// The last `iothubaccess.io/reconcile-requested-at` token handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
     pub last_handled_reconcile_at: Option<String>,
     /// The Azure role assignment that satisfies the spec.
     #[serde(default, skip_serializing_if = "Option::is_none")]

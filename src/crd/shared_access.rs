@@ -48,6 +48,7 @@ pub struct IotHubSharedAccessStatus {
     pub conditions: Vec<StatusCondition>,
     /// The last `iothubaccess.io/reconcile-requested-at` token handled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 128))]
     pub last_handled_reconcile_at: Option<String>,
     /// The hub's ARM id.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -120,12 +120,15 @@ pub fn resolve_principal<'s>(
         RefValue::Unknown => return Err(DesireError::PrincipalRefUnknown(format!("{ns}/{}", r.name))),
     };
     if !super::GUID_RE.is_match(&value) {
-        let shown: String = value.chars().take(64).collect();
+        // The value itself is never repeated: status and Events are read by people who may not
+        // read that ConfigMap.
         return Err(DesireError::Invalid(FieldErrors(vec![super::FieldError::new(
             "spec.principal.idFrom.configMapKeyRef",
             format!(
-                "ConfigMap {ns}/{} key {} holds '{shown}', not an object id (a GUID); fix the value where it is written",
-                r.name, r.key
+                "ConfigMap {ns}/{} key {} holds {} characters that are not an object id (a GUID); fix the value where it is written",
+                r.name,
+                r.key,
+                value.chars().count()
             ),
         )])));
     }

@@ -155,7 +155,8 @@ async fn a_principal_read_from_a_config_map_follows_it_as_it_appears_changes_and
     )
     .await;
     let msg = condition(&v, "Ready").unwrap()["message"].as_str().unwrap().to_string();
-    assert!(msg.contains("identity") && msg.contains("principalId") && msg.contains("not-an-object-id"), "{msg}");
+    assert!(msg.contains("identity") && msg.contains("principalId") && msg.contains("not an object id"), "{msg}");
+    assert!(!msg.contains("not-an-object-id"), "the value is never repeated: {msg}");
     assert_eq!(readers(&emu), [SYNC_SP]);
 
     // The ConfigMap goes: waiting again, the grant kept until the resource itself goes.

@@ -353,7 +353,7 @@ async fn plan_and_apply_read_a_principal_from_a_config_map_in_the_input_and_say_
     let out = bin().args(["validate", "-f"]).arg(&ra).arg("-f").arg(&cm_file).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stdout(&out).contains("spec.principal.idFrom.configMapKeyRef: ConfigMap iot-platform/telemetry-processor-identity key principalId holds 'not-a-guid'"),
+        stdout(&out).contains("spec.principal.idFrom.configMapKeyRef: ConfigMap iot-platform/telemetry-processor-identity key principalId holds 10 characters that are not an object id"),
         "{}",
         stdout(&out)
     );
