@@ -28,13 +28,30 @@ struct DenyProperties {
     deny_assignment_name: Option<String>,
     scope: String,
     #[serde(default)]
-    permissions: Vec<Permission>,
+    permissions: Vec<DenyPermission>,
+    #[serde(default)]
+    condition: Option<String>,
     #[serde(default)]
     principals: Vec<PrincipalRef>,
     #[serde(default)]
     exclude_principals: Vec<PrincipalRef>,
     #[serde(default)]
     do_not_apply_to_child_scopes: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DenyPermission {
+    #[serde(default)]
+    actions: Vec<String>,
+    #[serde(default)]
+    not_actions: Vec<String>,
+    #[serde(default)]
+    data_actions: Vec<String>,
+    #[serde(default)]
+    not_data_actions: Vec<String>,
+    #[serde(default)]
+    condition: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -106,10 +123,24 @@ impl ArmClient {
         items
             .into_iter()
             .map(|d| {
+                let p = &d.properties;
+                let conditional = p.condition.as_deref().is_some_and(|c| !c.trim().is_empty())
+                    || p.permissions.iter().any(|x| x.condition.as_deref().is_some_and(|c| !c.trim().is_empty()));
                 Ok(ObservedDeny {
                     name: d.properties.deny_assignment_name.filter(|n| !n.is_empty()).unwrap_or(d.name),
                     scope: scope_of(&what, &d.properties.scope)?,
-                    permissions: d.properties.permissions,
+                    conditional,
+                    permissions: d
+                        .properties
+                        .permissions
+                        .into_iter()
+                        .map(|x| Permission {
+                            actions: x.actions,
+                            not_actions: x.not_actions,
+                            data_actions: x.data_actions,
+                            not_data_actions: x.not_data_actions,
+                        })
+                        .collect(),
                     principals: pairs(d.properties.principals),
                     exclude: pairs(d.properties.exclude_principals),
                     do_not_apply_to_child_scopes: d.properties.do_not_apply_to_child_scopes.unwrap_or(false),

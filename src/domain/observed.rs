@@ -124,6 +124,8 @@ pub struct ObservedDeny {
     pub principals: Vec<(String, String)>,
     pub exclude: Vec<(String, String)>,
     pub do_not_apply_to_child_scopes: bool,
+    /// It (or one of its permissions) has a condition: whether it applies is not known here.
+    pub conditional: bool,
 }
 
 /// A hub's shared access policy, without its keys.

@@ -81,7 +81,13 @@ pub async fn exposure_of(
     let denies: Vec<Deny> = denies
         .into_iter()
         .filter(|d| applies(&d.scope, &scope) && (!d.do_not_apply_to_child_scopes || d.scope.key() == scope.key()))
-        .map(|d| Deny { name: d.name, permissions: d.permissions, principals: d.principals, exclude: d.exclude })
+        .map(|d| Deny {
+            name: d.name,
+            permissions: d.permissions,
+            principals: d.principals,
+            exclude: d.exclude,
+            conditional: d.conditional,
+        })
         .collect();
     let policies = if read_policies {
         Some(

@@ -72,9 +72,21 @@ pub struct Deny {
     /// `(id, type)`; the all-zero id with type `SystemDefined` is everyone.
     pub principals: Vec<(String, String)>,
     pub exclude: Vec<(String, String)>,
+    /// It has a condition: whether it applies is not known here.
+    pub conditional: bool,
 }
 
 impl Deny {
+    /// Certain to apply to `principal` (of `principal_type`)? Not when it has a condition, nor
+    /// when a group is excepted or the grantee is a group and someone is (group members are not
+    /// expanded): then it is reported as "may be denied", never subtracted, so the audit never
+    /// shows less access than there is.
+    fn certain_for(&self, principal_type: &str) -> bool {
+        !self.conditional
+            && !self.exclude.iter().any(|(_, t)| t.eq_ignore_ascii_case("Group"))
+            && !(principal_type.eq_ignore_ascii_case("Group") && !self.exclude.is_empty())
+    }
+
     fn covers(&self, principal: &str) -> bool {
         let listed =
             |l: &[(String, String)]| l.iter().any(|(id, _)| id.eq_ignore_ascii_case(principal) || id == EVERYONE);
@@ -114,6 +126,10 @@ pub struct PrincipalExposure {
     /// Deny assignments that take something away from this principal here.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub denied_by: Vec<String>,
+    /// Deny assignments that may take something away (a condition, or group exceptions): not
+    /// subtracted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub may_be_denied_by: Vec<String>,
     /// The data-plane areas its data actions reach (registry, twins, jobs, ...).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub data_areas: Vec<String>,
@@ -218,7 +234,8 @@ pub fn judge(
     let mut data_held: BTreeMap<String, BTreeSet<&'static str>> = BTreeMap::new();
     for g in grantees {
         let pid = g.principal_id.to_ascii_lowercase();
-        let against: Vec<&Deny> = denies.iter().filter(|d| d.covers(&pid)).collect();
+        let (against, maybe): (Vec<&Deny>, Vec<&Deny>) =
+            denies.iter().filter(|d| d.covers(&pid)).partition(|d| d.certain_for(&g.principal_type));
         let mut denied_by = BTreeSet::new();
         let mut allowed = |action: &str| {
             if !g.role.grants_action(action) {
@@ -258,12 +275,14 @@ pub fn judge(
         if access.is_empty() && denied_by.is_empty() {
             continue; // reaches nothing here (a Reader, say)
         }
+        let may_be: Vec<String> = maybe.iter().map(|d| d.name.clone()).collect();
         let entry = by_principal.entry(pid.clone()).or_insert_with(|| PrincipalExposure {
             principal_id: pid.clone(),
             principal_type: g.principal_type.clone(),
             access: vec![],
             paths: vec![],
             denied_by: vec![],
+            may_be_denied_by: vec![],
             data_areas: vec![],
             least_privileged_role: None,
         });
@@ -276,6 +295,7 @@ pub fn judge(
             }
         }
         entry.denied_by.extend(denied_by);
+        entry.may_be_denied_by.extend(may_be);
         let mut areas: BTreeSet<String> = entry.data_areas.iter().cloned().collect();
         areas.extend(data.iter().map(|a| area(a).to_string()));
         entry.data_areas = areas.into_iter().collect();
@@ -294,6 +314,8 @@ pub fn judge(
             p.access.sort();
             p.denied_by.sort();
             p.denied_by.dedup();
+            p.may_be_denied_by.sort();
+            p.may_be_denied_by.dedup();
             p.paths.sort_by(|a, b| (a.kind, &a.scope, &a.role_name).cmp(&(b.kind, &b.scope, &b.role_name)));
             p.least_privileged_role = data_held.get(&p.principal_id).and_then(least_privileged);
             p

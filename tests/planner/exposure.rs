@@ -49,6 +49,7 @@ fn a_deny_for_everyone_spares_only_the_principals_it_excludes() {
         }],
         principals: vec![("00000000-0000-0000-0000-000000000000".into(), "SystemDefined".into())],
         exclude: vec![(A.into(), "ServicePrincipal".into())],
+        conditional: false,
     };
     let e = judge(
         &hub_id().scope(),
@@ -98,4 +99,33 @@ fn data_actions_count_after_not_data_actions_and_the_least_privileged_role_is_na
     assert_eq!(eligible.access, [Reach::Data]);
     assert_eq!(eligible.paths[0].kind, PathKind::Eligible);
     assert!(!eligible.data_areas.is_empty() && eligible.least_privileged_role.is_none(), "eligible: nothing held yet");
+}
+
+#[test]
+fn a_deny_that_may_not_apply_is_shown_never_subtracted() {
+    let owner = builtin_by_name("Owner").unwrap().clone();
+    let keys = vec![Permission { actions: vec!["Microsoft.Devices/*".into()], ..Default::default() }];
+    let everyone = vec![("00000000-0000-0000-0000-000000000000".to_string(), "SystemDefined".to_string())];
+    let conditional = Deny {
+        name: "conditional".into(),
+        permissions: keys.clone(),
+        principals: everyone.clone(),
+        exclude: vec![],
+        conditional: true,
+    };
+    let except_a_group = Deny {
+        name: "except-group".into(),
+        permissions: keys,
+        principals: everyone,
+        exclude: vec![("a0000000-0000-4000-8000-0000000000ff".into(), "Group".into())],
+        conditional: false,
+    };
+    for d in [conditional, except_a_group] {
+        let e =
+            judge(&hub_id().scope(), Access::Allow, None, &[grantee(A, owner.clone(), PathKind::Active)], &[d.clone()]);
+        let a = &e.principals[0];
+        assert_eq!(a.access, [Reach::Keys, Reach::Grant], "{}: not subtracted", d.name);
+        assert_eq!(a.may_be_denied_by, [d.name.clone()]);
+        assert!(a.denied_by.is_empty());
+    }
 }
