@@ -123,6 +123,55 @@ fn at(held: &Held) -> String {
     format!("'{}' at {}", held.role.role_name, held.scope)
 }
 
+/// Roles a condition must never let through, beyond Owner: each can grant or write anything.
+const PRIVILEGED: &[(Uuid, &str)] = &[
+    (Uuid::from_u128(0x18d7d88d_d35e_4fb5_a5c3_7773c20a72d9), "User Access Administrator"),
+    (Uuid::from_u128(0xf58310d9_a9f6_439a_9e8d_f62e7b41a168), "Role Based Access Control Administrator"),
+    (Uuid::from_u128(0xb24988ac_6180_42a0_ab88_20f7382dd24c), "Contributor"),
+    // No real role: stands for "any role the condition does not name".
+    (Uuid::from_u128(0x0b5e0b5e_0000_4000_8000_00000000f00d), "any other role"),
+];
+
+/// The first privileged probe `h` lets its holder assign or remove, in words.
+fn beyond_data_roles(h: &Held) -> Option<String> {
+    for (role, name) in PRIVILEGED {
+        for t in TYPES {
+            if allows(h, RA_WRITE, *role, t) {
+                return Some(format!("assign {name} to a {t}"));
+            }
+            if allows(h, RA_DELETE, *role, t) {
+                return Some(format!("remove assignments of {name} from a {t}"));
+            }
+        }
+    }
+    None
+}
+
+/// Why `h`'s condition cannot be judged by probing role and principal type: it does not parse
+/// here, or it reads something else (a principal id, the environment, the principal's
+/// attributes) whose value no probe can know.
+fn unjudged_condition(h: &Held) -> Option<String> {
+    let text = h.condition.as_deref().filter(|c| !c.trim().is_empty())?;
+    if !h.role.grants_action(RA_WRITE) && !h.role.grants_action(RA_DELETE) {
+        return None;
+    }
+    match iothub_access_abac::parse(text) {
+        Err(e) => Some(format!("it does not parse here: {e}")),
+        Ok(c) => {
+            let other: Vec<String> = c
+                .attributes()
+                .into_iter()
+                .filter(|(src, name)| {
+                    !matches!(src, Source::Request | Source::Resource)
+                        || !(name.ends_with(":RoleDefinitionId") || name.ends_with(":PrincipalType"))
+                })
+                .map(|(src, name)| format!("{src}[{name}]"))
+                .collect();
+            (!other.is_empty()).then(|| format!("it reads {}", other.join(", ")))
+        }
+    }
+}
+
 /// What `held` (every assignment the identity holds anywhere) gives beyond `needs`.
 pub fn over_privileged(held: &[Held], needs: &Needs) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -135,6 +184,14 @@ pub fn over_privileged(held: &[Held], needs: &Needs) -> Vec<Finding> {
                 "{} may assign any role, Owner included ({why}); grant what `iothub-access-operator setup` prints instead",
                 at(h)
             ));
+        } else if let Some(probe) = beyond_data_roles(h) {
+            say(format!(
+                "{} may {probe}; its condition should list only IoT Hub data roles (what `iothub-access-operator setup` prints)",
+                at(h)
+            ));
+        }
+        if let Some(why) = unjudged_condition(h) {
+            say(format!("{} has a condition this check cannot judge ({why}): check it by hand", at(h)));
         }
         for (action, what) in NEVER_NEEDED {
             if h.role.grants_action(action) {

@@ -119,9 +119,10 @@ fn an_identity_that_may_assign_owner_is_over_privileged_however_it_got_there() {
             h.role.role_name
         );
     }
-    // A condition Azure would refuse lets nothing through: not over-privileged, but useless.
+    // A condition that does not parse here lets nothing through the probes, and is said so.
     let broken = held(rg(), builtin(RBAC_ADMIN), Some("@Request[nonsense".into()));
-    assert_eq!(over_privileged(std::slice::from_ref(&broken), &needs()), []);
+    let f = over_privileged(std::slice::from_ref(&broken), &needs());
+    assert!(f.iter().all(|x| x.detail.contains("cannot judge")) && f.len() == 1, "{f:?}");
     let reach = |_: &Scope| vec![broken.clone()];
     let lacks = missing(&reach, &needs());
     assert!(
@@ -170,4 +171,29 @@ fn what_the_kinds_in_use_need_is_named_where_it_is_missing() {
     // Nothing in use, nothing needed beyond the reads on the allowed scopes.
     let idle = Needs { allowed_scopes: vec![rg()], ..Needs::default() };
     assert_eq!(missing(&reach, &idle), []);
+}
+
+#[test]
+fn a_condition_that_lets_other_powerful_roles_through_or_cannot_be_judged_is_reported() {
+    // Microsoft's "allow most roles, but not Owner, User Access Administrator or RBAC
+    // Administrator": Contributor, and any other role, still pass.
+    let most = "((!(ActionMatches{'Microsoft.Authorization/roleAssignments/write'})) OR \
+        (@Request[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAllValues:GuidNotEquals \
+        {8e3af657-a8ff-443c-a75c-2fe8c4bcb635, 18d7d88d-d35e-4fb5-a5c3-7773c20a72d9, f58310d9-a9f6-439a-9e8d-f62e7b41a168})) AND \
+        ((!(ActionMatches{'Microsoft.Authorization/roleAssignments/delete'})) OR \
+        (@Resource[Microsoft.Authorization/roleAssignments:RoleDefinitionId] ForAnyOfAllValues:GuidNotEquals \
+        {8e3af657-a8ff-443c-a75c-2fe8c4bcb635, 18d7d88d-d35e-4fb5-a5c3-7773c20a72d9, f58310d9-a9f6-439a-9e8d-f62e7b41a168}))";
+    let f = over_privileged(&[held(rg(), builtin(RBAC_ADMIN), Some(most.into()))], &needs());
+    let over = kinds(&f, FindingKind::OverPrivileged).join("\n");
+    assert!(over.contains("may assign Contributor"), "{over}");
+    assert!(!over.contains("Owner included"), "Owner itself is refused by it: {over}");
+
+    // The setup condition widened with "or for this one principal": whoever that is, any role.
+    let widened = format!(
+        "({}) OR (@Request[Microsoft.Authorization/roleAssignments:PrincipalId] ForAnyOfAnyValues:GuidEquals {{a0000000-0000-4000-8000-00000000bad1}})",
+        setup_condition(&["ServicePrincipal"])
+    );
+    let f = over_privileged(&[held(rg(), builtin(RBAC_ADMIN), Some(widened))], &needs());
+    let text = kinds(&f, FindingKind::OverPrivileged).join("\n");
+    assert!(text.contains("cannot judge") && text.contains("PrincipalId"), "{text}");
 }
