@@ -84,7 +84,7 @@ impl Deny {
     fn certain_for(&self, principal_type: &str) -> bool {
         !self.conditional
             && !self.exclude.iter().any(|(_, t)| t.eq_ignore_ascii_case("Group"))
-            && !(principal_type.eq_ignore_ascii_case("Group") && !self.exclude.is_empty())
+            && (self.exclude.is_empty() || !principal_type.eq_ignore_ascii_case("Group"))
     }
 
     fn covers(&self, principal: &str) -> bool {
