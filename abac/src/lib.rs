@@ -801,7 +801,7 @@ enum Pattern {
 
 /// `ActionMatches`: case-insensitive, `*` matches any run of characters (`/` included), as in the
 /// `Actions` of a role definition (`*/read`, `Microsoft.Authorization/*/Write`).
-fn action_matches(pattern: &str, action: &str) -> bool {
+pub fn action_matches(pattern: &str, action: &str) -> bool {
     let pattern: Vec<Pattern> =
         pattern.chars().map(|c| if c == '*' { Pattern::AnyRun } else { Pattern::Char(c) }).collect();
     glob(&pattern, action, true)

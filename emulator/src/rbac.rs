@@ -216,28 +216,10 @@ pub(crate) fn grants(d: &RoleDefinition, act: &str) -> bool {
     })
 }
 
-/// ARM's action patterns: `*` matches any run of characters (`/` included), case-insensitively.
+/// ARM's action patterns: `*` matches any run of characters (`/` included), case-insensitively
+/// (the same matching as a condition's `ActionMatches`).
 pub(crate) fn wildcard_match(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.to_ascii_lowercase().into_bytes(), text.to_ascii_lowercase().into_bytes());
-    // Greedy match with backtracking to the last star: linear enough for action names.
-    let (mut pi, mut ti, mut star, mut mark) = (0usize, 0usize, None, 0usize);
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            star = Some(pi);
-            pi += 1;
-            mark = ti;
-        } else if pi < p.len() && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == b'*')
+    iothub_access_abac::action_matches(pattern, text)
 }
 
 fn condition_holds(a: &RoleAssignment, request: &RequestAttributes) -> bool {

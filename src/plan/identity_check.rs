@@ -5,7 +5,7 @@
 //! A role assignment's delegation condition is evaluated, not read by name: an RBAC
 //! Administrator whose condition lets Owner through counts as unconditioned.
 
-use iothub_access_abac::{Attributes, Source};
+use iothub_access_abac::{RoleAssignmentOperation, Source};
 use uuid::Uuid;
 
 use crate::domain::{PrincipalType, RoleDefinition, Scope};
@@ -74,34 +74,6 @@ pub struct Finding {
     pub detail: String,
 }
 
-/// The probe a condition is evaluated on: one role assignment write or delete.
-struct Probe<'a> {
-    action: &'a str,
-    role: Uuid,
-    principal_type: &'a str,
-}
-
-impl Attributes for Probe<'_> {
-    fn action(&self) -> &str {
-        self.action
-    }
-
-    fn value(&self, source: Source, attribute: &str) -> Option<Vec<String>> {
-        let wanted = if self.action.eq_ignore_ascii_case(RA_DELETE) { Source::Resource } else { Source::Request };
-        if source != wanted {
-            return None;
-        }
-        let name = attribute.strip_prefix("Microsoft.Authorization/roleAssignments:")?;
-        let v = match name.to_ascii_lowercase().as_str() {
-            "roledefinitionid" => self.role.to_string(),
-            "principaltype" => self.principal_type.to_string(),
-            "principalid" => Uuid::nil().to_string(),
-            _ => return None,
-        };
-        Some(vec![v])
-    }
-}
-
 /// Whether `held` lets its holder perform `action` (for a role assignment write or delete: of
 /// `role` for `principal_type`, with its condition evaluated; a condition that does not parse
 /// allows nothing, as in Azure).
@@ -112,7 +84,15 @@ fn allows(held: &Held, action: &str, role: Uuid, principal_type: &str) -> bool {
     match held.condition.as_deref().filter(|c| !c.trim().is_empty()) {
         None => true,
         Some(text) => iothub_access_abac::parse(text)
-            .map(|c| c.evaluate(&Probe { action, role, principal_type }))
+            .map(|c| {
+                let (role, nobody) = (role.to_string(), Uuid::nil().to_string());
+                let op = if action.eq_ignore_ascii_case(RA_DELETE) {
+                    RoleAssignmentOperation::delete(&role, &nobody, Some(principal_type))
+                } else {
+                    RoleAssignmentOperation::write(&role, &nobody, Some(principal_type))
+                };
+                c.evaluate(&op)
+            })
             .unwrap_or(false),
     }
 }
